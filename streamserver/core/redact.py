@@ -1,0 +1,176 @@
+"""Mask planning and the delay line: the latency contract lives here.
+
+:class:`MaskPlan` keeps the sample ranges (analysis rate) that must not be
+heard, padded and merged. :class:`DelayLine` holds the client's own samples
+until they are released, and applies beep or silence with short fades where
+the release mask says so. Neither knows about clocks: the session tells the
+delay line how far to release and which samples to mask.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from .types import SampleSpan
+
+
+class MaskPlan:
+    """Merged, padded ``[start, end)`` ranges to mask. Union only: never shrinks.
+
+    Once a range is planned it stays (a later hypothesis that no longer sees
+    the entity does not un-mask audio: union of evidence, fail closed).
+    """
+
+    def __init__(self, padding: int) -> None:
+        self.padding = padding
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, start: int, end: int) -> None:
+        start, end = max(0, start - self.padding), end + self.padding
+        if end <= start:
+            return
+        i = bisect.bisect_left(self._ends, start)
+        j = bisect.bisect_right(self._starts, end)
+        if i < j:
+            start = min(start, self._starts[i])
+            end = max(end, self._ends[j - 1])
+        self._starts[i:j] = [start]
+        self._ends[i:j] = [end]
+
+    def add_spans(self, spans: list[SampleSpan]) -> None:
+        for span in spans:
+            self.add(span.start, span.end)
+
+    def ranges(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The planned ranges overlapping ``[start, end)``, clipped to it."""
+        i = bisect.bisect_right(self._ends, start)
+        out = []
+        while i < len(self._starts) and self._starts[i] < end:
+            out.append((max(start, self._starts[i]), min(end, self._ends[i])))
+            i += 1
+        return out
+
+    def forget_before(self, sample: int) -> None:
+        """Drop ranges that end before ``sample`` (already released)."""
+        i = bisect.bisect_right(self._ends, sample)
+        del self._starts[:i]
+        del self._ends[:i]
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+
+def ranges_to_mask(ranges: list[tuple[int, int]], start: int, n: int) -> np.ndarray:
+    """Boolean array for samples ``[start, start+n)`` true inside ``ranges``."""
+    mask = np.zeros(n, dtype=bool)
+    for lo, hi in ranges:
+        mask[max(lo - start, 0) : max(min(hi - start, n), 0)] = True
+    return mask
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A block of released output: samples ``[start, start+len)`` of the stream."""
+
+    start: int
+    samples: np.ndarray  # int16 (n, channels)
+    masked: np.ndarray  # bool (n,), true where the output no longer carries the input
+
+
+class DelayLine:
+    """Holds input until release; every sample comes out exactly once, in order.
+
+    ``push`` appends samples (client rate); ``release(until, mask)`` returns
+    samples ``[released, until)`` with ``mask`` applied. Masked audio is
+    replaced by a phase-continuous 1 kHz beep or by silence; the change is
+    ramped over ``fade`` samples inside the masked range to avoid clicks.
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        channels: int,
+        mode: str = "beep",
+        fade: int = 0,
+        beep_hz: float = 1000.0,
+        beep_amplitude: float = 0.2,
+    ) -> None:
+        self.rate = rate
+        self.channels = channels
+        self.mode = mode
+        self.fade = max(1, fade or rate // 200)  # 5 ms
+        self._omega = 2 * np.pi * beep_hz / rate
+        self._beep_amp = beep_amplitude * 32767
+        self._pending: list[np.ndarray] = []
+        self._pending_len = 0
+        self.pushed = 0
+        self.released = 0
+        self._level = 0.0  # current mask level: 0 passes, 1 fully masked
+
+    @property
+    def held(self) -> int:
+        """Samples pushed and not yet released."""
+        return self.pushed - self.released
+
+    def push(self, samples: np.ndarray) -> None:
+        if samples.ndim != 2 or samples.shape[1] != self.channels:
+            raise ValueError("samples must be shaped (n, channels)")
+        if samples.shape[0]:
+            self._pending.append(samples)
+            self._pending_len += samples.shape[0]
+            self.pushed += samples.shape[0]
+
+    def release(self, until: int, mask: np.ndarray) -> Released:
+        """Release ``[released, until)``; ``mask`` has one bool per released sample."""
+        until = min(until, self.pushed)
+        n = max(0, until - self.released)
+        if mask.shape != (n,):
+            raise ValueError(f"mask must have {n} entries")
+        out = self._take(n)
+        start = self.released
+        self.released += n
+        if n == 0:
+            return Released(start, out, mask)
+        level = self._levels(mask)
+        if level.any():
+            gain = (1.0 - level)[:, None]
+            mixed = out.astype(np.float32) * gain
+            if self.mode == "beep":
+                t = np.arange(start, start + n, dtype=np.float64)
+                tone = (np.sin(self._omega * t) * self._beep_amp).astype(np.float32)
+                mixed += (tone * level)[:, None]
+            out = np.clip(np.rint(mixed), -32768, 32767).astype(np.int16)
+        return Released(start, out, mask)
+
+    def _take(self, n: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros((0, self.channels), dtype=np.int16)
+        whole = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        out, rest = whole[:n], whole[n:]
+        self._pending = [rest] if rest.shape[0] else []
+        self._pending_len = rest.shape[0]
+        return out
+
+    def _levels(self, mask: np.ndarray) -> np.ndarray:
+        """Slew-limited mask level, run by run (few runs per block)."""
+        n = mask.shape[0]
+        level = np.empty(n, dtype=np.float32)
+        step = 1.0 / self.fade
+        edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+        bounds = [0, *edges.tolist(), n]
+        cur = self._level
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            target = 1.0 if mask[lo] else 0.0
+            k = np.arange(1, hi - lo + 1, dtype=np.float32)
+            if target > cur:
+                seg = np.minimum(cur + k * step, 1.0)
+            else:
+                seg = np.maximum(cur - k * step, 0.0)
+            level[lo:hi] = seg
+            cur = float(seg[-1])
+        self._level = cur
+        return level

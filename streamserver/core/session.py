@@ -1,0 +1,495 @@
+"""One redaction session, sans I/O: bytes and clock in, bytes and events out.
+
+The session composes the stages (decode → VAD → streaming ASR → PII → masks →
+delay line). It never calls Whisper or presidio itself: it hands out jobs and
+takes their results, so the same code runs under the asyncio server (jobs in a
+worker pool, wall-clock deadlines) and in-process for files (jobs inline,
+audio-clock deadlines). The VAD is called inline: it is ~0.1 ms per window.
+
+Driving it (see :mod:`streamserver.runtime` and :func:`run_offline`)::
+
+    s.push_audio(data, now)                  # any number of bytes, whole frames
+    while job := s.next_job():               # ASR or detection work that is due
+        s.complete_job(job, run(job))        # results back (or s.fail_job(job))
+    s.release(now)                           # audio due by the clock
+    for out in s.take_outputs(): ...         # AudioOut / Event, in order
+    s.finish(); ... drain jobs ...; s.release(now) until s.done
+
+Time inside is the 16 kHz analysis sample index; the delay line works in the
+client's own samples so output is bit-identical wherever nothing is masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .. import audio as audio_mod
+from ..config import AsrConfig, SessionConfig
+from .asr import AsrJob, AsrUpdate, StreamingTranscriber, TimedWord
+from .redact import DelayLine, MaskPlan, ranges_to_mask
+from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
+from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
+
+# Left context (committed words already final) given to the detector.
+_DETECT_LEFT_CONTEXT = 24
+_HAS_DIGIT_OR_AT = re.compile(r"[\d@]")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
+
+
+class VadStream(Protocol):
+    def push(self, samples: np.ndarray) -> list[float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut:
+    data: bytes
+    start: int  # first client sample in this block
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectJob:
+    """Words to run the PII detector over (committed context + unstable tail)."""
+
+    job_id: int
+    words: list[Word]
+    first_index: int  # global index of words[0] among committed words
+    n_committed: int  # words[:n_committed] are committed, the rest tentative
+    texts: tuple[str, ...] = field(repr=False)
+
+
+Job = AsrJob | DetectJob
+
+
+@dataclass
+class SessionStats:
+    audio_in_ms: float = 0.0
+    audio_out_ms: float = 0.0
+    speech_ms: float = 0.0
+    masked_ms: float = 0.0
+    deadline_masked_ms: float = 0.0
+    redactions: int = 0
+    final_words: int = 0
+    asr_passes: int = 0
+    failed_jobs: int = 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {k: round(v, 1) if isinstance(v, float) else v for k, v in vars(self).items()}
+
+
+class Session:
+    """Composes the pipeline for one stream. Not thread-safe: one owner drives it."""
+
+    def __init__(
+        self,
+        cfg: SessionConfig,
+        asr_cfg: AsrConfig,
+        vad_stream: VadStream,
+        vad_cfg: VadConfig | None = None,
+        session_id: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.asr_cfg = asr_cfg
+        self.session_id = session_id
+        self.fmt = audio_mod.AudioFormat(cfg.encoding, cfg.sample_rate, cfg.channels)  # type: ignore[arg-type]
+        self.fmt.validate()
+        self.rate = cfg.sample_rate
+        self._vad_stream = vad_stream
+        self._vad_cfg = vad_cfg or VadConfig()
+        self._vad = VadSegmenter(self._vad_cfg)
+        # VAD reports a start only after min_speech; until then the newest
+        # samples may still turn out to be speech. Treat them as undecided.
+        self._vad_lag = (
+            ms_to_samples(self._vad_cfg.speech_pad_ms + self._vad_cfg.min_speech_ms)
+            + 2 * self._vad_cfg.window
+        )
+        self._resampler = audio_mod.StreamingResampler(self.rate, ANALYSIS_RATE)
+        self._asr = StreamingTranscriber(asr_cfg, preroll=ms_to_samples(self._vad_cfg.speech_pad_ms) + self._vad_lag)
+        self._plan = MaskPlan(ms_to_samples(cfg.mask_padding_ms))
+        self._line = DelayLine(self.rate, cfg.channels, cfg.audio_redaction)
+        self._delay = ms_to_samples(cfg.delay_ms)  # analysis samples
+        self._arrivals: deque[tuple[int, float]] = deque()  # (client sample end, wall time)
+        self._outbox: list[AudioOut | Event] = []
+        self.stats = SessionStats()
+        # Text state: committed words (global index = _base + list index).
+        self._committed: list[Word] = []
+        self._base = 0
+        self._labels: dict[int, tuple[str, float]] = {}
+        self._final_upto = 0
+        self._utterance_ended_upto = 0  # committed words before this are in ended utterances
+        self._tentative: list[Word] = []
+        self._pending_detect: DetectJob | None = None
+        self._pending_update: AsrUpdate | None = None
+        self._last_detect: tuple[tuple[str, ...], list[WordSpan]] | None = None
+        self._job_seq = 0
+        self._decided = 0  # analysis samples decided (ASR + detection done)
+        self._finished = False
+        self._closed = False
+        self._outbox.append(Event({"type": "session.begin", "session_id": session_id,
+                                   "protocol": 1, "config": _public_config(cfg)}))
+
+    # -- input -------------------------------------------------------------------
+    def push_audio(self, data: bytes, now: float = 0.0) -> None:
+        """Accept whole frames of the client's encoding. Raises AudioFormatError."""
+        if self._finished:
+            raise RuntimeError("push_audio after finish")
+        frames = audio_mod.decode(data, self.fmt)
+        if frames.shape[0] == 0:
+            return
+        self._line.push(frames)
+        self._arrivals.append((self._line.pushed, now))
+        self.stats.audio_in_ms += 1000 * frames.shape[0] / self.rate
+        mono16k = self._resampler.process(audio_mod.to_mono_float(frames))
+        self._analyse(mono16k)
+
+    def _analyse(self, mono16k: np.ndarray) -> None:
+        if mono16k.size == 0:
+            return
+        self._asr.push_audio(mono16k)
+        probs = self._vad_stream.push(mono16k)
+        for ev in self._vad.push(probs):
+            self._on_vad(ev)
+        self._advance_silence_frontier()
+
+    def _on_vad(self, ev: SpeechStarted | SpeechEnded) -> None:
+        if isinstance(ev, SpeechStarted):
+            self._asr.start_utterance(ev.start)
+            self._emit({"type": "speech.started", "start": samples_to_seconds(ev.start)})
+        else:
+            self._asr.end_utterance(ev.end)
+            self._emit({"type": "speech.ended", "start": samples_to_seconds(ev.start),
+                        "end": samples_to_seconds(ev.end)})
+
+    def _advance_silence_frontier(self) -> None:
+        """With no utterance open or in flight, audio up to the VAD lag is decided."""
+        if not self._asr.utterance_open and not self._asr.busy and self._pending_detect is None:
+            self._decided = max(self._decided, self._vad.frontier - self._vad_lag)
+
+    def flush(self) -> None:
+        """Finalise what was said so far (a final ASR pass now); input may go on."""
+        frontier = self._asr.frontier
+        if self._asr.utterance_open:
+            self._asr.end_utterance(frontier)
+            if self._vad.in_speech:
+                self._asr.start_utterance(frontier)
+
+    def finish(self) -> None:
+        """End of input: flush resampler and VAD so the last utterance gets a final pass."""
+        if self._finished:
+            return
+        self._finished = True
+        tail = self._resampler.flush()
+        if tail.size:
+            self._asr.push_audio(tail)
+            for ev in self._vad.push(self._vad_stream.push(tail)):
+                self._on_vad(ev)
+        for ev in self._vad.flush():
+            self._on_vad(ev)
+
+    # -- jobs --------------------------------------------------------------------
+    def next_job(self) -> Job | None:
+        """The work that is due now (at most one in flight per session)."""
+        if self._pending_detect is not None or self._pending_update is not None:
+            return None
+        job = self._asr.next_job(end_of_stream=self._finished)
+        if job is not None:
+            self.stats.asr_passes += 1
+        return job
+
+    def complete_job(self, job: Job, result: Any) -> Job | None:
+        """Feed a job's result back; returns a follow-up job that is due at once."""
+        if isinstance(job, AsrJob):
+            words = [TimedWord(w.text, w.start, w.end, w.probability) for w in result]
+            update = self._asr.complete_job(job, words)
+            return self._after_asr(update)
+        return self._after_detect(job, result)
+
+    def fail_job(self, job: Job) -> None:
+        """A model call raised or timed out: its audio stays undecided (fails closed)."""
+        self.stats.failed_jobs += 1
+        if isinstance(job, AsrJob):
+            self._asr.abandon_job(job)
+        else:
+            self._pending_detect = None
+            update = self._pending_update
+            self._pending_update = None
+            if update is not None:
+                self._take_update_words(update)
+        self._advance_silence_frontier()
+
+    def _after_asr(self, update: AsrUpdate) -> DetectJob | None:
+        self._pending_update = update
+        self._take_update_words(update)
+        first = max(self._final_upto - _DETECT_LEFT_CONTEXT, self._base)
+        window = self._committed[first - self._base :]
+        n_committed = len(window)
+        if self.cfg.use_hypothesis_evidence:
+            window = window + self._tentative
+        texts = tuple(w.text for w in window)
+        self._job_seq += 1
+        job = DetectJob(self._job_seq, window, first, n_committed, texts)
+        if self._last_detect is not None and self._last_detect[0] == texts:
+            # Same words as last time: same answer, no model call.
+            self._pending_detect = job
+            self._after_detect(job, self._last_detect[1])
+            return None
+        self._pending_detect = job
+        return job
+
+    def _take_update_words(self, update: AsrUpdate) -> None:
+        self._committed.extend(update.committed)
+        self._tentative = update.tentative
+        if update.utterance_ended:
+            self._utterance_ended_upto = self._base + len(self._committed)
+
+    def _after_detect(self, job: DetectJob, spans: Sequence[WordSpan]) -> None:
+        update = self._pending_update
+        self._pending_detect = None
+        self._pending_update = None
+        self._last_detect = (job.texts, list(spans))
+        for i in range(job.n_committed):
+            self._labels.pop(job.first_index + i, None)
+        for span in spans:
+            if span.entity not in self.cfg.entities:
+                continue
+            words = job.words[span.first : span.last]
+            if not words:
+                continue
+            self._plan.add(words[0].start, words[-1].end)
+            for i in range(span.first, min(span.last, job.n_committed)):
+                prev = self._labels.get(job.first_index + i)
+                if prev is None or span.score > prev[1]:
+                    self._labels[job.first_index + i] = (span.entity, span.score)
+        if update is not None:
+            self._decided = max(self._decided, update.analysed_until)
+            self._emit_text(job)
+        self._advance_silence_frontier()
+
+    # -- text out ----------------------------------------------------------------
+    def _emit_text(self, job: DetectJob) -> None:
+        total = self._base + len(self._committed)
+        final_to = max(total - self.asr_cfg.final_right_context_words, self._utterance_ended_upto)
+        if final_to > self._final_upto:
+            idx = range(self._final_upto, final_to)
+            words = [self._committed[i - self._base] for i in idx]
+            labels = [self._labels.get(i) for i in idx]
+            self._final_upto = final_to
+            self._emit_final(words, labels)
+            self._trim_committed()
+        pending = self._committed[self._final_upto - self._base :]
+        plabels = [self._labels.get(i) for i in range(self._final_upto, total)]
+        partial = [self._partial_text(w, lab) for w, lab in zip(pending, plabels, strict=True)]
+        partial += [self._partial_text(w, None) for w in self._tentative]
+        if partial:
+            span_words = pending + self._tentative
+            self._emit({"type": "transcript.partial", "is_final": False,
+                        "text": "".join(partial).strip(),
+                        "start": samples_to_seconds(span_words[0].start),
+                        "end": samples_to_seconds(span_words[-1].end)})
+
+    def _partial_text(self, w: Word, label: tuple[str, float] | None) -> str:
+        # Partials are masked conservatively: any digit or '@' and anything the
+        # audio plan masks, even if the words are not final yet.
+        if label is None and (
+            _HAS_DIGIT_OR_AT.search(w.text) or self._plan.ranges(w.start, w.end)
+        ):
+            label = ("REDACTED", 0.0)
+        return self._substitute(w.text, label[0]) if label else w.text
+
+    def _substitute(self, text: str, entity: str) -> str:
+        if self.cfg.text_substitution == "entity_name":
+            lead = " " if text.startswith(" ") else ""
+            return f"{lead}[{entity}]"
+        return _ALNUM.sub("#", text)
+
+    def _emit_final(self, words: list[Word], labels: list[tuple[str, float] | None]) -> None:
+        out_words, text_parts = [], []
+        prev_entity: str | None = None
+        for w, lab in zip(words, labels, strict=True):
+            entity = lab[0] if lab else None
+            shown = self._substitute(w.text, entity) if entity else w.text
+            if entity and self.cfg.text_substitution == "entity_name" and entity == prev_entity:
+                pass  # one [ENTITY] token per run of words
+            else:
+                text_parts.append(shown)
+            prev_entity = entity
+            out_words.append({"text": shown.strip(), "start": samples_to_seconds(w.start),
+                              "end": samples_to_seconds(w.end), "redacted": entity is not None,
+                              "entity": entity, "confidence": round(w.probability, 3)})
+        self.stats.final_words += len(words)
+        self._emit({"type": "transcript.final", "is_final": True,
+                    "text": "".join(text_parts).strip(),
+                    "start": samples_to_seconds(words[0].start),
+                    "end": samples_to_seconds(words[-1].end), "words": out_words})
+        # One redaction event per run of words with the same entity.
+        i = 0
+        while i < len(words):
+            lab = labels[i]
+            if lab is None:
+                i += 1
+                continue
+            j, score = i, lab[1]
+            while j + 1 < len(words) and labels[j + 1] is not None and labels[j + 1][0] == lab[0]:  # type: ignore[index]
+                j += 1
+                score = max(score, labels[j][1])  # type: ignore[index]
+            self.stats.redactions += 1
+            self._emit({"type": "redaction", "entity": lab[0],
+                        "start": samples_to_seconds(words[i].start),
+                        "end": samples_to_seconds(words[j].end), "score": round(score, 3)})
+            i = j + 1
+
+    def _trim_committed(self) -> None:
+        keep_from = self._final_upto - _DETECT_LEFT_CONTEXT
+        drop = keep_from - self._base
+        if drop > 64:
+            del self._committed[:drop]
+            self._labels = {k: v for k, v in self._labels.items() if k >= keep_from}
+            self._base = keep_from
+
+    # -- release -----------------------------------------------------------------
+    def release(self, now: float | None = None) -> None:
+        """Release what is due: by wall clock (realtime) or by decisions (asap).
+
+        ``realtime``: client samples whose arrival + D has passed ``now``.
+        ``asap``: samples up to the decided frontier minus D.
+        After :meth:`finish` and once no work is left, everything is due.
+        """
+        if self._closed:
+            return
+        if self.cfg.pace == "realtime" and not self._all_decided_after_finish():
+            assert now is not None, "realtime release needs the clock"
+            deadline = now - self.cfg.delay_ms / 1000
+            until = self._line.released
+            while self._arrivals and self._arrivals[0][1] <= deadline:
+                until = self._arrivals.popleft()[0]
+        elif self._all_decided_after_finish():
+            until = self._line.pushed
+        else:
+            until = self._client_sample(self._decided - self._delay)
+        self._release_until(until)
+
+    def _all_decided_after_finish(self) -> bool:
+        return (
+            self._finished
+            and not self._asr.utterance_open
+            and not self._asr.busy
+            and self._pending_detect is None
+        )
+
+    @property
+    def done(self) -> bool:
+        """Finished and every pushed sample released."""
+        return self._finished and self._line.released == self._line.pushed
+
+    def _client_sample(self, analysis_sample: int) -> int:
+        return max(0, analysis_sample) * self.rate // ANALYSIS_RATE
+
+    def _analysis_sample(self, client_sample: int) -> int:
+        return client_sample * ANALYSIS_RATE // self.rate
+
+    def _release_until(self, until: int) -> None:
+        start = self._line.released
+        until = min(until, self._line.pushed)
+        n = until - start
+        if n <= 0:
+            return
+        a0, a1 = self._analysis_sample(start), self._analysis_sample(until) + 1
+        # Everything in analysis samples first, then mapped to client samples.
+        idx = (np.arange(start, until, dtype=np.int64) * ANALYSIS_RATE) // self.rate
+        planned = ranges_to_mask(self._plan.ranges(a0, a1), a0, a1 - a0)[idx - a0]
+        speech_ranges = self._vad.speech_intervals(a0, a1)
+        speech = ranges_to_mask(speech_ranges, a0, a1 - a0)[idx - a0]
+        undecided = speech & (idx >= self._decided) & ~planned
+        if self._all_decided_after_finish():
+            undecided[:] = False
+        mask = planned | undecided if self.cfg.on_deadline == "mask" else planned
+        released = self._line.release(until, mask)
+        ms = 1000 / self.rate
+        self.stats.audio_out_ms += n * ms
+        self.stats.speech_ms += float(speech.sum()) * ms
+        self.stats.masked_ms += float(mask.sum()) * ms
+        self.stats.deadline_masked_ms += float(undecided.sum()) * ms
+        self._outbox.append(AudioOut(audio_mod.encode(released.samples, self.fmt), start))
+        self._plan.forget_before(a0 - self._delay)
+        self._vad.forget_before(a0 - self._delay)
+
+    # -- output ------------------------------------------------------------------
+    def _emit(self, payload: dict[str, Any]) -> None:
+        self._outbox.append(Event(payload))
+
+    def take_outputs(self) -> list[AudioOut | Event]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def close(self) -> None:
+        """Emit ``session.end`` (once). Call after the last release."""
+        if self._closed:
+            return
+        self._closed = True
+        self._emit({"type": "session.end", "session_id": self.session_id,
+                    "stats": self.stats.as_dict()})
+
+    def error_event(self, code: str, message: str) -> None:
+        self._emit({"type": "error", "code": code, "message": message})
+
+    @property
+    def held_analysis_samples(self) -> int:
+        """Input not yet released, in analysis samples (for backpressure)."""
+        return self._analysis_sample(self._line.held)
+
+    @property
+    def decided_until(self) -> int:
+        return self._decided
+
+    @property
+    def pushed_analysis_samples(self) -> int:
+        return self._analysis_sample(self._line.pushed)
+
+
+def _public_config(cfg: SessionConfig) -> dict[str, Any]:
+    return {
+        "encoding": cfg.encoding, "sample_rate": cfg.sample_rate, "channels": cfg.channels,
+        "delay_ms": cfg.delay_ms, "entities": list(cfg.entities),
+        "audio_redaction": cfg.audio_redaction, "text_substitution": cfg.text_substitution,
+        "pace": cfg.pace, "on_deadline": cfg.on_deadline,
+    }
+
+
+def run_offline(
+    session: Session,
+    transcribe: Callable[[AsrJob], Any],
+    detect: Callable[[DetectJob], Sequence[WordSpan]],
+    data: bytes,
+    chunk_bytes: int,
+) -> list[AudioOut | Event]:
+    """Drive a ``pace=asap`` session over a whole buffer, jobs inline, in order."""
+    outputs: list[AudioOut | Event] = []
+
+    def drain() -> None:
+        while (job := session.next_job()) is not None:
+            while job is not None:
+                result = transcribe(job) if isinstance(job, AsrJob) else detect(job)
+                job = session.complete_job(job, result)
+        session.release()
+        outputs.extend(session.take_outputs())
+
+    for i in range(0, len(data), chunk_bytes):
+        session.push_audio(data[i : i + chunk_bytes])
+        drain()
+    session.finish()
+    drain()
+    while not session.done:
+        drain()
+    session.close()
+    outputs.extend(session.take_outputs())
+    return outputs

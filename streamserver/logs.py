@@ -1,0 +1,47 @@
+"""Structured JSON logs. Records carry ids, counts and timings, never user data.
+
+Nothing in this codebase passes transcript text or audio to a logger; the
+formatter below also drops the message arguments of third-party records (which
+could interpolate anything) and keeps only whitelisted ``extra`` fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import orjson
+
+_SAFE_EXTRAS = (
+    "session", "code", "stats", "pace", "rate", "delay_ms", "port", "workers", "load_s",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        own = record.name.startswith("streamserver")
+        entry: dict[str, Any] = {
+            "ts": round(time.time(), 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            # Third-party messages may format arbitrary arguments: keep only the template.
+            "msg": record.getMessage() if own else str(record.msg),
+        }
+        for key in _SAFE_EXTRAS:
+            if key in record.__dict__:
+                entry[key] = record.__dict__[key]
+        if record.exc_info and own:
+            entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        return orjson.dumps(entry, default=str).decode()
+
+
+def setup_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log would print query strings (which may hold a token).
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

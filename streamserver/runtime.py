@@ -1,0 +1,206 @@
+"""Per-session async driver: worker pool, deadlines, bounded queues.
+
+:class:`SessionRunner` owns one :class:`~streamserver.core.session.Session` and
+runs, on the event loop, three small tasks around it:
+
+* the *worker* takes due jobs from the session and runs them in the shared
+  bounded :class:`ModelPool` (model calls never run on the loop);
+* the *clock* releases audio every tick (``pace=realtime``: wall-clock
+  arrival + D; ``pace=asap``: after every decision);
+* the *sender* moves outputs to the transport through a bounded queue; a
+  client that stops reading fills it and is closed, the server never buffers
+  without bound.
+
+The transport (WebSocket today) only moves bytes: it calls :meth:`push_audio`,
+:meth:`finish` and awaits :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .config import ServerConfig
+from .core.session import AudioOut, Event, Job, Session
+from .engines.bundle import Engines
+from .protocol import ProtocolError, TooFast
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.01  # release granularity in realtime pace (client frames are >= 10 ms)
+
+
+class SendQueueFull(ProtocolError):
+    code = "slow_consumer"
+    close_code = 1008
+
+
+class ModelPool:
+    """Bounded worker pool shared by every session of the process."""
+
+    def __init__(self, engines: Engines, workers: int) -> None:
+        self.engines = engines
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self.busy = 0
+
+    async def run(self, job: Job) -> Any:
+        loop = asyncio.get_running_loop()
+        self.busy += 1
+        try:
+            return await loop.run_in_executor(self._executor, self.engines.run_job, job)
+        finally:
+            self.busy -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class SessionRunner:
+    """Drives one session; see the module docstring. Create, then ``await run()``."""
+
+    def __init__(
+        self,
+        session: Session,
+        pool: ModelPool,
+        server_cfg: ServerConfig,
+        send: Callable[[AudioOut | Event], Awaitable[None]],
+    ) -> None:
+        self.session = session
+        self.pool = pool
+        self.cfg = server_cfg
+        self._send = send
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()  # asap backpressure: set while input may be read
+        self._room.set()
+        self._outq: asyncio.Queue[AudioOut | Event | None] = asyncio.Queue(
+            maxsize=server_cfg.send_queue_messages
+        )
+        self._finished = asyncio.Event()
+        self._started = time.monotonic()
+        self._failure: BaseException | None = None
+        self.realtime = session.cfg.pace == "realtime"
+        self._max_pending = int(server_cfg.max_pending_audio_s * 16000)
+
+    # -- input from the transport -----------------------------------------------
+    def push_audio(self, data: bytes) -> None:
+        """Accept audio (raises ProtocolError on bad frames or a too-fast client)."""
+        now = time.monotonic()
+        self.session.push_audio(data, now)
+        if self.realtime:
+            # In real time, held audio stays near D; more means the client sends
+            # faster than real time (or we stalled): refuse rather than grow.
+            limit = self.session.cfg.delay_ms * 16 + self._max_pending
+            if self.session.held_analysis_samples > limit:
+                raise TooFast("audio arrives faster than real time; use pace=asap for files")
+        elif self.session.pushed_analysis_samples - self.session.decided_until > self._max_pending:
+            self._room.clear()
+        self._wake.set()
+        self._pump()
+
+    async def wait_for_room(self) -> None:
+        """asap pace: returns when the session can take more input."""
+        await self._room.wait()
+
+    def flush(self) -> None:
+        self.session.flush()
+        self._wake.set()
+
+    def finish(self) -> None:
+        """End of input: drain the delay line, then ``run()`` returns."""
+        self.session.finish()
+        self._room.set()
+        self._wake.set()
+
+    def fail(self, exc: ProtocolError) -> None:
+        """Report a client error on this session (then the transport closes it)."""
+        self.session.error_event(exc.code, exc.message)
+        self._pump()
+
+    # -- tasks -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until every accepted sample is released and ``session.end`` sent."""
+        tasks = [asyncio.create_task(self._worker()), asyncio.create_task(self._sender())]
+        if self.realtime:
+            tasks.append(asyncio.create_task(self._clock()))
+        try:
+            await self._finished.wait()
+            await self._outq.put(None)
+            await tasks[1]
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
+
+    async def _worker(self) -> None:
+        try:
+            while True:
+                job = self.session.next_job()
+                if job is None:
+                    if self._check_done():
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                while job is not None:
+                    try:
+                        result = await self.pool.run(job)
+                    except Exception:  # noqa: BLE001 - a model fault fails this session closed
+                        log.exception("model call failed", extra={"session": self.session.session_id})
+                        self.session.fail_job(job)
+                        self.session.error_event("model_error", "a model call failed; audio masked")
+                        job = None
+                    else:
+                        job = self.session.complete_job(job, result)
+                self._pump()
+        except Exception as exc:  # noqa: BLE001
+            self._failure = exc
+            self._finished.set()
+
+    async def _clock(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._pump()
+            if self._check_done():
+                return
+
+    def _pump(self) -> None:
+        """Release what is due and queue the outputs for the sender."""
+        s = self.session
+        s.release(time.monotonic() if self.realtime else None)
+        if not self.realtime and s.pushed_analysis_samples - s.decided_until <= self._max_pending:
+            self._room.set()
+        for out in s.take_outputs():
+            try:
+                self._outq.put_nowait(out)
+            except asyncio.QueueFull:
+                self._failure = SendQueueFull("client is not reading its output")
+                self._finished.set()
+                return
+        self._check_done()
+
+    def _check_done(self) -> bool:
+        s = self.session
+        if s.done:
+            if not self._finished.is_set():
+                s.close()
+                for out in s.take_outputs():
+                    try:
+                        self._outq.put_nowait(out)
+                    except asyncio.QueueFull:
+                        self._failure = SendQueueFull("client is not reading its output")
+                self._finished.set()
+            return True
+        return False
+
+    async def _sender(self) -> None:
+        while True:
+            out = await self._outq.get()
+            if out is None:
+                return
+            await self._send(out)
