@@ -168,8 +168,10 @@ class DelayLine:
             k = np.arange(1, hi - lo + 1, dtype=np.float32)
             if target > cur:
                 seg = np.minimum(cur + k * step, 1.0)
-            else:
+            elif target < cur:
                 seg = np.maximum(cur - k * step, 0.0)
+            else:
+                seg = np.full(hi - lo, target, dtype=np.float32)
             level[lo:hi] = seg
             cur = float(seg[-1])
         self._level = cur

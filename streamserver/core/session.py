@@ -149,7 +149,7 @@ class Session:
         self._line.push(frames)
         self._arrivals.append((self._line.pushed, now))
         self.stats.audio_in_ms += 1000 * frames.shape[0] / self.rate
-        mono16k = self._resampler.process(audio_mod.to_mono_float(frames))
+        mono16k = self._resampler.push(audio_mod.to_mono_float(frames))
         self._analyse(mono16k)
 
     def _analyse(self, mono16k: np.ndarray) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from importlib.util import find_spec
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,8 +39,8 @@ class SileroVadModel:
     whole backlog of a stream, but rows from different streams cannot be batched.
     """
 
-    _shared: dict[Path, SileroVadModel] = {}  # noqa: RUF012 - process-wide cache
-    _shared_lock = threading.Lock()
+    _shared: ClassVar[dict[Path, SileroVadModel]] = {}  # process-wide, keyed by model path
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str | Path | None = None) -> None:
         import onnxruntime  # local import: the pure core must not need onnxruntime
@@ -66,7 +67,7 @@ class SileroVadModel:
                 model = cls._shared[key] = cls(key)
             return model
 
-    def stream(self) -> SileroVadStream:
+    def new_stream(self) -> SileroVadStream:
         """A fresh per-stream state bound to this model."""
         return SileroVadStream(self)
 

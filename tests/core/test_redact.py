@@ -102,6 +102,14 @@ def test_delay_line_beep_replaces_speech_energy() -> None:
     assert np.array_equal(out[:3900], speech[:3900, 0])
 
 
+def test_delay_line_holds_mask_across_blocks() -> None:
+    line = DelayLine(16000, 1, "silence", fade=80)
+    for _ in range(5):
+        line.push(np.full((320, 1), 1000, dtype=np.int16))
+        block = line.release(line.pushed, np.ones(320, dtype=bool))
+    assert not block.samples.any()
+
+
 def test_delay_line_rejects_wrong_mask_length() -> None:
     line = DelayLine(8000, 1)
     line.push(np.zeros((100, 1), dtype=np.int16))

@@ -1,0 +1,12 @@
+# A runnable image of the server with its models (they ship inside the wheels).
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY pyproject.toml README.md ./
+COPY streamserver ./streamserver
+RUN pip install . && useradd --system --uid 10001 streamserver
+USER streamserver
+ENV STREAMSERVER_HOST=0.0.0.0 STREAMSERVER_PORT=8080
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz').status == 200 else 1)"
+CMD ["streamserver", "serve"]

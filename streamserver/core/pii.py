@@ -1,0 +1,1350 @@
+"""Spoken-form PII rules: read what Whisper writes, find what a text NER misses.
+
+Pure Python (no presidio, no spaCy), safe to call from any thread. The engine in
+``streamserver.engines.presidio`` adds presidio/spaCy detections on top of these.
+
+What speech looks like after ASR, and what the rules here handle:
+
+* digits split and merged arbitrarily: ``23 0 5 5 0 1 4 9``, ``1 -3 -0 -77``,
+  ``3767, 9074, 3115, 008``; spelled digits (``four one two``, ``oh``, ``double five``);
+* emails spoken with ``dot``/``at``, or written without the ``@``
+  (``Michael.Johnson.example.com``);
+* street addresses in lower case with a misheard name (``36 mape all drive, Springfield``);
+* dates of birth, with ``birth``/``born``/``DOB`` before *or* after the date;
+* names after ``my name is`` / ``this is X calling`` / spelled letters ``J O H N``.
+
+Streaming: the caller passes a rolling window of words that grows at the end. A digit
+run cut off by the window end after a trigger (``my number is 880``) is flagged at
+once, so the audio can be masked before the rest of the number arrives.
+
+Only word *indices* leave this module; nothing here logs.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from streamserver.core.types import WordSpan
+
+PERSON = "PERSON"
+PHONE_NUMBER = "PHONE_NUMBER"
+CREDIT_CARD = "CREDIT_CARD"
+US_SSN = "US_SSN"
+EMAIL_ADDRESS = "EMAIL_ADDRESS"
+DATE_OF_BIRTH = "DATE_OF_BIRTH"
+LOCATION = "LOCATION"
+ACCOUNT_NUMBER = "ACCOUNT_NUMBER"
+
+ENTITIES: frozenset[str] = frozenset(
+    {
+        PERSON,
+        PHONE_NUMBER,
+        CREDIT_CARD,
+        US_SSN,
+        EMAIL_ADDRESS,
+        DATE_OF_BIRTH,
+        LOCATION,
+        ACCOUNT_NUMBER,
+    }
+)
+
+# Scores of our own rules: context-confirmed > shape-only > partial (cut by the window).
+SCORE_CONTEXT = 0.9
+SCORE_SHAPE = 0.75
+SCORE_WEAK = 0.6
+
+# How far (in words) a trigger phrase reaches.
+_LOOKBACK = 6
+_LOOKAHEAD = 4
+
+
+# --------------------------------------------------------------------------- text
+
+
+@dataclass(frozen=True, slots=True)
+class WordText:
+    """The words joined into one string, with each word's character range."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def word_range(self, start: int, end: int) -> tuple[int, int] | None:
+        """Words overlapping characters ``[start, end)`` as a half-open ``(first, last)``."""
+        first = bisect_right(self.ends, start)
+        last = bisect_left(self.starts, end)
+        return (first, last) if first < last else None
+
+
+def build_text(words: Sequence[str]) -> WordText:
+    """Join words as Whisper wrote them (``" Michael" ".Johnson"`` -> ``" Michael.Johnson"``).
+
+    Words that carry no leading space but start with a letter or digit get one, so a
+    list of bare words (``["my", "name"]``) reads as text too.
+    """
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for word in words:
+        if (
+            parts
+            and word
+            and word[0].isalnum()
+            and parts[-1]
+            and not parts[-1][-1].isspace()
+            and parts[-1][-1] not in "@_/'"
+        ):
+            parts.append(" ")
+            pos += 1
+        starts.append(pos)
+        parts.append(word)
+        pos += len(word)
+        ends.append(pos)
+    return WordText("".join(parts), tuple(starts), tuple(ends))
+
+
+# ------------------------------------------------------------------ vocabularies
+
+_UNITS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+    "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}  # fmt: skip
+_WEAK_ZERO = {"oh", "o"}  # digits only next to other digits
+_TEENS = {
+    "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14",
+    "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19",
+}  # fmt: skip
+_TENS = {
+    "twenty": "2", "thirty": "3", "forty": "4", "fifty": "5",
+    "sixty": "6", "seventy": "7", "eighty": "8", "ninety": "9",
+}  # fmt: skip
+_REPEAT = {"double": 2, "triple": 3}
+_SCALE = {"hundred": "00", "thousand": "000"}
+_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
+    "thirteenth": 13, "fourteenth": 14, "fifteenth": 15, "sixteenth": 16,
+    "seventeenth": 17, "eighteenth": 18, "nineteenth": 19, "twentieth": 20,
+    "thirtieth": 30,
+}  # fmt: skip
+_MONTHS = {
+    "january", "february", "march", "april", "may", "june", "july", "august",
+    "september", "october", "november", "december",
+    "jan", "feb", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+}  # fmt: skip
+# Words after a number that make it a quantity, price or time, not an identifier.
+_QUANTITY_WORDS = {
+    "minute", "minutes", "min", "mins", "hour", "hours", "hr", "hrs", "second", "seconds",
+    "day", "days", "week", "weeks", "month", "months", "year", "years", "yr", "yrs",
+    "decade", "decades", "century", "centuries", "o'clock", "am", "pm", "a.m", "p.m",
+    "dollar", "dollars", "buck", "bucks", "cent", "cents", "euro", "euros", "pound",
+    "pounds", "percent", "per", "%", "times", "time", "people", "persons", "items",
+    "item", "kids", "children", "miles", "mile", "km", "kilometers", "meters", "feet",
+    "foot", "inches", "degrees", "points", "pages", "grand", "k", "million", "billion",
+    "thousand", "hundred", "calls", "tries", "attempts", "rings", "boxes", "pieces",
+    "units", "orders", "packages", "gb", "mb", "tb", "pro", "plus", "max", "mini",
+    "ish", "or", "to", "more", "less", "of",
+}  # fmt: skip
+# A number right after one of these is a time or amount ("after 5", "in 20 minutes").
+_TIME_PREPOSITIONS = {
+    "after", "before", "until", "till", "til", "around", "about", "in", "for", "within",
+    "by", "past", "than", "over", "under", "every", "since", "only", "just", "like",
+}  # fmt: skip
+
+_STOP = {
+    "a", "about", "above", "across", "after", "again", "against", "all", "also", "am", "an",
+    "and", "any", "are", "around", "as", "at", "be", "because", "been", "before", "being",
+    "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing",
+    "done", "down", "during", "each", "either", "else", "even", "ever", "every", "few",
+    "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her",
+    "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into",
+    "is", "it", "its", "itself", "just", "me", "might", "more", "most", "much", "must",
+    "my", "myself", "near", "neither", "never", "next", "no", "nor", "not", "now", "of",
+    "off", "on", "once", "one", "only", "or", "other", "our", "ours", "out", "over", "own",
+    "please", "quite", "rather", "really", "same", "shall", "she", "should", "so", "some",
+    "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these",
+    "they", "this", "those", "though", "through", "to", "too", "under", "until", "up",
+    "upon", "us", "very", "was", "we", "were", "what", "when", "where", "whether", "which",
+    "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would",
+    "yet", "you", "your", "yours", "yourself", "yesterday", "today", "tomorrow", "tonight",
+    "okay", "ok", "yes", "yeah", "yep", "um", "uh", "er", "erm", "hmm", "oh", "well",
+    "thanks", "thank", "sorry", "hello", "hi", "hey", "bye", "goodbye", "sure", "right",
+    "alright", "actually", "basically", "anyway", "spelled", "spell", "spelling", "called",
+    "calling", "speaking", "here", "there", "last", "first", "again", "still", "already",
+    "though", "maybe", "probably", "definitely", "like", "kind", "sort", "stuff", "thing",
+    "things", "great", "good", "fine", "new", "old", "big", "small", "going", "gonna",
+    "want", "wanna", "need", "let", "lets", "let's", "i'm", "it's", "that's", "i'll",
+    "we're", "you're", "don't", "can't", "won't", "isn't", "wasn't", "didn't", "doesn't",
+    "what's", "where's", "there's", "he's", "she's", "we'll", "you'll", "i've", "i'd",
+    "not", "said", "say", "says", "told", "tell", "ask", "asked", "know", "think", "see",
+    "look", "make", "made", "take", "took", "give", "gave", "call", "come", "came", "go",
+    "went", "live", "lives", "living", "lived", "located", "moved", "email", "number",
+    "phone", "address", "name", "card", "account", "code", "order", "back", "today's",
+}  # fmt: skip
+# Capitalised words that are never names, whatever spaCy thinks.
+_NOT_NAMES = _STOP | {
+    "mr", "mrs", "ms", "miss", "dr", "sir", "madam", "ma'am", "mister", "doctor",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "god", "lord", "customer", "service", "support", "team", "bank", "company", "office",
+    "department", "manager", "agent", "representative", "morning", "afternoon", "evening",
+    "night", "christmas", "easter", "thanksgiving", "internet", "english", "american",
+    "capital", "century", "chapter", "section", "page", "part", "volume", "book",
+    "street", "road", "avenue", "drive", "lane", "court", "way", "place",
+} | _MONTHS  # fmt: skip
+
+# Common US first names and surnames: a lone capitalised word from spaCy is kept as a
+# name only when it is one of these or has name context (a curated list, not a gazetteer).
+_FIRST_NAMES = set(
+    """
+    james john robert michael william david richard joseph thomas charles christopher
+    daniel matthew anthony mark donald steven paul andrew joshua kenneth kevin brian
+    george timothy ronald edward jason jeffrey ryan jacob gary nicholas eric jonathan
+    stephen larry justin scott brandon benjamin samuel gregory alexander frank patrick
+    raymond jack dennis jerry tyler aaron jose adam nathan henry douglas zachary peter
+    kyle ethan walter noah jeremy christian keith roger terry gerald harold sean austin
+    carl arthur lawrence dylan jesse jordan bryan billy joe bruce gabriel logan albert
+    willie alan juan wayne elijah randy roy vincent ralph eugene russell bobby mason
+    philip louis mario carlos luis miguel mike jim bob tom dave steve chris matt tony
+    mary patricia jennifer linda elizabeth barbara susan jessica sarah karen lisa nancy
+    betty margaret sandra ashley kimberly emily donna michelle carol amanda dorothy
+    melissa deborah stephanie rebecca sharon laura cynthia kathleen amy angela shirley
+    anna brenda pamela emma nicole helen samantha katherine christine debra rachel
+    carolyn janet catherine maria heather diane ruth julie olivia joyce virginia
+    victoria kelly lauren christina joan evelyn judith megan andrea cheryl hannah
+    jacqueline martha gloria teresa ann sara madison frances kathryn janice jean abigail
+    alice judy sophia grace denise amber doris marilyn danielle beverly isabella theresa
+    diana natalie brittany charlotte marie kayla alexis lori jane jenny kate katie sue
+    liz beth meg ellen anne lucy rose chloe mia ava zoe priya raj wei ming ahmed
+    mohammed muhammad ali fatima omar yusuf ivan dmitri olga sofia lucas leo max oliver
+    """.split()
+)
+_SURNAMES = set(
+    """
+    smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez
+    lopez gonzalez wilson anderson thomas taylor moore jackson martin lee perez thompson
+    white harris sanchez clark ramirez lewis robinson walker young allen king wright
+    scott torres nguyen hill flores green adams nelson baker hall rivera campbell
+    mitchell carter roberts gomez phillips evans turner diaz parker cruz edwards collins
+    reyes stewart morris morales murphy cook rogers gutierrez ortiz morgan cooper peterson
+    bailey reed kelly howard ramos kim cox ward richardson watson brooks chavez wood
+    james bennett gray mendoza ruiz hughes price alvarez castillo sanders patel myers
+    long ross foster jimenez powell jenkins perry russell sullivan bell coleman butler
+    henderson barnes gonzales fisher vasquez simmons romero jordan patterson alexander
+    hamilton graham reynolds griffin wallace moreno west cole hayes bryant herrera gibson
+    ellis tran medina aguilar stevens murray ford castro marshall owens harrison
+    fernandez mcdonald woods washington kennedy wells vargas henry chen freeman webb
+    tucker guzman burns crawford olson simpson porter hunter gordon mendez silva shaw
+    snyder mason dixon munoz hunt hicks holmes palmer wagner black robertson boyd rose
+    stone salazar fox warren mills meyer rice schmidt garza daniels ferguson nichols
+    stephens soto weaver ryan gardner payne grant dunn kelley spencer hawkins arnold
+    pierce vazquez hansen peters santos hart bradley knight elliott cunningham duncan
+    armstrong hudson carroll lane riley andrews alvarado ray delgado berry perkins
+    hoffman johnston matthews pena richards willis carpenter lawrence sandoval wang li
+    zhang liu singh kumar shah khan cohen levy murphy obrien o'brien connor
+    """.split()
+)
+
+_STREET_SUFFIXES = {
+    "street", "st", "avenue", "ave", "av", "road", "rd", "drive", "dr", "lane", "ln",
+    "boulevard", "blvd", "court", "ct", "way", "place", "pl", "terrace", "circle", "cir",
+    "parkway", "pkwy", "highway", "hwy", "square", "trail", "crescent", "plaza", "alley",
+    "pike", "turnpike", "expressway", "freeway", "route", "rte",
+}  # fmt: skip
+_DIRECTIONS = {
+    "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
+    "n", "s", "e", "w", "ne", "nw", "se", "sw",
+}  # fmt: skip
+_UNIT_WORDS = {"apartment", "apt", "suite", "ste", "unit", "floor", "flat", "room", "#"}
+# Words that cannot be part of a street name between a house number and the suffix:
+# they make "3 hours on the road" or "20 minutes down the way" a non-address.
+_NOT_STREET_NAME = (
+    _STOP - {"one", "first", "last", "next", "new", "old", "well", "great", "good", "all"}
+) | _QUANTITY_WORDS  # fmt: skip
+_US_STATES = {
+    "alabama", "alaska", "arizona", "arkansas", "california", "colorado", "connecticut",
+    "delaware", "florida", "georgia", "hawaii", "idaho", "illinois", "indiana", "iowa",
+    "kansas", "kentucky", "louisiana", "maine", "maryland", "massachusetts", "michigan",
+    "minnesota", "mississippi", "missouri", "montana", "nebraska", "nevada", "ohio",
+    "oklahoma", "oregon", "pennsylvania", "tennessee", "texas", "utah", "vermont",
+    "virginia", "washington", "wisconsin", "wyoming", "carolina", "dakota", "hampshire",
+    "jersey", "mexico", "york", "island",
+}  # fmt: skip
+_EMAIL_PROVIDERS = (
+    "gmail|googlemail|yahoo|hotmail|outlook|icloud|aol|protonmail|proton|live|msn|"
+    "comcast|mail|gmx|yandex|zoho|fastmail"
+)
+_TLDS = (
+    "com|net|org|edu|gov|mil|io|co|us|uk|ca|de|fr|au|in|info|biz|ai|app|dev|ly|tv|nz|ie|"
+    "es|it|nl|eu|jp|ch|se|no|dk|fi|be|at|pl|br|mx|org\\.uk|co\\.uk"
+)
+# Letters that are words on their own; a run of single letters of these alone is speech.
+_LETTER_WORDS = {"a", "i"}
+_GREETINGS = {"hi", "hello", "hey", "bye", "goodbye", "yes", "yeah", "morning", "afternoon",
+              "evening", "okay", "ok", "sure", "thanks", "welcome", "so", "well", "and"}
+# Words after a name that confirm it ("this is Maria Davis calling").
+_NAME_FOLLOWERS = {"calling", "speaking", "here", "from", "with", "at", "over", "on"}
+_FILLERS = {"um", "uh", "er", "erm", "hmm", "ah", "like"}
+
+
+# ------------------------------------------------------------------------- words
+
+_EDGE = ".,!?;:\"'()[]{}…-–—*"
+_SENTENCE_END_RE = re.compile(r"[^.][.?!]$|[?!]$")
+
+
+@dataclass(slots=True)
+class _Tok:
+    raw: str  # without surrounding whitespace
+    low: str
+    bare: str  # lower case, edge punctuation removed
+    title: bool  # starts with an upper-case letter (after edge punctuation)
+    phrase_end: bool  # ends with , ; : . ? ! (a pause the ASR heard)
+    sentence_end: bool  # ends with . ? ! (but not "...")
+
+
+def _tokens(words: Sequence[str]) -> list[_Tok]:
+    toks = []
+    for word in words:
+        raw = word.strip()
+        low = raw.lower()
+        bare = low.strip(_EDGE)
+        core = raw.strip(_EDGE)
+        title = bool(core) and core[0].isupper()
+        phrase_end = bool(raw) and raw[-1] in ",;:.?!…"
+        sentence_end = bool(_SENTENCE_END_RE.search(raw)) and not raw.endswith("...")
+        if bare in {"mr", "mrs", "ms", "dr", "st", "no"}:
+            sentence_end = False
+        toks.append(_Tok(raw, low, bare, title, phrase_end, sentence_end))
+    return toks
+
+
+# ------------------------------------------------------------------ digit tokens
+
+GROUP, SPELLED, WEAK, TEEN, TENS, REPEAT, SCALE, SEP = range(8)
+MONEY, TIME, DATE, ORDINAL = range(8, 12)
+
+
+@dataclass(frozen=True, slots=True)
+class _Num:
+    kind: int
+    digits: str = ""
+    thousands: bool = False  # "1,234,567": a quantity when it stands alone
+    decimal: bool = False  # "3.5"
+
+
+_MONEY_RE = re.compile(r"[$€£¥]|\d%|percent")
+_TIME_RE = re.compile(r"\d:\d")
+_DATE_WORD_RE = re.compile(
+    r"\(?(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})|(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})"
+)
+_GROUP_RE = re.compile(r"[\-–.,/#+(]*\(?\d(?:[\d\-–./,() ]*[)\d])?")
+_ALNUM_ID_RE = re.compile(r"[a-z]{1,3}\d{4,}|\d{4,}[a-z]{1,3}")
+_ORDINAL_RE = re.compile(r"(\d{1,2})(st|nd|rd|th)")
+_TRAIL = ".,;:!?…"
+
+
+def _classify(tok: _Tok) -> _Num | None:
+    raw = tok.raw
+    if not raw:
+        return None
+    if raw in {"-", "–", "—"} or tok.bare in {"dash", "hyphen"}:
+        return _Num(SEP)
+    has_digit = any(c.isdigit() for c in raw)
+    if not has_digit:
+        bare = tok.bare
+        if bare in _UNITS:
+            return _Num(SPELLED, _UNITS[bare])
+        if bare in _WEAK_ZERO:
+            return _Num(WEAK, "0")
+        if bare in _TEENS:
+            return _Num(TEEN, _TEENS[bare])
+        if bare in _TENS:
+            return _Num(TENS, _TENS[bare])
+        if bare in _REPEAT:
+            return _Num(REPEAT)
+        if bare in _SCALE:
+            return _Num(SCALE, _SCALE[bare])
+        return None
+    if _MONEY_RE.search(tok.low):
+        return _Num(MONEY)
+    if _TIME_RE.search(raw):
+        return _Num(TIME)
+    core = raw.rstrip(_TRAIL)
+    m = _DATE_WORD_RE.fullmatch(core)
+    if m and _plausible_numeric_date(m):
+        return _Num(DATE, re.sub(r"\D", "", core))
+    m = _ORDINAL_RE.fullmatch(tok.bare)
+    if m:
+        return _Num(ORDINAL, m.group(1))
+    if _GROUP_RE.fullmatch(core):
+        digits = re.sub(r"\D", "", core)
+        body = core.lstrip("-–.,/#+(")
+        return _Num(
+            GROUP,
+            digits,
+            thousands=bool(re.fullmatch(r"\d{1,3}(,\d{3})+", body)),
+            decimal=bool(re.fullmatch(r"\d+\.\d+", body)),
+        )
+    if _ALNUM_ID_RE.fullmatch(tok.bare):
+        return _Num(GROUP, re.sub(r"\D", "", tok.bare))
+    return None
+
+
+def _plausible_numeric_date(m: re.Match[str]) -> bool:
+    if m.group(1):
+        a, b = int(m.group(1)), int(m.group(2))
+    else:
+        a, b = int(m.group(5)), int(m.group(6))
+    return 1 <= min(a, b) <= 12 and max(a, b) <= 31
+
+
+def luhn_ok(digits: str) -> bool:
+    """The card-number checksum (ISO/IEC 7812)."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+# ---------------------------------------------------------------------- triggers
+
+SSN, CARD, ACCOUNT, PHONE, DOB, ZIP, ADDRESS, EMAIL, GENERIC, NAME = (
+    "ssn", "card", "account", "phone", "dob", "zip", "address", "email", "generic", "name",
+)  # fmt: skip
+
+# Longest phrases first; matched on bare lower-case words.
+_TRIGGER_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
+    sorted(
+        [
+            (("social", "security"), SSN),
+            (("social",), SSN),
+            (("security", "code"), CARD),
+            (("security",), SSN),
+            (("ssn",), SSN),
+            (("s", "s", "n"), SSN),
+            (("card",), CARD),
+            (("credit",), CARD),
+            (("debit",), CARD),
+            (("visa",), CARD),
+            (("mastercard",), CARD),
+            (("amex",), CARD),
+            (("american", "express"), CARD),
+            (("cvv",), CARD),
+            (("cvc",), CARD),
+            (("expiration",), CARD),
+            (("expires",), CARD),
+            (("expiry",), CARD),
+            (("account",), ACCOUNT),
+            (("acct",), ACCOUNT),
+            (("routing",), ACCOUNT),
+            (("iban",), ACCOUNT),
+            (("pin",), ACCOUNT),
+            (("passcode",), ACCOUNT),
+            (("password",), ACCOUNT),
+            (("member",), ACCOUNT),
+            (("membership",), ACCOUNT),
+            (("policy",), ACCOUNT),
+            (("customer",), ACCOUNT),
+            (("reference",), ACCOUNT),
+            (("confirmation",), ACCOUNT),
+            (("verification",), ACCOUNT),
+            (("id",), ACCOUNT),
+            (("identification",), ACCOUNT),
+            (("license",), ACCOUNT),
+            (("licence",), ACCOUNT),
+            (("passport",), ACCOUNT),
+            (("code",), ACCOUNT),
+            (("phone",), PHONE),
+            (("telephone",), PHONE),
+            (("cell",), PHONE),
+            (("cellphone",), PHONE),
+            (("mobile",), PHONE),
+            (("landline",), PHONE),
+            (("fax",), PHONE),
+            (("call",), PHONE),
+            (("calls",), PHONE),
+            (("reach",), PHONE),
+            (("text", "me"), PHONE),
+            (("text", "us"), PHONE),
+            (("dial",), PHONE),
+            (("extension",), PHONE),
+            (("ext",), PHONE),
+            (("area", "code"), PHONE),
+            (("contact",), PHONE),
+            (("birth",), DOB),
+            (("born",), DOB),
+            (("birthday",), DOB),
+            (("birthdate",), DOB),
+            (("dob",), DOB),
+            (("d", "o", "b"), DOB),
+            (("zip",), ZIP),
+            (("zipcode",), ZIP),
+            (("postal",), ZIP),
+            (("postcode",), ZIP),
+            (("address",), ADDRESS),
+            (("live", "at"), ADDRESS),
+            (("live", "on"), ADDRESS),
+            (("lives", "at"), ADDRESS),
+            (("lives", "on"), ADDRESS),
+            (("living", "at"), ADDRESS),
+            (("living", "on"), ADDRESS),
+            (("located", "at"), ADDRESS),
+            (("located", "on"), ADDRESS),
+            (("moved", "to"), ADDRESS),
+            (("apartment",), ADDRESS),
+            (("apt",), ADDRESS),
+            (("suite",), ADDRESS),
+            (("email",), EMAIL),
+            (("e", "mail"), EMAIL),
+            (("e-mail",), EMAIL),
+            (("mail",), EMAIL),
+            (("number",), GENERIC),
+            (("numbers",), GENERIC),
+            (("digits",), GENERIC),
+            (("#",), GENERIC),
+        ],
+        key=lambda p: -len(p[0]),
+    )
+)
+_SPECIFIC_BEFORE_GENERIC = 2  # "social security number", "card number": look this far
+
+
+def _triggers(toks: Sequence[_Tok]) -> list[str | None]:
+    """The trigger category of each word (every word of a matched phrase)."""
+    n = len(toks)
+    out: list[str | None] = [None] * n
+    bare = [t.bare for t in toks]
+    i = 0
+    while i < n:
+        for phrase, cat in _TRIGGER_PHRASES:
+            k = len(phrase)
+            if tuple(bare[i : i + k]) == phrase:
+                nxt = bare[i + k] if i + k < n else ""
+                prev = bare[i - 1] if i else ""
+                if cat == GENERIC and nxt == "of":  # "the number of people"
+                    break
+                if cat == ADDRESS and phrase == ("address",) and prev in {"email", "e-mail",
+                                                                          "ip", "web", "mail"}:
+                    cat = EMAIL
+                if phrase == ("code",) and prev in {"zip", "postal", "area", "security"}:
+                    break
+                for j in range(i, i + k):
+                    out[j] = cat
+                i += k - 1
+                break
+        i += 1
+    return out
+
+
+def _context_before(
+    trig: Sequence[str | None], start: int, blocked: Sequence[bool], toks: Sequence[_Tok]
+) -> tuple[str | None, int]:
+    """The trigger reaching word ``start`` from the left, and its distance in words.
+
+    The nearest trigger wins, except that a generic "number" takes the category of a
+    specific word just before it ("social security number", "card number").
+    """
+    j = start - 1
+    while j >= 0 and start - j <= _LOOKBACK:
+        if blocked[j]:
+            break
+        if j < start - 1 and toks[j].sentence_end:
+            break
+        cat = trig[j]
+        if cat is not None and cat not in {EMAIL, NAME}:
+            if cat == GENERIC:
+                for k in range(j - 1, max(-1, j - 1 - _SPECIFIC_BEFORE_GENERIC), -1):
+                    if trig[k] not in {None, GENERIC, EMAIL, NAME}:
+                        return trig[k], start - j
+            return cat, start - j
+        j -= 1
+    return None, 0
+
+
+def _context_after(
+    trig: Sequence[str | None], end: int, blocked: Sequence[bool], toks: Sequence[_Tok]
+) -> str | None:
+    """A trigger within a few words after ``end`` ("... that's my card number")."""
+    for j in range(end, min(len(trig), end + _LOOKAHEAD)):
+        if blocked[j]:
+            return None
+        cat = trig[j]
+        if cat is not None and cat not in {EMAIL, NAME}:
+            return cat
+        if toks[j].sentence_end:
+            return None
+    return None
+
+
+# --------------------------------------------------------------------- digit runs
+
+
+@dataclass(slots=True)
+class _Run:
+    first: int
+    last: int  # exclusive
+    digits: str
+    groups: int  # words written with digits
+    spelled: int  # spelled single digits ("four", "oh", "double five" counts 2)
+    thousands: bool
+    decimal: bool
+
+
+def _digit_runs(toks: Sequence[_Tok], nums: Sequence[_Num | None], skip: set[int]) -> list[_Run]:
+    """Maximal runs of digit-bearing words, joined across spaces, commas, dashes, dots."""
+    runs: list[_Run] = []
+    n = len(toks)
+
+    def usable(j: int) -> bool:
+        num = nums[j]
+        return num is not None and j not in skip and num.kind <= SEP
+
+    i = 0
+    while i < n:
+        num = nums[i]
+        if not usable(i) or num is None or num.kind in {SEP, REPEAT, SCALE}:
+            i += 1
+            continue
+        digits: list[str] = []
+        groups = spelled = 0
+        thousands = decimal = False
+        j = i
+        prev_kind = -1
+        while j < n and usable(j):
+            cur = nums[j]
+            assert cur is not None
+            kind = cur.kind
+            if kind == SEP:
+                if j + 1 < n and usable(j + 1) and nums[j + 1].kind != SEP:  # type: ignore[union-attr]
+                    j += 1
+                    continue
+                if j + 1 == n:  # a dash cut off by the window end
+                    j += 1
+                break
+            if kind == REPEAT:
+                nxt = nums[j + 1] if j + 1 < n and usable(j + 1) else None
+                if nxt is None or nxt.kind not in {SPELLED, WEAK, GROUP} or len(nxt.digits) != 1:
+                    break
+                times = _REPEAT[toks[j].bare]
+                digits.append(nxt.digits * times)
+                spelled += times
+                j += 2
+                prev_kind = SPELLED
+                continue
+            if kind == SCALE:
+                if prev_kind not in {SPELLED, TEEN, TENS}:
+                    break
+                digits.append(cur.digits)
+                j += 1
+                prev_kind = SCALE
+                continue
+            if kind == TENS:
+                nxt = nums[j + 1] if j + 1 < n and usable(j + 1) else None
+                if nxt is not None and nxt.kind == SPELLED and nxt.digits != "0":
+                    digits.append(cur.digits + nxt.digits)
+                    j += 2
+                else:
+                    digits.append(cur.digits + "0")
+                    j += 1
+                prev_kind = TENS
+                continue
+            if kind == GROUP:
+                groups += 1
+                thousands |= cur.thousands
+                decimal |= cur.decimal
+            elif kind in {SPELLED, WEAK}:
+                spelled += 1
+            digits.append(cur.digits)
+            prev_kind = kind
+            j += 1
+        if j == i:
+            i += 1
+            continue
+        first = i
+        # "Oh, five ..." / a run that is only "oh": the interjection is not a zero.
+        while first < j and nums[first] is not None and nums[first].kind == WEAK and (  # type: ignore[union-attr]
+            toks[first].phrase_end or first + 1 == j
+        ):
+            first += 1
+            digits = digits[1:]
+            spelled -= 1
+        if first < j and digits:
+            runs.append(_Run(first, j, "".join(digits), groups, spelled, thousands, decimal))
+        i = j
+    return runs
+
+
+def _is_year_list(toks: Sequence[_Tok], nums: Sequence[_Num | None], run: _Run) -> bool:
+    groups = [nums[j] for j in range(run.first, run.last) if nums[j] is not None]
+    years = [g for g in groups if g is not None and g.kind == GROUP]
+    return bool(years) and all(
+        len(g.digits) == 4 and 1900 <= int(g.digits) <= 2099 for g in years
+    )
+
+
+def _digit_spans(
+    toks: Sequence[_Tok],
+    nums: Sequence[_Num | None],
+    trig: Sequence[str | None],
+    skip: set[int],
+) -> list[WordSpan]:
+    runs = _digit_runs(toks, nums, skip)
+    n = len(toks)
+    in_run = [False] * n
+    for run in runs:
+        for j in range(run.first, run.last):
+            in_run[j] = True
+    out = []
+    for run in runs:
+        count = len(run.digits)
+        at_end = run.last == n
+        written_enough = run.groups > 0 or run.spelled >= 4
+        after = toks[run.last] if run.last < n else None
+        quantity = after is not None and (
+            after.bare in _QUANTITY_WORDS or (after.raw[:1] == "%")
+        )
+        before = toks[run.first - 1].bare if run.first else ""
+        ctx, _ = _context_before(trig, run.first, in_run, toks)
+        if ctx is None and count >= 3:
+            ctx = _context_after(trig, run.last, in_run, toks)
+        if ctx in {EMAIL, NAME}:
+            ctx = None
+
+        entity: str | None = None
+        score = SCORE_CONTEXT
+        if ctx is not None:
+            looks_like_time = before in _TIME_PREPOSITIONS or (
+                before == "at" and count <= 2 and run.last - run.first == 1
+            )
+            if count >= 7:
+                entity = _entity_for(ctx, run.digits)
+            elif quantity:
+                entity = None
+            elif count >= 3 and not (looks_like_time and count <= 4 and ctx == PHONE):
+                entity = _entity_for(ctx, run.digits)
+            elif at_end and not looks_like_time:
+                entity = _entity_for(ctx, run.digits)
+                score = SCORE_WEAK
+        elif count >= 7 and written_enough and not quantity:
+            single = run.last - run.first == 1
+            if (single and (run.thousands or run.decimal)) or _is_year_list(toks, nums, run):
+                continue
+            if count in (10, 11):
+                entity, score = PHONE_NUMBER, SCORE_SHAPE
+            elif 13 <= count <= 19 and luhn_ok(run.digits):
+                entity, score = CREDIT_CARD, SCORE_SHAPE
+            else:
+                entity, score = ACCOUNT_NUMBER, SCORE_WEAK + 0.05
+        if entity is not None:
+            out.append(WordSpan(run.first, run.last, entity, score))
+    return out
+
+
+def _entity_for(ctx: str, digits: str) -> str:
+    count = len(digits)
+    if ctx == SSN:
+        return US_SSN
+    if ctx == CARD:
+        return CREDIT_CARD
+    if ctx == ACCOUNT:
+        return ACCOUNT_NUMBER
+    if ctx == DOB:
+        return DATE_OF_BIRTH
+    if ctx in {ZIP, ADDRESS}:
+        return LOCATION
+    if 13 <= count <= 19 and (ctx == GENERIC or luhn_ok(digits)):
+        return CREDIT_CARD
+    return PHONE_NUMBER
+
+
+# -------------------------------------------------------------------------- dates
+
+
+def _date_spans(toks: Sequence[_Tok], nums: Sequence[_Num | None]) -> list[tuple[int, int]]:
+    """Calendar dates: "May 4, 1997", "the fourth of May", "05/04/1997", "October 10"."""
+    n = len(toks)
+    spans: list[tuple[int, int]] = []
+    for i, tok in enumerate(toks):
+        num = nums[i]
+        if num is not None and num.kind == DATE:
+            spans.append((i, i + 1))
+            continue
+        if tok.bare not in _MONTHS:
+            continue
+        first, last = i, i + 1
+        # Day then year after the month.
+        j = _take_day(toks, nums, last)
+        has_day = j > last
+        last = j
+        j = _take_year(toks, nums, last)
+        has_year = j > last
+        last = j
+        # "the fourth of May", "4th of May".
+        k = i
+        if k >= 1 and toks[k - 1].bare == "of":
+            d = _take_day_backwards(toks, nums, k - 1)
+            if d < k - 1:
+                first = d
+                has_day = True
+        if tok.bare in {"may", "march"} and not (has_day or has_year):
+            continue  # the verb, or a month named in passing
+        if tok.bare in {"may", "march"} and not tok.title and i and toks[i - 1].bare in {
+            "i", "you", "we", "they", "he", "she", "it", "that", "which", "who",
+        }:
+            continue
+        spans.append((first, last))
+    return spans
+
+
+def _day_value(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> tuple[int, int]:
+    """(day, words used) for a day of month at word ``j``; (0, 0) when there is none."""
+    n = len(toks)
+    if j >= n:
+        return 0, 0
+    num = nums[j]
+    bare = toks[j].bare
+    if num is not None and num.kind in {GROUP, ORDINAL} and len(num.digits) <= 2:
+        return int(num.digits), 1
+    if bare in _ORDINALS:
+        return _ORDINALS[bare], 1
+    if bare in _TENS and j + 1 < n:
+        nxt = toks[j + 1].bare
+        if nxt in _ORDINALS and _ORDINALS[nxt] < 10:
+            return int(_TENS[bare]) * 10 + _ORDINALS[nxt], 2
+    if num is not None and num.kind in {SPELLED, TEEN}:
+        return int(num.digits), 1
+    return 0, 0
+
+
+def _take_day(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> int:
+    if j < len(toks) and toks[j].bare == "the":
+        value, used = _day_value(toks, nums, j + 1)
+        return j + 1 + used if 1 <= value <= 31 else j
+    value, used = _day_value(toks, nums, j)
+    return j + used if 1 <= value <= 31 else j
+
+
+def _take_day_backwards(toks: Sequence[_Tok], nums: Sequence[_Num | None], of: int) -> int:
+    """Start of "[the] DAY" ending just before word ``of``; ``of`` when there is none."""
+    for used in (2, 1):
+        start = of - used
+        if start < 0:
+            continue
+        value, got = _day_value(toks, nums, start)
+        if got == used and 1 <= value <= 31:
+            if start >= 1 and toks[start - 1].bare == "the":
+                return start - 1
+            return start
+    return of
+
+
+def _take_year(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> int:
+    n = len(toks)
+    if j < n and toks[j].bare == "of":  # "May of 1997"
+        if j + 1 < n and _is_year_start(nums[j + 1]):
+            j += 1
+        else:
+            return j
+    if j >= n:
+        return j
+    num = nums[j]
+    if num is not None and num.kind == GROUP and len(num.digits) in (2, 4):
+        return j + 1
+    # Spelled years: "nineteen ninety seven", "two thousand and three".
+    k = j
+    while k < n and k - j < 4:
+        cur = nums[k]
+        if cur is not None and cur.kind in {SPELLED, TEEN, TENS, SCALE, WEAK}:
+            k += 1
+        elif toks[k].bare == "and" and k > j:
+            k += 1
+        else:
+            break
+    while k > j and toks[k - 1].bare == "and":
+        k -= 1
+    return k if k - j >= 2 else j
+
+
+def _is_year_start(num: _Num | None) -> bool:
+    return num is not None and num.kind in {GROUP, SPELLED, TEEN, TENS}
+
+
+def _dob_spans(
+    toks: Sequence[_Tok],
+    trig: Sequence[str | None],
+    dates: Sequence[tuple[int, int]],
+) -> list[WordSpan]:
+    n = len(toks)
+    out = []
+    for first, last in dates:
+        lo = max(0, first - 8)
+        hi = min(n, last + _LOOKAHEAD + 1)
+        if any(trig[j] == DOB for j in range(lo, first)) or any(
+            trig[j] == DOB for j in range(last, hi)
+        ):
+            out.append(WordSpan(first, last, DATE_OF_BIRTH, SCORE_CONTEXT))
+    return out
+
+
+# ---------------------------------------------------------------------- addresses
+
+
+def _is_name_word(tok: _Tok, num: _Num | None) -> bool:
+    if num is not None and num.kind == ORDINAL:
+        return True  # "5th Avenue"
+    bare = tok.bare
+    return (
+        bool(bare)
+        and bare.replace("'", "").replace("-", "").isalpha()
+        and bare not in _NOT_STREET_NAME
+        and bare not in _STREET_SUFFIXES
+    )
+
+
+def _house_number_start(toks: Sequence[_Tok], nums: Sequence[_Num | None], end: int) -> int:
+    """Start of a house number ending just before word ``end``; ``end`` when none."""
+    if end <= 0:
+        return end
+    num = nums[end - 1]
+    if num is not None and num.kind == GROUP and 1 <= len(num.digits) <= 6 and not num.decimal:
+        return end - 1
+    if re.fullmatch(r"\d{1,5}[a-z]", toks[end - 1].bare):  # "36b"
+        return end - 1
+    j = end
+    while j > 0 and end - j < 3:
+        cur = nums[j - 1]
+        if cur is not None and cur.kind in {SPELLED, TEEN, TENS, SCALE, WEAK}:
+            j -= 1
+        else:
+            break
+    if j < end and nums[j] is not None and nums[j].kind != WEAK:  # type: ignore[union-attr]
+        return j
+    return end
+
+
+def _address_spans(
+    toks: Sequence[_Tok], nums: Sequence[_Num | None], trig: Sequence[str | None]
+) -> list[WordSpan]:
+    n = len(toks)
+    out: list[WordSpan] = []
+    for s, tok in enumerate(toks):
+        if tok.bare not in _STREET_SUFFIXES:
+            continue
+        if tok.bare in {"st", "dr"} and s + 1 < n and toks[s + 1].title and not tok.phrase_end:
+            continue  # "St. Louis", "Dr. Smith" read forwards, not a suffix
+        # Street name: 1-3 words before the suffix.
+        k = s
+        while k > 0 and s - k < 3 and _is_name_word(toks[k - 1], nums[k - 1]):
+            if k < s and toks[k - 1].phrase_end:
+                break
+            k -= 1
+        if k == s:
+            continue
+        start = None
+        for name_start in range(k, s):
+            house = _house_number_start(toks, nums, name_start)
+            if house < name_start:
+                start = house
+                break
+        if start is None:
+            # No house number: only with address context ("I live on Maple Drive").
+            lo = max(0, k - 3)
+            if not any(trig[j] == ADDRESS for j in range(lo, k)) or not toks[k].title:
+                continue
+            start = k
+        end = _address_tail(toks, nums, s + 1)
+        out.append(WordSpan(start, end, LOCATION, SCORE_CONTEXT))
+    # "... live at 36 maple" cut by the window end, or an address whose suffix was lost.
+    for i in range(n):
+        if trig[i] != ADDRESS:
+            continue
+        j = i + 1
+        while j < n and trig[j] == ADDRESS:
+            j += 1
+        if j < n and toks[j].bare == "is":
+            j += 1
+        house_end = j
+        while house_end < n and nums[house_end] is not None and nums[house_end].kind in {  # type: ignore[union-attr]
+            GROUP, SPELLED, TEEN, TENS, SCALE,
+        }:
+            house_end += 1
+        if house_end == j or house_end - j > 3:
+            continue
+        k = house_end
+        while k < n and k - house_end < 4 and _is_name_word(toks[k], nums[k]):
+            k += 1
+            if toks[k - 1].phrase_end:
+                break
+        if k == n or toks[i].bare == "address":
+            out.append(WordSpan(j, k, LOCATION, SCORE_WEAK))
+    return out
+
+
+def _address_tail(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> int:
+    """Extend past the street suffix over direction, unit, city, state and ZIP."""
+    n = len(toks)
+    if j < n and toks[j - 1].sentence_end:
+        return j
+    if j < n and toks[j].bare in _DIRECTIONS and len(toks[j].bare) > 2:
+        j += 1
+    if j < n and toks[j].bare in _UNIT_WORDS and j + 1 < n:
+        nxt = nums[j + 1]
+        if (nxt is not None and nxt.kind in {GROUP, SPELLED, TEEN, TENS}) or len(
+            toks[j + 1].bare
+        ) == 1:
+            j += 2
+    # City: up to three words that are not function words.
+    city = 0
+    while j < n and city < 3 and toks[j - 1].sentence_end is False:
+        tok = toks[j]
+        bare = tok.bare
+        if not bare.replace("'", "").replace("-", "").isalpha() or bare in _STOP:
+            break
+        if bare in _QUANTITY_WORDS or bare in _MONTHS:
+            break
+        j += 1
+        city += 1
+        if tok.phrase_end:
+            break
+    # State and ZIP.
+    while j < n and not toks[j - 1].sentence_end:
+        bare = toks[j].bare
+        num = nums[j]
+        if bare in _US_STATES or (len(toks[j].raw.strip(_EDGE)) == 2 and toks[j].raw.strip(
+            _EDGE
+        ).isupper()):
+            j += 1
+        elif num is not None and num.kind == GROUP and len(num.digits) in (5, 9):
+            j += 1
+        else:
+            break
+    return j
+
+
+# ------------------------------------------------------------------------- emails
+
+_EMAIL_AT_RE = re.compile(
+    rf"(?<![\w.+\-])(?!(?:me|us|him|her|them|you|it)@)[a-z0-9][\w.%+\-]*@[a-z0-9][\w\-]*"
+    rf"(?:\.[\w\-]+)*\.(?:{_TLDS})\b"
+)
+_EMAIL_AT_PROVIDER_RE = re.compile(
+    rf"(?<![\w.+\-])(?!(?:me|us|him|her|them|you|it)@)[a-z0-9][\w.%+\-]*@(?:{_EMAIL_PROVIDERS})\b"
+)
+# Whisper often drops the "@": "michael.johnson.example.com" (three or more labels).
+_EMAIL_NO_AT_RE = re.compile(rf"(?<![\w.@])(?!www\.)[a-z][\w\-]*(?:\.[\w\-]+){{1,}}\.(?:{_TLDS})\b")
+_EMAIL_PARTIAL_RE = re.compile(r"(?<![\w.@])[a-z][\w.\-]*(?:@[\w.\-]*|\.[\w\-]+\.[\w\-]+)[.@]?$")
+
+
+def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordSpan]:
+    """Emails written or spoken ("john dot smith at gmail dot com")."""
+    n = len(toks)
+    pieces: list[str] = []
+    owner: list[int] = []
+    glue_next = False
+    for i, tok in enumerate(toks):
+        bare = tok.bare
+        op = {"dot": ".", "at": "@", "underscore": "_", "dash": "-", "hyphen": "-"}.get(bare)
+        core = tok.low.strip(" ,;:!?\"'()…")
+        core = core.rstrip(".")
+        piece = op if op is not None else core
+        starts_glued = op is not None or (piece[:1] in {".", "@", "_", "-"})
+        if pieces and not (glue_next or starts_glued):
+            pieces.append(" ")
+            owner.append(-1)
+        pieces.append(piece)
+        owner.extend([i] * len(piece))
+        glue_next = op is not None or piece[-1:] in {".", "@", "_", "-"}
+    stream = "".join(pieces)
+    out: list[WordSpan] = []
+
+    def emit(start: int, end: int, score: float) -> None:
+        idx = [owner[c] for c in range(start, end) if owner[c] >= 0]
+        if idx:
+            out.append(WordSpan(min(idx), max(idx) + 1, EMAIL_ADDRESS, score))
+
+    for m in _EMAIL_AT_RE.finditer(stream):
+        emit(m.start(), m.end(), SCORE_CONTEXT)
+    for m in _EMAIL_AT_PROVIDER_RE.finditer(stream):
+        emit(m.start(), m.end(), SCORE_CONTEXT)
+    for m in _EMAIL_NO_AT_RE.finditer(stream):
+        labels = m.group(0).count(".") + 1
+        first_word = owner[m.start()]
+        email_ctx = any(trig[j] == EMAIL for j in range(max(0, first_word - _LOOKBACK), first_word))
+        if labels >= 3 or email_ctx:
+            emit(m.start(), m.end(), SCORE_CONTEXT if email_ctx else SCORE_SHAPE)
+    m = _EMAIL_PARTIAL_RE.search(stream)
+    if m and n:
+        first_word = owner[m.start()]
+        email_ctx = any(trig[j] == EMAIL for j in range(max(0, first_word - _LOOKBACK), first_word))
+        text = m.group(0)
+        provider = re.search(rf"@(?:{_EMAIL_PROVIDERS})\b", text)
+        if email_ctx or provider or text.count(".") >= 2:
+            emit(m.start(), m.end(), SCORE_WEAK)
+    return out
+
+
+# -------------------------------------------------------------------------- names
+
+_STRONG_NAME_TRIGGERS: tuple[tuple[str, ...], ...] = (
+    ("my", "name", "is"),
+    ("my", "name's"),
+    ("name", "is"),
+    ("name's",),
+    ("first", "name", "is"),
+    ("last", "name", "is"),
+    ("surname", "is"),
+    ("full", "name", "is"),
+    ("i", "am", "called"),
+    ("names",),
+)
+_WEAK_NAME_TRIGGERS: tuple[tuple[str, ...], ...] = (
+    ("this", "is"),
+    ("it's",),
+    ("it", "is"),
+    ("i'm",),
+    ("i", "am"),
+    ("speaking", "with"),
+    ("speak", "with"),
+    ("speak", "to"),
+    ("talking", "to"),
+    ("talking", "with"),
+    ("talk", "to"),
+    ("spoke", "with"),
+    ("spoke", "to"),
+    ("ask", "for"),
+    ("asking", "for"),
+    ("call", "me"),
+    ("mr",),
+    ("mrs",),
+    ("ms",),
+    ("miss",),
+    ("dr",),
+    ("mister",),
+    ("doctor",),
+    ("dear",),
+)
+_HONORIFICS = {"mr", "mrs", "ms", "miss", "dr", "mister", "doctor", "dear"}
+
+
+def _name_like(tok: _Tok) -> bool:
+    bare = tok.bare
+    return (
+        len(bare) >= 2
+        and bare.replace("'", "").replace("-", "").isalpha()
+        and bare not in _NOT_NAMES
+    )
+
+
+def _match_at(bare: Sequence[str], i: int, phrase: tuple[str, ...]) -> bool:
+    return tuple(bare[i : i + len(phrase)]) == phrase
+
+
+def _person_spans(
+    toks: Sequence[_Tok], proper_nouns: frozenset[int], trig: Sequence[str | None]
+) -> list[WordSpan]:
+    n = len(toks)
+    bare = [t.bare for t in toks]
+    out: list[WordSpan] = []
+    for i in range(n):
+        for phrase in _STRONG_NAME_TRIGGERS:
+            if not _match_at(bare, i, phrase):
+                continue
+            j = i + len(phrase)
+            while j < n and bare[j] in _FILLERS:
+                j += 1
+            k = j
+            while k < n and k - j < 3 and _name_like(toks[k]):
+                k += 1
+                if toks[k - 1].phrase_end:
+                    break
+            if k > j:
+                out.append(WordSpan(j, k, PERSON, SCORE_CONTEXT))
+            break
+        for phrase in _WEAK_NAME_TRIGGERS:
+            if not _match_at(bare, i, phrase):
+                continue
+            j = i + len(phrase)
+            k = j
+            while k < n and k - j < 3 and toks[k].title and _name_like(toks[k]):
+                k += 1
+                if toks[k - 1].phrase_end:
+                    break
+            if k == j:
+                break
+            follower = bare[k] if k < n else ""
+            greeted = i == 0 or toks[i - 1].phrase_end or bare[i - 1] in _GREETINGS
+            known = any(bare[m] in _FIRST_NAMES or bare[m] in _SURNAMES for m in range(j, k))
+            tagged = any(m in proper_nouns for m in range(j, k))
+            if phrase[0] in _HONORIFICS:
+                ok = True
+            elif phrase in {("this", "is"), ("it's",), ("it", "is")}:
+                ok = (follower in _NAME_FOLLOWERS or k == n or toks[k - 1].phrase_end) and (
+                    greeted or known or follower in _NAME_FOLLOWERS
+                )
+            else:
+                ok = known or tagged
+            if ok:
+                out.append(WordSpan(j, k, PERSON, SCORE_CONTEXT))
+            break
+    # "Linda here", "Maria speaking" at the start of a turn; "Davis is my last name".
+    for i in range(n):
+        if bare[i] in {"here", "speaking"} and i >= 1:
+            k = i
+            j = k
+            while j > 0 and k - j < 2 and toks[j - 1].title and _name_like(toks[j - 1]):
+                j -= 1
+            if j < k and (j == 0 or toks[j - 1].phrase_end or bare[j - 1] in _GREETINGS):
+                out.append(WordSpan(j, k, PERSON, SCORE_CONTEXT))
+        if _match_at(bare, i, ("is", "my")) and any(
+            _match_at(bare, i + 2, p) for p in (("name",), ("first", "name"), ("last", "name"),
+                                                ("surname",), ("full", "name"))
+        ):
+            j = i
+            while j > 0 and i - j < 3 and _name_like(toks[j - 1]) and not (
+                j < i and toks[j - 1].phrase_end
+            ):
+                j -= 1
+            if j < i:
+                out.append(WordSpan(j, i, PERSON, SCORE_CONTEXT))
+    out.extend(_spelled_letter_spans(toks))
+    return out
+
+
+_LETTERS_IN_WORD_RE = re.compile(r"(?:[a-z][-.]){2,}[a-z]\.?")
+
+
+def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
+    """Spelled-out letters: "J O H N", "j. o. h. n.", "J-O-H-N", "S M I T H"."""
+    n = len(toks)
+    out = []
+    i = 0
+    while i < n:
+        if _LETTERS_IN_WORD_RE.fullmatch(toks[i].low.lstrip("-")):
+            out.append(WordSpan(i, i + 1, PERSON, SCORE_CONTEXT))
+            i += 1
+            continue
+        j = i
+        while j < n and len(toks[j].bare) == 1 and toks[j].bare.isalpha():
+            j += 1
+            if toks[j - 1].sentence_end and toks[j - 1].raw[-1] != ".":
+                break
+        letters = j - i
+        spell_ctx = any(toks[m].bare in {"spell", "spelled", "spelling", "spells"}
+                        for m in range(max(0, i - 4), i))
+        only_words = all(toks[m].bare in _LETTER_WORDS for m in range(i, j))
+        if (letters >= 3 and not only_words) or (letters >= 2 and spell_ctx):
+            out.append(WordSpan(i, j, PERSON, SCORE_CONTEXT))
+        elif spell_ctx and j == i and i < n and toks[i].raw.strip(_EDGE).isupper() and len(
+            toks[i].bare
+        ) >= 2:
+            out.append(WordSpan(i, i + 1, PERSON, SCORE_CONTEXT))
+        i = max(j, i + 1)
+    return out
+
+
+def plausible_person(
+    words: Sequence[str], first: int, last: int, proper_nouns: frozenset[int] = frozenset()
+) -> tuple[int, int] | None:
+    """Trim a NER PERSON span to its name words, or reject it as a false positive.
+
+    Kept: two or more capitalised name words ("Maria Davis"), or one that is a common
+    first name or surname, is tagged as a proper noun next to another, or has name
+    context before or after ("this is X", "X speaking"). Dropped: greetings and function
+    words ("Bye", "Okay"), and lone unknown words with no context (a misheard "and I").
+    """
+    toks = _tokens(words)
+    while first < last and not (toks[first].title and _name_like(toks[first])):
+        first += 1
+    while last > first and not (toks[last - 1].title and _name_like(toks[last - 1])):
+        last -= 1
+    if first >= last:
+        return None
+    names = [toks[j].bare for j in range(first, last)]
+    if last - first >= 2:
+        return first, last
+    if names[0] in _FIRST_NAMES or names[0] in _SURNAMES:
+        return first, last
+    before = [t.bare for t in toks[max(0, first - 3) : first]]
+    after = toks[last].bare if last < len(toks) else ""
+    context = (
+        (before[-1:] and before[-1] in _HONORIFICS)
+        or before[-2:] in (["this", "is"], ["name", "is"], ["with", ""], ["i", "am"])
+        or (before[-1:] and before[-1] in {"i'm", "name's", "with", "to", "for", "thanks",
+                                             "thank", "hi", "hello", "dear", "bye"})
+        or after in {"speaking", "here", "calling"}
+    )
+    return (first, last) if context else None
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def find_spoken_entities(
+    words: Sequence[str],
+    entities: Iterable[str] = ENTITIES,
+    *,
+    proper_nouns: frozenset[int] = frozenset(),
+) -> list[WordSpan]:
+    """PII spans found by the speech rules, merged per entity and sorted.
+
+    ``words`` are Whisper's words (leading spaces optional). ``proper_nouns`` are the
+    indices of words a tagger marked as proper nouns (optional; it helps the
+    "I'm X" / "speaking with X" name rules). Safe to call concurrently.
+    """
+    wanted = frozenset(entities)
+    if not words or not wanted:
+        return []
+    toks = _tokens(words)
+    nums = [_classify(t) for t in toks]
+    trig = _triggers(toks)
+
+    spans: list[WordSpan] = []
+    dates = _date_spans(toks, nums)
+    date_words = {j for first, last in dates for j in range(first, last)}
+    if DATE_OF_BIRTH in wanted:
+        spans.extend(_dob_spans(toks, trig, dates))
+        n = len(toks)
+        # "my date of birth is May" cut by the window end.
+        if n and toks[-1].bare in _MONTHS and any(
+            trig[j] == DOB for j in range(max(0, n - 1 - _LOOKBACK), n - 1)
+        ):
+            spans.append(WordSpan(n - 1, n, DATE_OF_BIRTH, SCORE_WEAK))
+    spans.extend(_digit_spans(toks, nums, trig, date_words))
+    if LOCATION in wanted:
+        spans.extend(_address_spans(toks, nums, trig))
+    if EMAIL_ADDRESS in wanted:
+        spans.extend(_email_spans(toks, trig))
+    if PERSON in wanted:
+        spans.extend(_person_spans(toks, proper_nouns, trig))
+    return merge_spans(s for s in spans if s.entity in wanted)
+
+
+def merge_spans(spans: Iterable[WordSpan]) -> list[WordSpan]:
+    """Merge overlapping or touching spans of the same entity; sort by position."""
+    by_entity: dict[str, list[WordSpan]] = {}
+    for span in spans:
+        if span.last > span.first:
+            by_entity.setdefault(span.entity, []).append(span)
+    out: list[WordSpan] = []
+    for entity, group in by_entity.items():
+        group.sort(key=lambda s: (s.first, s.last))
+        cur = group[0]
+        for span in group[1:]:
+            if span.first <= cur.last:
+                cur = WordSpan(cur.first, max(cur.last, span.last), entity,
+                               max(cur.score, span.score))
+            else:
+                out.append(cur)
+                cur = span
+        out.append(cur)
+    out.sort(key=lambda s: (s.first, s.last, s.entity))
+    return out

@@ -1,0 +1,88 @@
+"""Shared fixtures: the real models (loaded once) and a real server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def fixture_manifest() -> dict[str, dict]:
+    clips = json.loads((FIXTURES / "pii_dev_manifest.json").read_text())
+    return {c["file"]: c for c in clips}
+
+
+@pytest.fixture(scope="session")
+def engines():
+    from streamserver.engines.bundle import Engines
+
+    return Engines.load()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    http: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> RunningServer:
+    port = _free_port()
+    log_path = tmp / f"server-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamserver.cli", "serve", "--port", str(port), *extra],
+        stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp), env={**os.environ, **(env or {})},
+    )
+    http = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited:\n" + log_path.read_text(errors="replace"))
+        try:
+            with urllib.request.urlopen(http + "/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return RunningServer(f"ws://127.0.0.1:{port}/v1/stream", http, proc, log_path)
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become ready:\n" + log_path.read_text(errors="replace"))
+
+
+def stop_server(server: RunningServer) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("server"))
+    yield srv
+    stop_server(srv)

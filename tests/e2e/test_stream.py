@@ -1,0 +1,274 @@
+"""End to end: a real server on loopback, real models, real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+
+from streamserver import audio as audio_mod
+from streamserver.cli import stream_file, transcript_from_events
+from streamserver.evaluation import Span, score_clip
+from tests.conftest import FIXTURES, fixture_manifest
+
+pytestmark = pytest.mark.e2e
+
+MANIFEST = fixture_manifest()
+PII_DIGITS = {"dev_001.wav": "0149", "dev_008.wav": "0175", "dev_014.wav": "2154"}
+
+
+def spans(name: str) -> list[Span]:
+    return [Span(p["entity"], p["start_s"], p["end_s"]) for p in MANIFEST[name]["pii"]]
+
+
+def assert_masked(name: str, inp: np.ndarray, out: np.ndarray, rate: int) -> None:
+    score = score_clip(inp, out, rate, spans(name))
+    for entity, audible in score.entities:
+        assert audible < 0.25, f"{name}: {entity} {audible:.0%} audible"
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("name", ["dev_008.wav", "dev_014.wav"])
+def test_asap_stream_masks_pii_audio_and_text(server, name: str) -> None:
+    out, rate, events = run(stream_file(FIXTURES / name, server.url, {"encoding": "pcm_s16le"},
+                                        pace="asap"))
+    inp, _ = audio_mod.read_wav(FIXTURES / name)
+    assert out.shape == inp.shape  # every sample comes back, aligned
+    assert_masked(name, inp[:, 0], out[:, 0], rate)
+    types = [e["type"] for e in events]
+    assert types[0] == "session.begin" and types[-1] == "session.end"
+    assert "speech.started" in types and "transcript.final" in types
+    transcript = transcript_from_events(events)
+    digits = PII_DIGITS[name]
+    assert digits not in json.dumps(events)  # never readable, partial or final
+    assert any(w["redacted"] for w in transcript["words"])
+    redactions = [e for e in events if e["type"] == "redaction"]
+    assert redactions and all(set(r) == {"type", "entity", "start", "end", "score"}
+                              for r in redactions)
+    # Redaction events carry no original text, only where and what.
+    assert all(isinstance(r["start"], float) for r in redactions)
+    stats = events[-1]["stats"]
+    assert stats["audio_out_ms"] == pytest.approx(1000 * inp.shape[0] / rate, abs=1)
+
+
+def test_no_pii_clip_is_not_masked(server) -> None:
+    name = "a02_fasterwhisper_stereo_diarization_left.wav"
+    out, rate, events = run(stream_file(FIXTURES / name, server.url, {"encoding": "pcm_s16le"},
+                                        pace="asap"))
+    inp, _ = audio_mod.read_wav(FIXTURES / name)
+    assert out.shape == inp.shape
+    from streamserver.evaluation import masked_speech_share
+
+    masked, speech = masked_speech_share(inp[:, 0], out[:, 0], rate)
+    assert masked / speech < 0.05
+    assert "wizard" in transcript_from_events(events)["text"].lower()
+
+
+def test_realtime_release_is_at_t_plus_delay(server) -> None:
+    """Every output sample arrives no earlier than its input + D (and not much later)."""
+    name = "dev_001.wav"
+    inp, rate = audio_mod.read_wav(FIXTURES / name)
+    delay_ms = 1000
+    fmt = audio_mod.AudioFormat("pcm_s16le", rate, 1)
+    frame = rate // 50
+    sent_at: list[float] = []
+    received: list[tuple[float, int]] = []  # (arrival, cumulative samples)
+    events: list[dict] = []
+
+    async def go() -> None:
+        url = f"{server.url}?encoding=pcm_s16le&sample_rate={rate}&delay_ms={delay_ms}"
+        async with websockets.connect(url) as ws:
+            async def sender() -> None:
+                t0 = time.monotonic()
+                for k, i in enumerate(range(0, inp.shape[0], frame)):
+                    await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+                    sent_at.append(time.monotonic())
+                    await ws.send(audio_mod.encode(inp[i : i + frame], fmt))
+                await ws.send(json.dumps({"type": "close"}))
+
+            task = asyncio.create_task(sender())
+            total = 0
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    total += len(msg) // 2
+                    received.append((time.monotonic(), total))
+                else:
+                    events.append(json.loads(msg))
+            await task
+
+    run(go())
+    assert received[-1][1] == inp.shape[0]
+    n_frames = len(sent_at)
+    early, late = [], []
+    for arrival, total in received:
+        last_frame = min((total - 1) // frame, n_frames - 1)
+        if last_frame >= n_frames - 1:
+            continue  # the tail after "close" is released at once, by design
+        due = sent_at[last_frame] + delay_ms / 1000
+        early.append(due - arrival)
+        late.append(arrival - due)
+    assert max(early) < 0.05, "audio released before t + D"
+    assert np.median(late) < 0.25
+    out = audio_mod.decode(b"", fmt)  # noqa: F841 - decoding of empty is valid
+    assert events[-1]["type"] == "session.end"
+
+
+def test_two_sessions_at_once_both_complete(server) -> None:
+    a, b = "dev_008.wav", "dev_001.wav"
+
+    async def both():
+        return await asyncio.gather(
+            stream_file(FIXTURES / a, server.url, {"encoding": "pcm_s16le"}, pace="asap"),
+            stream_file(FIXTURES / b, server.url, {"encoding": "pcm_s16le", "delay_ms": 1500},
+                        pace="realtime"),
+        )
+
+    (out_a, rate, ev_a), (out_b, _, ev_b) = run(both())
+    for name, out, ev in ((a, out_a, ev_a), (b, out_b, ev_b)):
+        inp, _ = audio_mod.read_wav(FIXTURES / name)
+        assert out.shape == inp.shape
+        assert_masked(name, inp[:, 0], out[:, 0], rate)
+        assert ev[-1]["type"] == "session.end"
+    assert ev_a[0]["session_id"] != ev_b[0]["session_id"]
+
+
+def _telephony(name: str) -> tuple[np.ndarray, bytes, audio_mod.AudioFormat]:
+    inp, rate = audio_mod.read_wav(FIXTURES / name)
+    x8k = audio_mod.resample(inp[:, 0].astype(np.float32) / 32768, rate, 8000)
+    fmt = audio_mod.AudioFormat("mulaw", 8000, 1)
+    pcm = audio_mod.to_int16(x8k)[:, None]
+    return pcm, audio_mod.encode(pcm, fmt), fmt
+
+
+async def _raw_session(url: str, frames: list[bytes | str]) -> tuple[list[bytes], list[dict], Any]:
+    audio_out: list[bytes] = []
+    events: list[dict] = []
+    async with websockets.connect(url) as ws:
+        for f in frames:
+            await ws.send(f)
+        async for msg in ws:
+            if isinstance(msg, bytes):
+                audio_out.append(msg)
+            else:
+                events.append(json.loads(msg))
+        return audio_out, events, ws.close_code
+
+
+def test_mulaw_8k_telephony_path(server) -> None:
+    name = "dev_008.wav"
+    pcm, data, fmt = _telephony(name)
+    frame = 160  # 20 ms of 8 kHz mu-law
+    frames: list[bytes | str] = [data[i : i + frame] for i in range(0, len(data), frame)]
+    frames.append(json.dumps({"type": "close"}))
+    url = f"{server.url}?encoding=mulaw&sample_rate=8000&pace=asap"
+    audio_out, events, code = run(_raw_session(url, frames))
+    assert code == 1000
+    out = audio_mod.decode(b"".join(audio_out), fmt)
+    assert out.shape[0] == len(data)  # one mu-law byte per sample, all back
+    # Compare against the mu-law round trip of the input (the codec is lossy).
+    ref = audio_mod.decode(data, fmt)
+    assert_masked(name, ref[:, 0], out[:, 0], 8000)
+
+
+def test_stereo_48k_with_configure_message(server) -> None:
+    name = "dev_014.wav"
+    inp, rate = audio_mod.read_wav(FIXTURES / name)
+    up = audio_mod.to_int16(audio_mod.resample(inp[:, 0].astype(np.float32) / 32768, rate, 48000))
+    stereo = np.stack([up, up], axis=1)
+    fmt = audio_mod.AudioFormat("pcm_s16le", 48000, 2)
+    data = audio_mod.encode(stereo, fmt)
+    step = fmt.bytes_per_frame * 960
+    frames: list[bytes | str] = [json.dumps({"type": "configure", "encoding": "pcm_s16le",
+                                             "sample_rate": 48000, "channels": 2, "pace": "asap",
+                                             "audio_redaction": "silence"})]
+    frames += [data[i : i + step] for i in range(0, len(data), step)]
+    frames.append(json.dumps({"type": "close"}))
+    audio_out, events, code = run(_raw_session(server.url, frames))
+    out = audio_mod.decode(b"".join(audio_out), fmt)
+    assert out.shape == stereo.shape
+    assert_masked(name, stereo[:, 0], out[:, 0], 48000)
+    assert np.array_equal(out[:, 0], out[:, 1])
+    assert events[0]["config"]["audio_redaction"] == "silence"
+
+
+@pytest.mark.parametrize(
+    ("query", "frames", "code", "close_code"),
+    [
+        ("?encoding=pcm_s16le&sample_rate=16000&pace=asap", [b"\x00\x01\x02"], "bad_audio", 1007),
+        ("?encoding=pcm_s16le&sample_rate=16000", ['{"type": "dance"}'], "unknown_message", 4400),
+        ("?encoding=pcm_s16le&sample_rate=16000", ["not json"], "invalid_json", 4400),
+        ("", [b"\x00\x00" * 320], "config_required", 4400),
+        ("?encoding=pcm_s16le&sample_rate=11025", [], "bad_config", 4400),
+        ("?encoding=pcm_s16le&sample_rate=16000&delay_ms=50", [], "bad_config", 4400),
+        ("?encoding=pcm_s16le&sample_rate=16000&colour=red", [], "bad_config", 4400),
+    ],
+)
+def test_malformed_input_gets_typed_error(server, query: str, frames: list, code: str,
+                                          close_code: int) -> None:
+    _, events, got_close = run(_raw_session(server.url + query, frames))
+    errors = [e for e in events if e["type"] == "error"]
+    assert errors and errors[0]["code"] == code
+    assert got_close == close_code
+
+
+def test_bad_session_does_not_disturb_a_good_one(server) -> None:
+    name = "dev_008.wav"
+
+    async def scenario():
+        good = asyncio.create_task(
+            stream_file(FIXTURES / name, server.url, {"encoding": "pcm_s16le"}, pace="asap"))
+        bad = []
+        for frames, query in (([b"\x01"], "?encoding=pcm_s16le&sample_rate=16000"),
+                              (['{"type":"nope"}'], "?encoding=pcm_s16le&sample_rate=16000"),
+                              ([b"\x00\x00" * 100], "")):
+            bad.append(await _raw_session(server.url + query, frames))
+        return await good, bad
+
+    (out, rate, events), bad = run(scenario())
+    assert all(any(e["type"] == "error" for e in ev) for _, ev, _ in bad)
+    inp, _ = audio_mod.read_wav(FIXTURES / name)
+    assert out.shape == inp.shape
+    assert_masked(name, inp[:, 0], out[:, 0], rate)
+    assert not [e for e in events if e["type"] == "error"]
+
+
+def test_health_and_readiness(server) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(server.http + "/readyz") as r:
+        assert json.loads(r.read())["ready"] is True
+    with urllib.request.urlopen(server.http + "/healthz") as r:
+        assert json.loads(r.read())["status"] == "ok"
+
+
+def test_server_logs_carry_no_transcript_text(server) -> None:
+    run(stream_file(FIXTURES / "dev_008.wav", server.url, {"encoding": "pcm_s16le"}, pace="asap"))
+    log = server.log_text()
+    assert "session ended" in log
+    for secret in ("Linda", "Smith", "0175", "555"):
+        assert secret not in log
+
+
+def test_api_key_required_when_configured(tmp_path: Path) -> None:
+    from tests.conftest import start_server, stop_server
+
+    srv = start_server(tmp_path, "--api-key", "s3cret-key")
+    try:
+        q = "?encoding=pcm_s16le&sample_rate=16000&pace=asap"
+        _, events, close = run(_raw_session(srv.url + q, []))
+        assert events[0]["code"] == "unauthorized" and close == 4401
+        out, _, ev = run(stream_file(FIXTURES / "dev_009.wav", srv.url,
+                                     {"encoding": "pcm_s16le"}, pace="asap",
+                                     api_key="s3cret-key"))
+        assert ev[-1]["type"] == "session.end"
+    finally:
+        stop_server(srv)
