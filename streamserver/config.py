@@ -193,13 +193,14 @@ class ServerConfig:
     def from_env(cls, **overrides: Any) -> ServerConfig:
         """Defaults, then ``STREAMSERVER_*`` environment variables, then overrides."""
         keys = tuple(k for k in os.environ.get("STREAMSERVER_API_KEYS", "").split(",") if k)
+        d = cls()
         cfg = cls(
-            host=os.environ.get("STREAMSERVER_HOST", cls.host),
-            port=_env_int("STREAMSERVER_PORT", cls.port),
+            host=os.environ.get("STREAMSERVER_HOST", d.host),
+            port=_env_int("STREAMSERVER_PORT", d.port),
             api_keys=keys,
             asr=AsrConfig(model=os.environ.get("STREAMSERVER_MODEL", "")),
-            workers=_env_int("STREAMSERVER_WORKERS", cls.workers),
-            max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", cls.max_sessions),
+            workers=_env_int("STREAMSERVER_WORKERS", d.workers),
+            max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
         )
         asr_over = {k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None}
         rest = {k: v for k, v in overrides.items() if not k.startswith("asr_") and v is not None}

@@ -149,6 +149,8 @@ _QUANTITY_WORDS = {
     "units", "orders", "packages", "gb", "mb", "tb", "pro", "plus", "max", "mini",
     "ish", "or", "to", "more", "less", "of",
 }  # fmt: skip
+# Emergency and service numbers: public, never personal.
+_SERVICE_NUMBERS = {"911", "999", "112", "411", "311", "211", "511", "611", "711", "811"}
 # A number right after one of these is a time or amount ("after 5", "in 20 minutes").
 _TIME_PREPOSITIONS = {
     "after", "before", "until", "till", "til", "around", "about", "in", "for", "within",
@@ -174,13 +176,13 @@ _STOP = {
     "okay", "ok", "yes", "yeah", "yep", "um", "uh", "er", "erm", "hmm", "oh", "well",
     "thanks", "thank", "sorry", "hello", "hi", "hey", "bye", "goodbye", "sure", "right",
     "alright", "actually", "basically", "anyway", "spelled", "spell", "spelling", "called",
-    "calling", "speaking", "here", "there", "last", "first", "again", "still", "already",
-    "though", "maybe", "probably", "definitely", "like", "kind", "sort", "stuff", "thing",
+    "calling", "speaking", "last", "first", "still", "already",
+    "maybe", "probably", "definitely", "like", "kind", "sort", "stuff", "thing",
     "things", "great", "good", "fine", "new", "old", "big", "small", "going", "gonna",
     "want", "wanna", "need", "let", "lets", "let's", "i'm", "it's", "that's", "i'll",
     "we're", "you're", "don't", "can't", "won't", "isn't", "wasn't", "didn't", "doesn't",
     "what's", "where's", "there's", "he's", "she's", "we'll", "you'll", "i've", "i'd",
-    "not", "said", "say", "says", "told", "tell", "ask", "asked", "know", "think", "see",
+    "said", "say", "says", "told", "tell", "ask", "asked", "know", "think", "see",
     "look", "make", "made", "take", "took", "give", "gave", "call", "come", "came", "go",
     "went", "live", "lives", "living", "lived", "located", "moved", "email", "number",
     "phone", "address", "name", "card", "account", "code", "order", "back", "today's",
@@ -196,9 +198,14 @@ _NOT_NAMES = _STOP | {
     "street", "road", "avenue", "drive", "lane", "court", "way", "place",
 } | _MONTHS  # fmt: skip
 
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Common US first names and surnames: a lone capitalised word from spaCy is kept as a
 # name only when it is one of these or has name context (a curated list, not a gazetteer).
-_FIRST_NAMES = set(
+_FIRST_NAMES = _word_set(
     """
     james john robert michael william david richard joseph thomas charles christopher
     daniel matthew anthony mark donald steven paul andrew joshua kenneth kevin brian
@@ -220,32 +227,32 @@ _FIRST_NAMES = set(
     diana natalie brittany charlotte marie kayla alexis lori jane jenny kate katie sue
     liz beth meg ellen anne lucy rose chloe mia ava zoe priya raj wei ming ahmed
     mohammed muhammad ali fatima omar yusuf ivan dmitri olga sofia lucas leo max oliver
-    """.split()
+    """
 )
-_SURNAMES = set(
+_SURNAMES = _word_set(
     """
     smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez
     lopez gonzalez wilson anderson thomas taylor moore jackson martin lee perez thompson
     white harris sanchez clark ramirez lewis robinson walker young allen king wright
     scott torres nguyen hill flores green adams nelson baker hall rivera campbell
     mitchell carter roberts gomez phillips evans turner diaz parker cruz edwards collins
-    reyes stewart morris morales murphy cook rogers gutierrez ortiz morgan cooper peterson
-    bailey reed kelly howard ramos kim cox ward richardson watson brooks chavez wood
-    james bennett gray mendoza ruiz hughes price alvarez castillo sanders patel myers
-    long ross foster jimenez powell jenkins perry russell sullivan bell coleman butler
-    henderson barnes gonzales fisher vasquez simmons romero jordan patterson alexander
-    hamilton graham reynolds griffin wallace moreno west cole hayes bryant herrera gibson
-    ellis tran medina aguilar stevens murray ford castro marshall owens harrison
-    fernandez mcdonald woods washington kennedy wells vargas henry chen freeman webb
-    tucker guzman burns crawford olson simpson porter hunter gordon mendez silva shaw
-    snyder mason dixon munoz hunt hicks holmes palmer wagner black robertson boyd rose
-    stone salazar fox warren mills meyer rice schmidt garza daniels ferguson nichols
-    stephens soto weaver ryan gardner payne grant dunn kelley spencer hawkins arnold
-    pierce vazquez hansen peters santos hart bradley knight elliott cunningham duncan
-    armstrong hudson carroll lane riley andrews alvarado ray delgado berry perkins
-    hoffman johnston matthews pena richards willis carpenter lawrence sandoval wang li
-    zhang liu singh kumar shah khan cohen levy murphy obrien o'brien connor
-    """.split()
+    reyes stewart morris morales murphy cook rogers gutierrez ortiz morgan cooper
+    peterson bailey reed kelly howard ramos kim cox ward richardson watson brooks chavez
+    wood james bennett gray mendoza ruiz hughes price alvarez castillo sanders patel
+    myers long ross foster jimenez powell jenkins perry russell sullivan bell coleman
+    butler henderson barnes gonzales fisher vasquez simmons romero jordan patterson
+    alexander hamilton graham reynolds griffin wallace moreno west cole hayes bryant
+    herrera gibson ellis tran medina aguilar stevens murray ford castro marshall owens
+    harrison fernandez mcdonald woods washington kennedy wells vargas henry chen freeman
+    webb tucker guzman burns crawford olson simpson porter hunter gordon mendez silva
+    shaw snyder mason dixon munoz hunt hicks holmes palmer wagner black robertson boyd
+    rose stone salazar fox warren mills meyer rice schmidt garza daniels ferguson
+    nichols stephens soto weaver ryan gardner payne grant dunn kelley spencer hawkins
+    arnold pierce vazquez hansen peters santos hart bradley knight elliott cunningham
+    duncan armstrong hudson carroll lane riley andrews alvarado ray delgado berry
+    perkins hoffman johnston matthews pena richards willis carpenter lawrence sandoval
+    wang li zhang liu singh kumar shah khan cohen levy murphy obrien o'brien connor
+    """
 )
 
 _STREET_SUFFIXES = {
@@ -254,6 +261,9 @@ _STREET_SUFFIXES = {
     "parkway", "pkwy", "highway", "hwy", "square", "trail", "crescent", "plaza", "alley",
     "pike", "turnpike", "expressway", "freeway", "route", "rte",
 }  # fmt: skip
+# Suffixes that are also common words: the street name must be capitalised.
+_WEAK_SUFFIXES = {"way", "place", "court", "circle", "square", "trail", "plaza", "route",
+                  "pike", "alley", "crescent", "terrace"}
 _DIRECTIONS = {
     "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
     "n", "s", "e", "w", "ne", "nw", "se", "sw",
@@ -288,6 +298,18 @@ _GREETINGS = {"hi", "hello", "hey", "bye", "goodbye", "yes", "yeah", "morning", 
 # Words after a name that confirm it ("this is Maria Davis calling").
 _NAME_FOLLOWERS = {"calling", "speaking", "here", "from", "with", "at", "over", "on"}
 _FILLERS = {"um", "uh", "er", "erm", "hmm", "ah", "like"}
+_NAME_PRECEDERS = {"mr", "mrs", "ms", "miss", "dr", "mister", "doctor", "dear", "i'm", "name's",
+                   "it's", "with", "thanks", "thank", "hi", "hello", "hey", "bye", "professor",
+                   "prof", "sir", "madam", "called", "named"}
+_SPEECH_VERBS = {"said", "says", "told", "asked", "wrote", "writes", "argued", "argues",
+                 "thinks", "thought", "called", "replied", "explained"}
+# First names that are also common words or places: no name on their own.
+_AMBIGUOUS_FIRST_NAMES = {"mark", "frank", "jack", "grace", "rose", "max", "sue", "christian",
+                          "austin", "charlotte", "madison", "victoria", "virginia", "sofia",
+                          "amber", "jordan", "joy", "hope", "faith", "will", "bill", "art",
+                          "ray", "dean", "chase", "hunter", "summer", "penny", "ruby", "long",
+                          "may", "june", "april", "august", "lucas", "leo", "oliver", "scott",
+                          "henry", "louis", "kelly", "lee", "king", "young"}
 
 
 # ------------------------------------------------------------------------- words
@@ -389,7 +411,7 @@ def _classify(tok: _Tok) -> _Num | None:
             thousands=bool(re.fullmatch(r"\d{1,3}(,\d{3})+", body)),
             decimal=bool(re.fullmatch(r"\d+\.\d+", body)),
         )
-    if _ALNUM_ID_RE.fullmatch(tok.bare):
+    if _ALNUM_ID_RE.fullmatch(tok.bare) and not re.fullmatch(r"\d{2,4}'?s", tok.bare):
         return _Num(GROUP, re.sub(r"\D", "", tok.bare))
     return None
 
@@ -508,6 +530,8 @@ _TRIGGER_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
             (("e-mail",), EMAIL),
             (("mail",), EMAIL),
             (("number",), GENERIC),
+            (("last", "four"), GENERIC),
+            (("last", "4"), GENERIC),
             (("numbers",), GENERIC),
             (("digits",), GENERIC),
             (("#",), GENERIC),
@@ -515,6 +539,8 @@ _TRIGGER_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
         key=lambda p: -len(p[0]),
     )
 )
+_ADDRESS_OWNERS = {"my", "your", "his", "her", "our", "their", "the", "billing", "shipping",
+                   "home", "mailing", "street", "new", "old", "delivery", "current", "postal"}
 _SPECIFIC_BEFORE_GENERIC = 2  # "social security number", "card number": look this far
 
 
@@ -532,11 +558,21 @@ def _triggers(toks: Sequence[_Tok]) -> list[str | None]:
                 prev = bare[i - 1] if i else ""
                 if cat == GENERIC and nxt == "of":  # "the number of people"
                     break
+                if phrase == ("call",) and prev in {"this", "the", "a", "your", "my", "our"}:
+                    break  # the noun: "the reference number for this call"
                 if cat == ADDRESS and phrase == ("address",) and prev in {"email", "e-mail",
                                                                           "ip", "web", "mail"}:
                     cat = EMAIL
                 if phrase == ("code",) and prev in {"zip", "postal", "area", "security"}:
                     break
+                if (
+                    cat == ADDRESS
+                    and phrase == ("address",)
+                    and prev not in _ADDRESS_OWNERS
+                    and nxt not in {"is", "was", "its", "it's"}
+                    and not toks[i].raw.endswith(":")
+                ):
+                    break  # "the Gettysburg address", "to address 3 issues"
                 for j in range(i, i + k):
                     out[j] = cat
                 i += k - 1
@@ -557,8 +593,8 @@ def _context_before(
     while j >= 0 and start - j <= _LOOKBACK:
         if blocked[j]:
             break
-        if j < start - 1 and toks[j].sentence_end:
-            break
+        if j < start - 1 and toks[j].sentence_end and not toks[j].raw.endswith("?"):
+            break  # a question's trigger reaches into the answer
         cat = trig[j]
         if cat is not None and cat not in {EMAIL, NAME}:
             if cat == GENERIC:
@@ -570,17 +606,22 @@ def _context_before(
     return None, 0
 
 
+_AFTER_CONNECTORS = {"is", "was", "that's", "thats", "are", "as", "my", "the", "your",
+                     "that", "it's", "its", "for", "our", "his", "her", "their"}
+_AFTER_CATEGORIES = {SSN, CARD, ACCOUNT, PHONE, DOB, GENERIC}
+
+
 def _context_after(
     trig: Sequence[str | None], end: int, blocked: Sequence[bool], toks: Sequence[_Tok]
 ) -> str | None:
-    """A trigger within a few words after ``end`` ("... that's my card number")."""
+    """A trigger right after ``end``, through connectors ("4421 is my PIN")."""
     for j in range(end, min(len(trig), end + _LOOKAHEAD)):
         if blocked[j]:
             return None
         cat = trig[j]
-        if cat is not None and cat not in {EMAIL, NAME}:
+        if cat in _AFTER_CATEGORIES:
             return cat
-        if toks[j].sentence_end:
+        if toks[j].bare not in _AFTER_CONNECTORS or toks[j].sentence_end:
             return None
     return None
 
@@ -722,14 +763,16 @@ def _digit_spans(
         entity: str | None = None
         score = SCORE_CONTEXT
         if ctx is not None:
-            looks_like_time = before in _TIME_PREPOSITIONS or (
-                before == "at" and count <= 2 and run.last - run.first == 1
+            single = run.last - run.first == 1
+            looks_like_time = ctx != DOB and (
+                (before in _TIME_PREPOSITIONS and count <= 4)
+                or (before == "at" and single and count <= 2 and int(run.digits) <= 12)
             )
             if count >= 7:
                 entity = _entity_for(ctx, run.digits)
             elif quantity:
                 entity = None
-            elif count >= 3 and not (looks_like_time and count <= 4 and ctx == PHONE):
+            elif count >= 3 and not looks_like_time:
                 entity = _entity_for(ctx, run.digits)
             elif at_end and not looks_like_time:
                 entity = _entity_for(ctx, run.digits)
@@ -744,9 +787,18 @@ def _digit_spans(
                 entity, score = CREDIT_CARD, SCORE_SHAPE
             else:
                 entity, score = ACCOUNT_NUMBER, SCORE_WEAK + 0.05
-        if entity is not None:
-            out.append(WordSpan(run.first, run.last, entity, score))
+        if entity is not None and run.digits not in _SERVICE_NUMBERS:
+            first = run.first
+            if ctx is not None:  # "member ID is W 1 2 3 4": spoken letters of the ID
+                while first > 0 and run.first - first < 3 and _is_capital_letter(toks[first - 1]):
+                    first -= 1
+            out.append(WordSpan(first, run.last, entity, score))
     return out
+
+
+def _is_capital_letter(tok: _Tok) -> bool:
+    core = tok.raw.strip(_EDGE)
+    return len(core) == 1 and core.isalpha() and core.isupper() and core != "I"
 
 
 def _entity_for(ctx: str, digits: str) -> str:
@@ -771,7 +823,7 @@ def _entity_for(ctx: str, digits: str) -> str:
 
 def _date_spans(toks: Sequence[_Tok], nums: Sequence[_Num | None]) -> list[tuple[int, int]]:
     """Calendar dates: "May 4, 1997", "the fourth of May", "05/04/1997", "October 10"."""
-    n = len(toks)
+    len(toks)
     spans: list[tuple[int, int]] = []
     for i, tok in enumerate(toks):
         num = nums[i]
@@ -863,9 +915,8 @@ def _take_year(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> int
     k = j
     while k < n and k - j < 4:
         cur = nums[k]
-        if cur is not None and cur.kind in {SPELLED, TEEN, TENS, SCALE, WEAK}:
-            k += 1
-        elif toks[k].bare == "and" and k > j:
+        spelled = cur is not None and cur.kind in {SPELLED, TEEN, TENS, SCALE, WEAK}
+        if spelled or (toks[k].bare == "and" and k > j):
             k += 1
         else:
             break
@@ -949,6 +1000,8 @@ def _address_spans(
             k -= 1
         if k == s:
             continue
+        if tok.bare in _WEAK_SUFFIXES and not all(toks[j].title for j in range(k, s)):
+            continue
         start = None
         for name_start in range(k, s):
             house = _house_number_start(toks, nums, name_start)
@@ -1021,9 +1074,7 @@ def _address_tail(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> 
         num = nums[j]
         if bare in _US_STATES or (len(toks[j].raw.strip(_EDGE)) == 2 and toks[j].raw.strip(
             _EDGE
-        ).isupper()):
-            j += 1
-        elif num is not None and num.kind == GROUP and len(num.digits) in (5, 9):
+        ).isupper()) or (num is not None and num.kind == GROUP and len(num.digits) in (5, 9)):
             j += 1
         else:
             break
@@ -1149,7 +1200,7 @@ def _match_at(bare: Sequence[str], i: int, phrase: tuple[str, ...]) -> bool:
 
 
 def _person_spans(
-    toks: Sequence[_Tok], proper_nouns: frozenset[int], trig: Sequence[str | None]
+    toks: Sequence[_Tok], named_words: frozenset[int], trig: Sequence[str | None]
 ) -> list[WordSpan]:
     n = len(toks)
     bare = [t.bare for t in toks]
@@ -1183,7 +1234,7 @@ def _person_spans(
             follower = bare[k] if k < n else ""
             greeted = i == 0 or toks[i - 1].phrase_end or bare[i - 1] in _GREETINGS
             known = any(bare[m] in _FIRST_NAMES or bare[m] in _SURNAMES for m in range(j, k))
-            tagged = any(m in proper_nouns for m in range(j, k))
+            tagged = any(m in named_words for m in range(j, k))
             if phrase[0] in _HONORIFICS:
                 ok = True
             elif phrase in {("this", "is"), ("it's",), ("it", "is")}:
@@ -1215,10 +1266,26 @@ def _person_spans(
                 j -= 1
             if j < i:
                 out.append(WordSpan(j, i, PERSON, SCORE_CONTEXT))
+    # A well-known first name is a name wherever it stands ("Okay Emily, you're set").
+    for i, tok in enumerate(toks):
+        if not (tok.title and tok.bare in _FIRST_NAMES) or tok.bare in _AMBIGUOUS_FIRST_NAMES:
+            continue
+        k = i + 1
+        if (
+            k < n
+            and not tok.phrase_end
+            and toks[k].title
+            and _name_like(toks[k])
+            and (toks[k].bare in _SURNAMES or k in named_words)
+        ):
+            k += 1
+        out.append(WordSpan(i, k, PERSON, SCORE_SHAPE))
     out.extend(_spelled_letter_spans(toks))
     return out
 
 
+_SPELL_CONTEXT = {"spell", "spelled", "spelling", "spells", "name", "name's", "that's",
+                  "surname", "initials", "letters"}
 _LETTERS_IN_WORD_RE = re.compile(r"(?:[a-z][-.]){2,}[a-z]\.?")
 
 
@@ -1238,10 +1305,10 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
             if toks[j - 1].sentence_end and toks[j - 1].raw[-1] != ".":
                 break
         letters = j - i
-        spell_ctx = any(toks[m].bare in {"spell", "spelled", "spelling", "spells"}
-                        for m in range(max(0, i - 4), i))
+        spell_ctx = any(toks[m].bare in _SPELL_CONTEXT for m in range(max(0, i - 6), i))
         only_words = all(toks[m].bare in _LETTER_WORDS for m in range(i, j))
-        if (letters >= 3 and not only_words) or (letters >= 2 and spell_ctx):
+        # Three spaced capitals are more often an acronym ("U S A") than a name.
+        if (letters >= 4 and not only_words) or (letters >= 2 and spell_ctx):
             out.append(WordSpan(i, j, PERSON, SCORE_CONTEXT))
         elif spell_ctx and j == i and i < n and toks[i].raw.strip(_EDGE).isupper() and len(
             toks[i].bare
@@ -1251,15 +1318,13 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
     return out
 
 
-def plausible_person(
-    words: Sequence[str], first: int, last: int, proper_nouns: frozenset[int] = frozenset()
-) -> tuple[int, int] | None:
+def plausible_person(words: Sequence[str], first: int, last: int) -> tuple[int, int] | None:
     """Trim a NER PERSON span to its name words, or reject it as a false positive.
 
-    Kept: two or more capitalised name words ("Maria Davis"), or one that is a common
-    first name or surname, is tagged as a proper noun next to another, or has name
-    context before or after ("this is X", "X speaking"). Dropped: greetings and function
-    words ("Bye", "Okay"), and lone unknown words with no context (a misheard "and I").
+    Kept: spans with a common first name or surname ("Maria Davis"), or with name
+    context before or after ("this is X", "Dr. X", "X speaking", "X said"). Dropped:
+    greetings and function words at the edges ("Bye", "Okay"), and unknown words with
+    no context (a misheard "and I" -> "Zendai", a business name "Sunrise Dental").
     """
     toks = _tokens(words)
     while first < last and not (toks[first].title and _name_like(toks[first])):
@@ -1269,18 +1334,16 @@ def plausible_person(
     if first >= last:
         return None
     names = [toks[j].bare for j in range(first, last)]
-    if last - first >= 2:
-        return first, last
-    if names[0] in _FIRST_NAMES or names[0] in _SURNAMES:
+    known = [n in _FIRST_NAMES or n in _SURNAMES for n in names]
+    if any(known) and (len(names) >= 2 or names[0] not in _AMBIGUOUS_FIRST_NAMES):
         return first, last
     before = [t.bare for t in toks[max(0, first - 3) : first]]
     after = toks[last].bare if last < len(toks) else ""
     context = (
-        (before[-1:] and before[-1] in _HONORIFICS)
-        or before[-2:] in (["this", "is"], ["name", "is"], ["with", ""], ["i", "am"])
-        or (before[-1:] and before[-1] in {"i'm", "name's", "with", "to", "for", "thanks",
-                                             "thank", "hi", "hello", "dear", "bye"})
+        (before[-1:] and before[-1] in _NAME_PRECEDERS)
+        or before[-2:] in (["this", "is"], ["name", "is"], ["i", "am"], ["it", "is"])
         or after in {"speaking", "here", "calling"}
+        or after in _SPEECH_VERBS
     )
     return (first, last) if context else None
 
@@ -1292,12 +1355,12 @@ def find_spoken_entities(
     words: Sequence[str],
     entities: Iterable[str] = ENTITIES,
     *,
-    proper_nouns: frozenset[int] = frozenset(),
+    named_words: frozenset[int] = frozenset(),
 ) -> list[WordSpan]:
     """PII spans found by the speech rules, merged per entity and sorted.
 
-    ``words`` are Whisper's words (leading spaces optional). ``proper_nouns`` are the
-    indices of words a tagger marked as proper nouns (optional; it helps the
+    ``words`` are Whisper's words (leading spaces optional). ``named_words`` are the
+    indices of words inside a NER entity of any kind (optional; it confirms the
     "I'm X" / "speaking with X" name rules). Safe to call concurrently.
     """
     wanted = frozenset(entities)
@@ -1318,13 +1381,14 @@ def find_spoken_entities(
             trig[j] == DOB for j in range(max(0, n - 1 - _LOOKBACK), n - 1)
         ):
             spans.append(WordSpan(n - 1, n, DATE_OF_BIRTH, SCORE_WEAK))
-    spans.extend(_digit_spans(toks, nums, trig, date_words))
+    trigger_words = {j for j, cat in enumerate(trig) if cat is not None}
+    spans.extend(_digit_spans(toks, nums, trig, date_words | trigger_words))
     if LOCATION in wanted:
         spans.extend(_address_spans(toks, nums, trig))
     if EMAIL_ADDRESS in wanted:
         spans.extend(_email_spans(toks, trig))
     if PERSON in wanted:
-        spans.extend(_person_spans(toks, proper_nouns, trig))
+        spans.extend(_person_spans(toks, named_words, trig))
     return merge_spans(s for s in spans if s.entity in wanted)
 
 

@@ -118,6 +118,7 @@ class Session:
         self._plan = MaskPlan(ms_to_samples(cfg.mask_padding_ms))
         self._line = DelayLine(self.rate, cfg.channels, cfg.audio_redaction)
         self._delay = ms_to_samples(cfg.delay_ms)  # analysis samples
+        self._out_frame_bytes = self.fmt.bytes_per_frame * (self.rate // 5)
         self._arrivals: deque[tuple[int, float]] = deque()  # (client sample end, wall time)
         self._outbox: list[AudioOut | Event] = []
         self.stats = SessionStats()
@@ -419,7 +420,11 @@ class Session:
         self.stats.speech_ms += float(speech.sum()) * ms
         self.stats.masked_ms += float(mask.sum()) * ms
         self.stats.deadline_masked_ms += float(undecided.sum()) * ms
-        self._outbox.append(AudioOut(audio_mod.encode(released.samples, self.fmt), start))
+        # Bounded output frames (200 ms), whatever the size of the release.
+        data, step = audio_mod.encode(released.samples, self.fmt), self._out_frame_bytes
+        for i in range(0, len(data), step):
+            sample = start + i // self.fmt.bytes_per_frame
+            self._outbox.append(AudioOut(data[i : i + step], sample))
         self._plan.forget_before(a0 - self._delay)
         self._vad.forget_before(a0 - self._delay)
 

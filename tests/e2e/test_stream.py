@@ -83,6 +83,7 @@ def test_realtime_release_is_at_t_plus_delay(server) -> None:
     sent_at: list[float] = []
     received: list[tuple[float, int]] = []  # (arrival, cumulative samples)
     events: list[dict] = []
+    closed_at: list[float] = []
 
     async def go() -> None:
         url = f"{server.url}?encoding=pcm_s16le&sample_rate={rate}&delay_ms={delay_ms}"
@@ -93,6 +94,7 @@ def test_realtime_release_is_at_t_plus_delay(server) -> None:
                     await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
                     sent_at.append(time.monotonic())
                     await ws.send(audio_mod.encode(inp[i : i + frame], fmt))
+                closed_at.append(time.monotonic())
                 await ws.send(json.dumps({"type": "close"}))
 
             task = asyncio.create_task(sender())
@@ -111,14 +113,13 @@ def test_realtime_release_is_at_t_plus_delay(server) -> None:
     early, late = [], []
     for arrival, total in received:
         last_frame = min((total - 1) // frame, n_frames - 1)
-        if last_frame >= n_frames - 1:
-            continue  # the tail after "close" is released at once, by design
+        if arrival >= closed_at[0]:
+            continue  # after "close" the decided tail is released at once, by design
         due = sent_at[last_frame] + delay_ms / 1000
         early.append(due - arrival)
         late.append(arrival - due)
     assert max(early) < 0.05, "audio released before t + D"
     assert np.median(late) < 0.25
-    out = audio_mod.decode(b"", fmt)  # noqa: F841 - decoding of empty is valid
     assert events[-1]["type"] == "session.end"
 
 
@@ -153,13 +154,16 @@ async def _raw_session(url: str, frames: list[bytes | str]) -> tuple[list[bytes]
     audio_out: list[bytes] = []
     events: list[dict] = []
     async with websockets.connect(url) as ws:
-        for f in frames:
-            await ws.send(f)
-        async for msg in ws:
-            if isinstance(msg, bytes):
-                audio_out.append(msg)
-            else:
-                events.append(json.loads(msg))
+        try:
+            for f in frames:
+                await ws.send(f)
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    audio_out.append(msg)
+                else:
+                    events.append(json.loads(msg))
+        except websockets.ConnectionClosedError:
+            pass  # an error close: the code is what the test looks at
         return audio_out, events, ws.close_code
 
 
