@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay-ms", type=int, default=2000)
     ap.add_argument("--model", default="")
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips of each set")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "redaction_quality.json")
+    ap.add_argument("--out", type=Path,
+                    default=ROOT / "benchmarks" / "results" / "redaction_quality.json")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 

@@ -140,7 +140,7 @@ def _coerce(name: str, raw: Any) -> Any:
             return tuple(dict.fromkeys(names))
         if not isinstance(raw, str):
             raise ValueError
-        return raw.strip().lower() if name != "encoding" else raw.strip().lower()
+        return raw.strip().lower()
     except (TypeError, ValueError):
         raise ConfigError(f"invalid value for {name}") from None
 
@@ -202,7 +202,9 @@ class ServerConfig:
             workers=_env_int("STREAMSERVER_WORKERS", d.workers),
             max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
         )
-        asr_over = {k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None}
+        asr_over = {
+            k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None
+        }
         rest = {k: v for k, v in overrides.items() if not k.startswith("asr_") and v is not None}
         if asr_over:
             rest["asr"] = replace(cfg.asr, **asr_over)

@@ -150,15 +150,16 @@ class SessionRunner:
                 while job is not None:
                     try:
                         result = await self.pool.run(job)
-                    except Exception:  # noqa: BLE001 - a model fault fails this session closed
-                        log.exception("model call failed", extra={"session": self.session.session_id})
+                    except Exception:
+                        log.exception("model call failed",
+                                      extra={"session": self.session.session_id})
                         self.session.fail_job(job)
                         self.session.error_event("model_error", "a model call failed; audio masked")
                         job = None
                     else:
                         job = self.session.complete_job(job, result)
                 self._pump()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failure = exc
             self._finished.set()
 

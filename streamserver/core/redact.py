@@ -10,6 +10,7 @@ delay line how far to release and which samples to mask.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,7 +164,7 @@ class DelayLine:
         edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
         bounds = [0, *edges.tolist(), n]
         cur = self._level
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             target = 1.0 if mask[lo] else 0.0
             k = np.arange(1, hi - lo + 1, dtype=np.float32)
             if target > cur:

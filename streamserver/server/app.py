@@ -12,7 +12,7 @@ import contextlib
 import hmac
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -102,7 +102,10 @@ def _authorized(cfg: ServerConfig, ws: WebSocket) -> bool:
     if not cfg.api_keys:
         return True
     header = ws.headers.get("authorization", "")
-    offered = header[7:] if header.lower().startswith("bearer ") else ws.query_params.get("token", "")
+    if header.lower().startswith("bearer "):
+        offered = header[7:]
+    else:
+        offered = ws.query_params.get("token", "")
     # Constant-time compare against every key (no early exit on a match).
     ok = False
     for key in cfg.api_keys:
@@ -128,7 +131,7 @@ class StreamHandler:
             await self._close_with_error(exc)
         except WebSocketDisconnect:
             log.info("client disconnected", extra={"session": self.session_id})
-        except Exception:  # noqa: BLE001 - one session's bug must not take the server down
+        except Exception:
             log.exception("session failed", extra={"session": self.session_id})
             await self._close_with_error(
                 ProtocolError("internal error", "internal_error", CLOSE_INTERNAL)
@@ -177,7 +180,7 @@ class StreamHandler:
         if self.run_task.done():
             self.run_task.result()  # re-raise a runner failure
 
-    def _config(self, params: dict[str, object]) -> SessionConfig:
+    def _config(self, params: Mapping[str, object]) -> SessionConfig:
         try:
             return SessionConfig.from_params(params)
         except ConfigError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -42,7 +44,7 @@ def test_mask_plan_matches_brute_force(spans: list[tuple[int, int]]) -> None:
     assert np.array_equal(got, truth)
     # Ranges are sorted and disjoint.
     r = plan.ranges(0, 6000)
-    assert all(a[1] < b[0] for a, b in zip(r, r[1:], strict=False))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(r))
 
 
 @settings(max_examples=40, deadline=None)
@@ -61,7 +63,7 @@ def test_delay_line_releases_every_sample_once_in_order(
     source = rng.integers(-20000, 20000, size=(total, channels), dtype=np.int16)
     line = DelayLine(16000, channels, mode, fade=8)
     truth_mask = rng.random(total) < 0.3
-    out, masks, pos, fed = [], [], 0, 0
+    out, pos, fed = [], 0, 0
     for i, n in enumerate(pushes):
         line.push(source[fed : fed + n])
         fed += n

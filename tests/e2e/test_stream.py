@@ -169,12 +169,12 @@ async def _raw_session(url: str, frames: list[bytes | str]) -> tuple[list[bytes]
 
 def test_mulaw_8k_telephony_path(server) -> None:
     name = "dev_008.wav"
-    pcm, data, fmt = _telephony(name)
+    _pcm, data, fmt = _telephony(name)
     frame = 160  # 20 ms of 8 kHz mu-law
     frames: list[bytes | str] = [data[i : i + frame] for i in range(0, len(data), frame)]
     frames.append(json.dumps({"type": "close"}))
     url = f"{server.url}?encoding=mulaw&sample_rate=8000&pace=asap"
-    audio_out, events, code = run(_raw_session(url, frames))
+    audio_out, _events, code = run(_raw_session(url, frames))
     assert code == 1000
     out = audio_mod.decode(b"".join(audio_out), fmt)
     assert out.shape[0] == len(data)  # one mu-law byte per sample, all back
@@ -196,7 +196,7 @@ def test_stereo_48k_with_configure_message(server) -> None:
                                              "audio_redaction": "silence"})]
     frames += [data[i : i + step] for i in range(0, len(data), step)]
     frames.append(json.dumps({"type": "close"}))
-    audio_out, events, code = run(_raw_session(server.url, frames))
+    audio_out, events, _code = run(_raw_session(server.url, frames))
     out = audio_mod.decode(b"".join(audio_out), fmt)
     assert out.shape == stereo.shape
     assert_masked(name, stereo[:, 0], out[:, 0], 48000)
@@ -270,7 +270,7 @@ def test_api_key_required_when_configured(tmp_path: Path) -> None:
         q = "?encoding=pcm_s16le&sample_rate=16000&pace=asap"
         _, events, close = run(_raw_session(srv.url + q, []))
         assert events[0]["code"] == "unauthorized" and close == 4401
-        out, _, ev = run(stream_file(FIXTURES / "dev_009.wav", srv.url,
+        _, _, ev = run(stream_file(FIXTURES / "dev_009.wav", srv.url,
                                      {"encoding": "pcm_s16le"}, pace="asap",
                                      api_key="s3cret-key"))
         assert ev[-1]["type"] == "session.end"

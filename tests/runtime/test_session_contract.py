@@ -123,7 +123,8 @@ def test_union_of_evidence_masks_hypothesis_spans(vad_model, clip) -> None:
             # Each pass sees a different word for the number: no agreement, never committed
             # until the final pass, which is told the number again.
             word = f" {1000 + calls}"
-            return [AsrWord(" call", 0, 4000, 0.9), AsrWord(word, 4000, min(job.audio.size, 40000), 0.5)]
+            end = min(job.audio.size, 40000)
+            return [AsrWord(" call", 0, 4000, 0.9), AsrWord(word, 4000, end, 0.5)]
 
         def detect(job: DetectJob) -> list[WordSpan]:
             return [WordSpan(i, i + 1, "PHONE_NUMBER", 0.9)
