@@ -502,6 +502,7 @@ _TRIGGER_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
             (("ext",), PHONE),
             (("area", "code"), PHONE),
             (("contact",), PHONE),
+            (("home",), GENERIC),  # "my home is 759-...", "home number"
             (("birth",), DOB),
             (("born",), DOB),
             (("birthday",), DOB),
@@ -777,6 +778,11 @@ def _digit_spans(
             elif at_end and not looks_like_time:
                 entity = _entity_for(ctx, run.digits)
                 score = SCORE_WEAK
+        elif at_end and count == 6 and run.groups >= 2 and not quantity:
+            # Probably the start of a long number whose trigger the ASR misheard
+            # ("my home is 759-595"): mask now, the rest arrives in a moment.
+            if not _is_year_list(toks, nums, run) and not run.thousands:
+                entity, score = (PHONE_NUMBER if count <= 11 else ACCOUNT_NUMBER), SCORE_WEAK
         elif count >= 7 and written_enough and not quantity:
             single = run.last - run.first == 1
             if (single and (run.thousands or run.decimal)) or _is_year_list(toks, nums, run):
@@ -1132,6 +1138,7 @@ def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordS
         email_ctx = any(trig[j] == EMAIL for j in range(max(0, first_word - _LOOKBACK), first_word))
         if labels >= 3 or email_ctx:
             emit(m.start(), m.end(), SCORE_CONTEXT if email_ctx else SCORE_SHAPE)
+    out.extend(_email_target_spans(toks))
     m = _EMAIL_PARTIAL_RE.search(stream)
     if m and n:
         first_word = owner[m.start()]
@@ -1140,6 +1147,67 @@ def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordS
         provider = re.search(rf"@(?:{_EMAIL_PROVIDERS})\b", text)
         if email_ctx or provider or text.count(".") >= 2:
             emit(m.start(), m.end(), SCORE_WEAK)
+    return out
+
+
+_SEND_VERBS = {"send", "sent", "sending", "forward", "forwarded", "forwarding", "mail",
+               "mailed", "email", "emailed", "e-mail", "e-mailed"}
+_EMAIL_VERBS = {"email", "emailed", "e-mail", "e-mailed"}
+_SENT_THINGS = {"receipt", "receipts", "invoice", "invoices", "confirmation", "copy", "link",
+                "details", "statement", "bill", "documents", "document", "form", "forms",
+                "email", "e-mail", "quote", "report", "ticket", "tickets", "code"}
+_SIGN_OFFS = {"thanks", "thank", "please", "cheers", "bye", "okay", "ok"}
+_EMAIL_JOINERS = {"at", "dot", "underscore", "dash", "hyphen"}
+
+
+_ENDS_WITH_TLD = re.compile(rf"(?:^|[.@])(?:{_TLDS})$")
+
+
+def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
+    """What follows "send the receipt to" / "email it to", however the ASR wrote it.
+
+    Whisper often garbles a spoken email ("linda dot davis at example dot com" ->
+    "Linda not David and M.M."), so the words between "to" and the sign-off are
+    the address. Only after something one sends by email (receipt, invoice, copy...)
+    or an explicit "email ... to/at", and only when the target starts like a name.
+    """
+    n = len(toks)
+    out = []
+    for i, tok in enumerate(toks):
+        if tok.bare not in _SEND_VERBS:
+            continue
+        to = next((m for m in range(i + 1, min(n, i + 6)) if toks[m].bare in {"to", "at"}), None)
+        if to is None or any(toks[m].sentence_end for m in range(i, to)):
+            continue
+        if tok.bare not in _EMAIL_VERBS and not any(
+            toks[m].bare in _SENT_THINGS for m in range(i + 1, to)
+        ):
+            continue
+        start = to + 1
+        if start >= n:
+            continue
+        head = toks[start]
+        if not head.bare or head.bare in _STOP or not head.bare[0].isalpha():
+            continue
+        sign_off = next(
+            (m for m in range(start + 1, min(n, start + 11)) if toks[m].bare in _SIGN_OFFS), None
+        )
+        if sign_off is not None and not any(
+            toks[m].raw[-1:] in "?!" for m in range(start, sign_off)
+        ):
+            end = sign_off
+        else:
+            end = start
+            while end < n and end - start < 6 and (
+                toks[end].bare not in _STOP or toks[end].bare in _EMAIL_JOINERS
+            ):
+                end += 1
+                last = toks[end - 1]
+                if (last.phrase_end and not last.raw.startswith(".")) or _ENDS_WITH_TLD.search(
+                    last.bare
+                ):
+                    break
+        out.append(WordSpan(start, end, EMAIL_ADDRESS, SCORE_WEAK))
     return out
 
 
@@ -1266,7 +1334,8 @@ def _person_spans(
                 j -= 1
             if j < i:
                 out.append(WordSpan(j, i, PERSON, SCORE_CONTEXT))
-    # A well-known first name is a name wherever it stands ("Okay Emily, you're set").
+    # A well-known first name with a surname ("Lisa Brown") or addressed to someone
+    # ("Okay Emily, you're set", "... birth Emily?"); alone in prose it may be a character.
     for i, tok in enumerate(toks):
         if not (tok.title and tok.bare in _FIRST_NAMES) or tok.bare in _AMBIGUOUS_FIRST_NAMES:
             continue
@@ -1276,10 +1345,13 @@ def _person_spans(
             and not tok.phrase_end
             and toks[k].title
             and _name_like(toks[k])
-            and (toks[k].bare in _SURNAMES or k in named_words)
+            and toks[k].bare in _SURNAMES
         ):
-            k += 1
-        out.append(WordSpan(i, k, PERSON, SCORE_SHAPE))
+            out.append(WordSpan(i, k + 1, PERSON, SCORE_SHAPE))
+        elif (i and bare[i - 1] in _GREETINGS | {"thanks", "thank", "you"}) or (
+            tok.phrase_end and i and toks[i - 1].raw[-1:] not in ",."
+        ):
+            out.append(WordSpan(i, k, PERSON, SCORE_SHAPE))
     out.extend(_spelled_letter_spans(toks))
     return out
 
@@ -1321,10 +1393,11 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
 def plausible_person(words: Sequence[str], first: int, last: int) -> tuple[int, int] | None:
     """Trim a NER PERSON span to its name words, or reject it as a false positive.
 
-    Kept: spans with a common first name or surname ("Maria Davis"), or with name
+    Kept: spans made of common first names and surnames ("Maria Davis"), or with name
     context before or after ("this is X", "Dr. X", "X speaking", "X said"). Dropped:
-    greetings and function words at the edges ("Bye", "Okay"), and unknown words with
-    no context (a misheard "and I" -> "Zendai", a business name "Sunrise Dental").
+    greetings and function words at the edges ("Bye", "Okay"), and names with no
+    context that are not all common ones: a misheard "and I" -> "Zendai", a business
+    "Sunrise Dental", a hypothesis "Howdy Mary Demois", an author in a lecture.
     """
     toks = _tokens(words)
     while first < last and not (toks[first].title and _name_like(toks[first])):
@@ -1335,7 +1408,7 @@ def plausible_person(words: Sequence[str], first: int, last: int) -> tuple[int, 
         return None
     names = [toks[j].bare for j in range(first, last)]
     known = [n in _FIRST_NAMES or n in _SURNAMES for n in names]
-    if any(known) and (len(names) >= 2 or names[0] not in _AMBIGUOUS_FIRST_NAMES):
+    if all(known) and (len(names) >= 2 or names[0] not in _AMBIGUOUS_FIRST_NAMES):
         return first, last
     before = [t.bare for t in toks[max(0, first - 3) : first]]
     after = toks[last].bare if last < len(toks) else ""

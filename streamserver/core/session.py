@@ -282,6 +282,15 @@ class Session:
     def _emit_text(self, job: DetectJob) -> None:
         total = self._base + len(self._committed)
         final_to = max(total - self.asr_cfg.final_right_context_words, self._utterance_ended_upto)
+        # Do not cut a redacted span in two: hold its words back until it is whole.
+        while final_to > max(self._final_upto, self._utterance_ended_upto):
+            left = self._labels.get(final_to - 1)
+            right = self._labels.get(final_to)
+            if left is None or (right is not None and right[0] != left[0]):
+                break
+            if right is None and final_to < total:
+                break
+            final_to -= 1
         if final_to > self._final_upto:
             idx = range(self._final_upto, final_to)
             words = [self._committed[i - self._base] for i in idx]

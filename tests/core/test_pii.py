@@ -165,6 +165,38 @@ SPOKEN_POSITIVES = [
     ("I live at {36 Maple Drive, Portland,} near Nepal.", (LOCATION,)),
 ]  # fmt: skip
 
+# ------------------------------------------- a call, turn by turn (ASR-style)
+
+CALL_POSITIVES = [
+    ("Hi this is {John} from the billing department.", (PERSON,)),
+    ("I'm {Sarah} and I'll be your server tonight.", (PERSON,)),
+    ("Mr. {Thompson} will see you now.", (PERSON,)),
+    ("Okay {Emily,} you're all set.", (PERSON,)),
+    ("Can I have your date of birth {Emily?}", (PERSON,)),
+    ("My last name is {Nguyen, N G U Y E N.}", (PERSON,)),
+    ("Can I get your full name please? Sure, it's {Robert Johnson.}", (PERSON,)),
+    ("What's your date of birth? {July 14th, 1982.}", (DATE_OF_BIRTH,)),
+    ("And can you verify the last four digits of your social? It's {4 4 1 2.}",
+     (US_SSN,)),
+    ("Can you read back the last four? Sure, {0 0 0 5.}", (ANY,)),
+    ("Yes, member ID is {W 1 2 3 4 5 6 7 8.}", (ACCOUNT_NUMBER,)),
+    ("Your reference number for this call is {7 7 4 2 9 1.}", (ACCOUNT_NUMBER,)),
+    ("Great, and your email on file? {rob.johnson82 at yahoo dot com.}", (EMAIL_ADDRESS,)),
+    ("I'd like to pay with my Amex, it's {3 7 8 2 8 2 2 4 6 3 1 0 0 0 5.}",
+     (CREDIT_CARD,)),
+    ("The expiration is {0 4 27} and the CVV is {1 2 3 4.}", (CREDIT_CARD, CREDIT_CARD)),
+    ("And your billing address? {1420 Elm Street, apartment 5B, Boston, Massachusetts "
+     "02118.}", (LOCATION,)),
+    ("Our new office is at {500 Main Street, Suite 200, Austin, Texas 78701.}", (LOCATION,)),
+    # Whisper garbling "linda dot davis at example dot com": the words up to the sign-off.
+    ("Please send the receipt to {Linda not David and M.M. will not come,} thanks.",
+     (EMAIL_ADDRESS,)),
+    ("Please send the receipt to {Linda day with an n-mail.com} Thanks!", (EMAIL_ADDRESS,)),
+    # "number" misheard as "home": the trigger is lost but the digits keep coming.
+    ("My name is {Patricia Davis} and my home is {759-595}", (PERSON, PHONE_NUMBER)),
+    ("My name is {Patricia Davis} and my home is {759-555-4122}", (PERSON, PHONE_NUMBER)),
+]  # fmt: skip
+
 # -------------------------------------- cut by the end of the streaming window
 
 PARTIAL_POSITIVES = [
@@ -250,9 +282,34 @@ NEGATIVES = [
     "He read Capital by Marx in 1990.",
     "Press 1 for sales, 2 for support.",
     "It's at the bottom of page 12.",
+    "Call 911 if there's an emergency.",
+    "The U S A team won 3 medals.",
+    "We need to go to the A T M.",
+    "This is Amazon customer service, how can I help?",
+    "Hello, you've reached Sunrise Dental, how may I help?",
+    "You can find me on Twitter at jsmith42.",
+    "The Boeing 737 Max was grounded in 2019.",
+    "Howdy Mary Demois.",
+    "Had he married a more amiable woman, he might have been made still more respectable.",
+    "I sent the package to Denver last week.",
+    "Send it to the office please.",
+    "I moved to Austin in 2018 for a job at Dell.",
+    "My mom lives in Florida near Tampa.",
+    "Flight 2 3 7 from Boston was delayed by 40 minutes.",
+    "The train leaves at 6 45 and arrives at 8 15.",
+    "In the 1950s and 60s the share of income going to the top 10 percent fell to 35 percent.",
+    "I see two charges of 89 dollars and 99 cents from yesterday.",
+    "Turn right on Oak Street and then left on Pine Road.",
+    "I'm at the Starbucks on Main Street right now.",
+    "They live on the corner of 5th Avenue and 42nd Street.",
+    "World War 2 ended in 1945.",
+    "Mark my words, this will be big.",
+    "I'll reverse them, you should see the credit in 3 to 5 business days.",
+    "We'll take a 15 minute break and then come back at 2 o'clock.",
+    "You can reach me any time after five.",
 ]
 
-ALL_POSITIVES = WHISPER_POSITIVES + SPOKEN_POSITIVES + PARTIAL_POSITIVES
+ALL_POSITIVES = WHISPER_POSITIVES + SPOKEN_POSITIVES + CALL_POSITIVES + PARTIAL_POSITIVES
 
 
 @pytest.mark.parametrize(("case", "entities"), ALL_POSITIVES, ids=[c for c, _ in ALL_POSITIVES])
@@ -274,6 +331,7 @@ STREAMED = [
     "Sure, my social security number is 1 ~-3 ~-0 ~-77 ~-4 ~-6 ~-3 ~-2.",
     "My card number is 5129 1417 7763 1703 and it expires next year.",
     "The account number is 96 - 1 ~-9839 ~-145 for the checking account.",
+    "My name is Patricia Davis and my home is 759 ~-555 ~-4122",
 ]
 
 

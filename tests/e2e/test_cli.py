@@ -1,0 +1,72 @@
+"""The command line, as a user runs it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamserver import audio as audio_mod
+from streamserver.evaluation import Span, score_clip
+from tests.conftest import FIXTURES, fixture_manifest
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streamserver.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_redact_writes_aligned_masked_audio_and_transcript(tmp_path: Path) -> None:
+    name = "dev_015.wav"  # an email spoken as Whisper hears it ("x.y.example.com")
+    out_wav, out_json = tmp_path / "out.wav", tmp_path / "out.json"
+    proc = cli("redact", str(FIXTURES / name), "-o", str(out_wav), "--transcript",
+               str(out_json), "--text-substitution", "entity_name", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    inp, rate = audio_mod.read_wav(FIXTURES / name)
+    out, out_rate = audio_mod.read_wav(out_wav)
+    assert out_rate == rate and out.shape == inp.shape
+    clip = fixture_manifest()[name]
+    score = score_clip(inp[:, 0], out[:, 0], rate,
+                       [Span(p["entity"], p["start_s"], p["end_s"]) for p in clip["pii"]])
+    assert all(audible < 0.25 for _, audible in score.entities)
+    transcript = json.loads(out_json.read_text())
+    assert set(transcript) >= {"text", "words", "redactions"}
+    assert "[EMAIL_ADDRESS]" in transcript["text"]
+    assert "johnson" not in transcript["text"].lower()
+    assert all(set(w) == {"text", "start", "end", "redacted", "entity"}
+               for w in transcript["words"])
+    assert [r["entity"] for r in transcript["redactions"]] == ["EMAIL_ADDRESS"]
+    # Nothing else was written: no temp files, caches or logs of the audio.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.wav"]
+
+
+def test_redact_rejects_unsupported_wav(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    proc = cli("redact", str(bad), "-o", str(tmp_path / "o.wav"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "streamserver redact:" in proc.stderr
+
+
+def test_stream_command_against_running_server(server, tmp_path: Path) -> None:
+    name = "dev_039.wav"  # a street address
+    out_wav, out_json = tmp_path / "s.wav", tmp_path / "s.json"
+    proc = cli("stream", str(FIXTURES / name), "--url", server.url, "-o", str(out_wav),
+               "--transcript", str(out_json), "--pace", "asap", "--audio-redaction", "silence",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    inp, rate = audio_mod.read_wav(FIXTURES / name)
+    out, _ = audio_mod.read_wav(out_wav)
+    assert out.shape == inp.shape
+    clip = fixture_manifest()[name]
+    score = score_clip(inp[:, 0], out[:, 0], rate,
+                       [Span(p["entity"], p["start_s"], p["end_s"]) for p in clip["pii"]])
+    assert all(audible < 0.25 for _, audible in score.entities)
+    transcript = json.loads(out_json.read_text())
+    assert "pine" not in transcript["text"].lower()
+    assert any(r["entity"] == "LOCATION" for r in transcript["redactions"])
