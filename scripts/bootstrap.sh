@@ -28,7 +28,11 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   spec="."
   [ -n "$extras" ] && spec=".[${extras}]"
-  .venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import streamserver, faster_whisper, presidio_analyzer" 
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q -e "$spec" >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2; rm -f "$log"; exit 1
+  fi
+  rm -f "$log"
+  .venv/bin/python -c "import streamserver, faster_whisper, presidio_analyzer"
   touch "$stamp"
 fi

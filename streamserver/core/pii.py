@@ -346,8 +346,9 @@ def _tokens(words: Sequence[str]) -> list[_Tok]:
 
 # ------------------------------------------------------------------ digit tokens
 
-GROUP, SPELLED, WEAK, TEEN, TENS, REPEAT, SCALE, SEP = range(8)
-MONEY, TIME, DATE, ORDINAL = range(8, 12)
+# Kinds of number-bearing words. Those up to _K_SEP can be part of a digit run.
+_K_GROUP, _K_SPELLED, _K_WEAK, _K_TEEN, _K_TENS, _K_REPEAT, _K_SCALE, _K_SEP = range(8)
+_K_MONEY, _K_TIME, _K_DATE, _K_ORDINAL = range(8, 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,45 +375,45 @@ def _classify(tok: _Tok) -> _Num | None:
     if not raw:
         return None
     if raw in {"-", "–", "—"} or tok.bare in {"dash", "hyphen"}:
-        return _Num(SEP)
+        return _Num(_K_SEP)
     has_digit = any(c.isdigit() for c in raw)
     if not has_digit:
         bare = tok.bare
         if bare in _UNITS:
-            return _Num(SPELLED, _UNITS[bare])
+            return _Num(_K_SPELLED, _UNITS[bare])
         if bare in _WEAK_ZERO:
-            return _Num(WEAK, "0")
+            return _Num(_K_WEAK, "0")
         if bare in _TEENS:
-            return _Num(TEEN, _TEENS[bare])
+            return _Num(_K_TEEN, _TEENS[bare])
         if bare in _TENS:
-            return _Num(TENS, _TENS[bare])
+            return _Num(_K_TENS, _TENS[bare])
         if bare in _REPEAT:
-            return _Num(REPEAT)
+            return _Num(_K_REPEAT)
         if bare in _SCALE:
-            return _Num(SCALE, _SCALE[bare])
+            return _Num(_K_SCALE, _SCALE[bare])
         return None
     if _MONEY_RE.search(tok.low):
-        return _Num(MONEY)
+        return _Num(_K_MONEY)
     if _TIME_RE.search(raw):
-        return _Num(TIME)
+        return _Num(_K_TIME)
     core = raw.rstrip(_TRAIL)
     m = _DATE_WORD_RE.fullmatch(core)
     if m and _plausible_numeric_date(m):
-        return _Num(DATE, re.sub(r"\D", "", core))
+        return _Num(_K_DATE, re.sub(r"\D", "", core))
     m = _ORDINAL_RE.fullmatch(tok.bare)
     if m:
-        return _Num(ORDINAL, m.group(1))
+        return _Num(_K_ORDINAL, m.group(1))
     if _GROUP_RE.fullmatch(core):
         digits = re.sub(r"\D", "", core)
         body = core.lstrip("-–.,/#+(")
         return _Num(
-            GROUP,
+            _K_GROUP,
             digits,
             thousands=bool(re.fullmatch(r"\d{1,3}(,\d{3})+", body)),
             decimal=bool(re.fullmatch(r"\d+\.\d+", body)),
         )
     if _ALNUM_ID_RE.fullmatch(tok.bare) and not re.fullmatch(r"\d{2,4}'?s", tok.bare):
-        return _Num(GROUP, re.sub(r"\D", "", tok.bare))
+        return _Num(_K_GROUP, re.sub(r"\D", "", tok.bare))
     return None
 
 
@@ -439,103 +440,104 @@ def luhn_ok(digits: str) -> bool:
 
 # ---------------------------------------------------------------------- triggers
 
-SSN, CARD, ACCOUNT, PHONE, DOB, ZIP, ADDRESS, EMAIL, GENERIC, NAME = (
-    "ssn", "card", "account", "phone", "dob", "zip", "address", "email", "generic", "name",
+# What a trigger phrase says the next number (or address, email) is.
+_SSN, _CARD, _ACCOUNT, _PHONE, _DOB, _ZIP, _ADDRESS, _EMAIL, _GENERIC = (
+    "ssn", "card", "account", "phone", "dob", "zip", "address", "email", "generic",
 )  # fmt: skip
 
 # Longest phrases first; matched on bare lower-case words.
 _TRIGGER_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
     sorted(
         [
-            (("social", "security"), SSN),
-            (("social",), SSN),
-            (("security", "code"), CARD),
-            (("security",), SSN),
-            (("ssn",), SSN),
-            (("s", "s", "n"), SSN),
-            (("card",), CARD),
-            (("credit",), CARD),
-            (("debit",), CARD),
-            (("visa",), CARD),
-            (("mastercard",), CARD),
-            (("amex",), CARD),
-            (("american", "express"), CARD),
-            (("cvv",), CARD),
-            (("cvc",), CARD),
-            (("expiration",), CARD),
-            (("expires",), CARD),
-            (("expiry",), CARD),
-            (("account",), ACCOUNT),
-            (("acct",), ACCOUNT),
-            (("routing",), ACCOUNT),
-            (("iban",), ACCOUNT),
-            (("pin",), ACCOUNT),
-            (("passcode",), ACCOUNT),
-            (("password",), ACCOUNT),
-            (("member",), ACCOUNT),
-            (("membership",), ACCOUNT),
-            (("policy",), ACCOUNT),
-            (("customer",), ACCOUNT),
-            (("reference",), ACCOUNT),
-            (("confirmation",), ACCOUNT),
-            (("verification",), ACCOUNT),
-            (("id",), ACCOUNT),
-            (("identification",), ACCOUNT),
-            (("license",), ACCOUNT),
-            (("licence",), ACCOUNT),
-            (("passport",), ACCOUNT),
-            (("code",), ACCOUNT),
-            (("phone",), PHONE),
-            (("telephone",), PHONE),
-            (("cell",), PHONE),
-            (("cellphone",), PHONE),
-            (("mobile",), PHONE),
-            (("landline",), PHONE),
-            (("fax",), PHONE),
-            (("call",), PHONE),
-            (("calls",), PHONE),
-            (("reach",), PHONE),
-            (("text", "me"), PHONE),
-            (("text", "us"), PHONE),
-            (("dial",), PHONE),
-            (("extension",), PHONE),
-            (("ext",), PHONE),
-            (("area", "code"), PHONE),
-            (("contact",), PHONE),
-            (("home",), GENERIC),  # "my home is 759-...", "home number"
-            (("birth",), DOB),
-            (("born",), DOB),
-            (("birthday",), DOB),
-            (("birthdate",), DOB),
-            (("dob",), DOB),
-            (("d", "o", "b"), DOB),
-            (("zip",), ZIP),
-            (("zipcode",), ZIP),
-            (("postal",), ZIP),
-            (("postcode",), ZIP),
-            (("address",), ADDRESS),
-            (("live", "at"), ADDRESS),
-            (("live", "on"), ADDRESS),
-            (("lives", "at"), ADDRESS),
-            (("lives", "on"), ADDRESS),
-            (("living", "at"), ADDRESS),
-            (("living", "on"), ADDRESS),
-            (("located", "at"), ADDRESS),
-            (("located", "on"), ADDRESS),
-            (("moved", "to"), ADDRESS),
-            (("apartment",), ADDRESS),
-            (("apt",), ADDRESS),
-            (("suite",), ADDRESS),
-            (("email",), EMAIL),
-            (("e", "mail"), EMAIL),
-            (("e-mail",), EMAIL),
-            (("mail",), EMAIL),
-            (("number",), GENERIC),
-            (("last", "four"), GENERIC),
-            (("last", "4"), GENERIC),
-            (("numbers",), GENERIC),
-            (("digits",), GENERIC),
-            (("#",), GENERIC),
+            (("social", "security"), _SSN),
+            (("social",), _SSN),
+            (("security", "code"), _CARD),
+            (("security",), _SSN),
+            (("ssn",), _SSN),
+            (("s", "s", "n"), _SSN),
+            (("card",), _CARD),
+            (("credit",), _CARD),
+            (("debit",), _CARD),
+            (("visa",), _CARD),
+            (("mastercard",), _CARD),
+            (("amex",), _CARD),
+            (("american", "express"), _CARD),
+            (("cvv",), _CARD),
+            (("cvc",), _CARD),
+            (("expiration",), _CARD),
+            (("expires",), _CARD),
+            (("expiry",), _CARD),
+            (("account",), _ACCOUNT),
+            (("acct",), _ACCOUNT),
+            (("routing",), _ACCOUNT),
+            (("iban",), _ACCOUNT),
+            (("pin",), _ACCOUNT),
+            (("passcode",), _ACCOUNT),
+            (("password",), _ACCOUNT),
+            (("member",), _ACCOUNT),
+            (("membership",), _ACCOUNT),
+            (("policy",), _ACCOUNT),
+            (("customer",), _ACCOUNT),
+            (("reference",), _ACCOUNT),
+            (("confirmation",), _ACCOUNT),
+            (("verification",), _ACCOUNT),
+            (("id",), _ACCOUNT),
+            (("identification",), _ACCOUNT),
+            (("license",), _ACCOUNT),
+            (("licence",), _ACCOUNT),
+            (("passport",), _ACCOUNT),
+            (("code",), _ACCOUNT),
+            (("phone",), _PHONE),
+            (("telephone",), _PHONE),
+            (("cell",), _PHONE),
+            (("cellphone",), _PHONE),
+            (("mobile",), _PHONE),
+            (("landline",), _PHONE),
+            (("fax",), _PHONE),
+            (("call",), _PHONE),
+            (("calls",), _PHONE),
+            (("reach",), _PHONE),
+            (("text", "me"), _PHONE),
+            (("text", "us"), _PHONE),
+            (("dial",), _PHONE),
+            (("extension",), _PHONE),
+            (("ext",), _PHONE),
+            (("area", "code"), _PHONE),
+            (("contact",), _PHONE),
+            (("home",), _GENERIC),  # "my home is 759-...", "home number"
+            (("birth",), _DOB),
+            (("born",), _DOB),
+            (("birthday",), _DOB),
+            (("birthdate",), _DOB),
+            (("dob",), _DOB),
+            (("d", "o", "b"), _DOB),
+            (("zip",), _ZIP),
+            (("zipcode",), _ZIP),
+            (("postal",), _ZIP),
+            (("postcode",), _ZIP),
+            (("address",), _ADDRESS),
+            (("live", "at"), _ADDRESS),
+            (("live", "on"), _ADDRESS),
+            (("lives", "at"), _ADDRESS),
+            (("lives", "on"), _ADDRESS),
+            (("living", "at"), _ADDRESS),
+            (("living", "on"), _ADDRESS),
+            (("located", "at"), _ADDRESS),
+            (("located", "on"), _ADDRESS),
+            (("moved", "to"), _ADDRESS),
+            (("apartment",), _ADDRESS),
+            (("apt",), _ADDRESS),
+            (("suite",), _ADDRESS),
+            (("email",), _EMAIL),
+            (("e", "mail"), _EMAIL),
+            (("e-mail",), _EMAIL),
+            (("mail",), _EMAIL),
+            (("number",), _GENERIC),
+            (("last", "four"), _GENERIC),
+            (("last", "4"), _GENERIC),
+            (("numbers",), _GENERIC),
+            (("digits",), _GENERIC),
+            (("#",), _GENERIC),
         ],
         key=lambda p: -len(p[0]),
     )
@@ -557,17 +559,17 @@ def _triggers(toks: Sequence[_Tok]) -> list[str | None]:
             if tuple(bare[i : i + k]) == phrase:
                 nxt = bare[i + k] if i + k < n else ""
                 prev = bare[i - 1] if i else ""
-                if cat == GENERIC and nxt == "of":  # "the number of people"
+                if cat == _GENERIC and nxt == "of":  # "the number of people"
                     break
                 if phrase == ("call",) and prev in {"this", "the", "a", "your", "my", "our"}:
                     break  # the noun: "the reference number for this call"
-                if cat == ADDRESS and phrase == ("address",) and prev in {"email", "e-mail",
+                if cat == _ADDRESS and phrase == ("address",) and prev in {"email", "e-mail",
                                                                           "ip", "web", "mail"}:
-                    cat = EMAIL
+                    cat = _EMAIL
                 if phrase == ("code",) and prev in {"zip", "postal", "area", "security"}:
                     break
                 if (
-                    cat == ADDRESS
+                    cat == _ADDRESS
                     and phrase == ("address",)
                     and prev not in _ADDRESS_OWNERS
                     and nxt not in {"is", "was", "its", "it's"}
@@ -584,8 +586,8 @@ def _triggers(toks: Sequence[_Tok]) -> list[str | None]:
 
 def _context_before(
     trig: Sequence[str | None], start: int, blocked: Sequence[bool], toks: Sequence[_Tok]
-) -> tuple[str | None, int]:
-    """The trigger reaching word ``start`` from the left, and its distance in words.
+) -> str | None:
+    """The trigger reaching word ``start`` from the left (through at most a few words).
 
     The nearest trigger wins, except that a generic "number" takes the category of a
     specific word just before it ("social security number", "card number").
@@ -597,19 +599,19 @@ def _context_before(
         if j < start - 1 and toks[j].sentence_end and not toks[j].raw.endswith("?"):
             break  # a question's trigger reaches into the answer
         cat = trig[j]
-        if cat is not None and cat not in {EMAIL, NAME}:
-            if cat == GENERIC:
+        if cat is not None and cat != _EMAIL:
+            if cat == _GENERIC:
                 for k in range(j - 1, max(-1, j - 1 - _SPECIFIC_BEFORE_GENERIC), -1):
-                    if trig[k] not in {None, GENERIC, EMAIL, NAME}:
-                        return trig[k], start - j
-            return cat, start - j
+                    if trig[k] not in {None, _GENERIC, _EMAIL}:
+                        return trig[k]
+            return cat
         j -= 1
-    return None, 0
+    return None
 
 
 _AFTER_CONNECTORS = {"is", "was", "that's", "thats", "are", "as", "my", "the", "your",
                      "that", "it's", "its", "for", "our", "his", "her", "their"}
-_AFTER_CATEGORIES = {SSN, CARD, ACCOUNT, PHONE, DOB, GENERIC}
+_AFTER_CATEGORIES = {_SSN, _CARD, _ACCOUNT, _PHONE, _DOB, _GENERIC}
 
 
 def _context_after(
@@ -646,14 +648,17 @@ def _digit_runs(toks: Sequence[_Tok], nums: Sequence[_Num | None], skip: set[int
     runs: list[_Run] = []
     n = len(toks)
 
-    def usable(j: int) -> bool:
+    def at(j: int) -> _Num | None:
+        """The number-bearing word ``j`` if it may be part of a run."""
+        if j >= n or j in skip:
+            return None
         num = nums[j]
-        return num is not None and j not in skip and num.kind <= SEP
+        return num if num is not None and num.kind <= _K_SEP else None
 
     i = 0
     while i < n:
-        num = nums[i]
-        if not usable(i) or num is None or num.kind in {SEP, REPEAT, SCALE}:
+        num = at(i)
+        if num is None or num.kind in {_K_SEP, _K_REPEAT, _K_SCALE}:
             i += 1
             continue
         digits: list[str] = []
@@ -661,49 +666,48 @@ def _digit_runs(toks: Sequence[_Tok], nums: Sequence[_Num | None], skip: set[int
         thousands = decimal = False
         j = i
         prev_kind = -1
-        while j < n and usable(j):
-            cur = nums[j]
-            assert cur is not None
+        while (cur := at(j)) is not None:
             kind = cur.kind
-            if kind == SEP:
-                if j + 1 < n and usable(j + 1) and nums[j + 1].kind != SEP:  # type: ignore[union-attr]
+            nxt = at(j + 1)
+            if kind == _K_SEP:
+                if nxt is not None and nxt.kind != _K_SEP:
                     j += 1
                     continue
                 if j + 1 == n:  # a dash cut off by the window end
                     j += 1
                 break
-            if kind == REPEAT:
-                nxt = nums[j + 1] if j + 1 < n and usable(j + 1) else None
-                if nxt is None or nxt.kind not in {SPELLED, WEAK, GROUP} or len(nxt.digits) != 1:
+            if kind == _K_REPEAT:  # "double five"
+                if nxt is None or nxt.kind not in {_K_SPELLED, _K_WEAK, _K_GROUP}:
+                    break
+                if len(nxt.digits) != 1:
                     break
                 times = _REPEAT[toks[j].bare]
                 digits.append(nxt.digits * times)
                 spelled += times
                 j += 2
-                prev_kind = SPELLED
+                prev_kind = _K_SPELLED
                 continue
-            if kind == SCALE:
-                if prev_kind not in {SPELLED, TEEN, TENS}:
+            if kind == _K_SCALE:  # "eight hundred"
+                if prev_kind not in {_K_SPELLED, _K_TEEN, _K_TENS}:
                     break
                 digits.append(cur.digits)
                 j += 1
-                prev_kind = SCALE
+                prev_kind = _K_SCALE
                 continue
-            if kind == TENS:
-                nxt = nums[j + 1] if j + 1 < n and usable(j + 1) else None
-                if nxt is not None and nxt.kind == SPELLED and nxt.digits != "0":
+            if kind == _K_TENS:  # "forty five" -> 45, "forty" -> 40
+                if nxt is not None and nxt.kind == _K_SPELLED and nxt.digits != "0":
                     digits.append(cur.digits + nxt.digits)
                     j += 2
                 else:
                     digits.append(cur.digits + "0")
                     j += 1
-                prev_kind = TENS
+                prev_kind = _K_TENS
                 continue
-            if kind == GROUP:
+            if kind == _K_GROUP:
                 groups += 1
                 thousands |= cur.thousands
                 decimal |= cur.decimal
-            elif kind in {SPELLED, WEAK}:
+            elif kind in {_K_SPELLED, _K_WEAK}:
                 spelled += 1
             digits.append(cur.digits)
             prev_kind = kind
@@ -713,7 +717,7 @@ def _digit_runs(toks: Sequence[_Tok], nums: Sequence[_Num | None], skip: set[int
             continue
         first = i
         # "Oh, five ..." / a run that is only "oh": the interjection is not a zero.
-        while first < j and nums[first] is not None and nums[first].kind == WEAK and (  # type: ignore[union-attr]
+        while first < j and (lead := nums[first]) is not None and lead.kind == _K_WEAK and (
             toks[first].phrase_end or first + 1 == j
         ):
             first += 1
@@ -725,9 +729,9 @@ def _digit_runs(toks: Sequence[_Tok], nums: Sequence[_Num | None], skip: set[int
     return runs
 
 
-def _is_year_list(toks: Sequence[_Tok], nums: Sequence[_Num | None], run: _Run) -> bool:
-    groups = [nums[j] for j in range(run.first, run.last) if nums[j] is not None]
-    years = [g for g in groups if g is not None and g.kind == GROUP]
+def _is_year_list(nums: Sequence[_Num | None], run: _Run) -> bool:
+    """ "2019, 2020": years listed, not an identifier."""
+    years = [g for g in nums[run.first : run.last] if g is not None and g.kind == _K_GROUP]
     return bool(years) and all(
         len(g.digits) == 4 and 1900 <= int(g.digits) <= 2099 for g in years
     )
@@ -755,17 +759,18 @@ def _digit_spans(
             after.bare in _QUANTITY_WORDS or (after.raw[:1] == "%")
         )
         before = toks[run.first - 1].bare if run.first else ""
-        ctx, _ = _context_before(trig, run.first, in_run, toks)
+        ctx = _context_before(trig, run.first, in_run, toks)
         if ctx is None and count >= 3:
             ctx = _context_after(trig, run.last, in_run, toks)
-        if ctx in {EMAIL, NAME}:
+        if ctx == _EMAIL:
             ctx = None
 
         entity: str | None = None
         score = SCORE_CONTEXT
         if ctx is not None:
             single = run.last - run.first == 1
-            looks_like_time = ctx != DOB and (
+            ending_in = run.first >= 2 and toks[run.first - 2].bare in {"ending", "ends", "ended"}
+            looks_like_time = ctx != _DOB and not ending_in and (
                 (before in _TIME_PREPOSITIONS and count <= 4)
                 or (before == "at" and single and count <= 2 and int(run.digits) <= 12)
             )
@@ -781,11 +786,11 @@ def _digit_spans(
         elif at_end and count == 6 and run.groups >= 2 and not quantity:
             # Probably the start of a long number whose trigger the ASR misheard
             # ("my home is 759-595"): mask now, the rest arrives in a moment.
-            if not _is_year_list(toks, nums, run) and not run.thousands:
+            if not _is_year_list(nums, run) and not run.thousands:
                 entity, score = (PHONE_NUMBER if count <= 11 else ACCOUNT_NUMBER), SCORE_WEAK
         elif count >= 7 and written_enough and not quantity:
             single = run.last - run.first == 1
-            if (single and (run.thousands or run.decimal)) or _is_year_list(toks, nums, run):
+            if (single and (run.thousands or run.decimal)) or _is_year_list(nums, run):
                 continue
             if count in (10, 11):
                 entity, score = PHONE_NUMBER, SCORE_SHAPE
@@ -809,17 +814,17 @@ def _is_capital_letter(tok: _Tok) -> bool:
 
 def _entity_for(ctx: str, digits: str) -> str:
     count = len(digits)
-    if ctx == SSN:
+    if ctx == _SSN:
         return US_SSN
-    if ctx == CARD:
+    if ctx == _CARD:
         return CREDIT_CARD
-    if ctx == ACCOUNT:
+    if ctx == _ACCOUNT:
         return ACCOUNT_NUMBER
-    if ctx == DOB:
+    if ctx == _DOB:
         return DATE_OF_BIRTH
-    if ctx in {ZIP, ADDRESS}:
+    if ctx in {_ZIP, _ADDRESS}:
         return LOCATION
-    if 13 <= count <= 19 and (ctx == GENERIC or luhn_ok(digits)):
+    if 13 <= count <= 19 and (ctx == _GENERIC or luhn_ok(digits)):
         return CREDIT_CARD
     return PHONE_NUMBER
 
@@ -829,11 +834,10 @@ def _entity_for(ctx: str, digits: str) -> str:
 
 def _date_spans(toks: Sequence[_Tok], nums: Sequence[_Num | None]) -> list[tuple[int, int]]:
     """Calendar dates: "May 4, 1997", "the fourth of May", "05/04/1997", "October 10"."""
-    len(toks)
     spans: list[tuple[int, int]] = []
     for i, tok in enumerate(toks):
         num = nums[i]
-        if num is not None and num.kind == DATE:
+        if num is not None and num.kind == _K_DATE:
             spans.append((i, i + 1))
             continue
         if tok.bare not in _MONTHS:
@@ -870,7 +874,7 @@ def _day_value(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> tup
         return 0, 0
     num = nums[j]
     bare = toks[j].bare
-    if num is not None and num.kind in {GROUP, ORDINAL} and len(num.digits) <= 2:
+    if num is not None and num.kind in {_K_GROUP, _K_ORDINAL} and len(num.digits) <= 2:
         return int(num.digits), 1
     if bare in _ORDINALS:
         return _ORDINALS[bare], 1
@@ -878,7 +882,7 @@ def _day_value(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> tup
         nxt = toks[j + 1].bare
         if nxt in _ORDINALS and _ORDINALS[nxt] < 10:
             return int(_TENS[bare]) * 10 + _ORDINALS[nxt], 2
-    if num is not None and num.kind in {SPELLED, TEEN}:
+    if num is not None and num.kind in {_K_SPELLED, _K_TEEN}:
         return int(num.digits), 1
     return 0, 0
 
@@ -912,16 +916,20 @@ def _take_year(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> int
             j += 1
         else:
             return j
+    if j + 1 < n and toks[j].bare == "in":  # "the 4th of July in 1976"
+        num = nums[j + 1]
+        if num is not None and num.kind == _K_GROUP and len(num.digits) == 4:
+            return j + 2
     if j >= n:
         return j
     num = nums[j]
-    if num is not None and num.kind == GROUP and len(num.digits) in (2, 4):
+    if num is not None and num.kind == _K_GROUP and len(num.digits) in (2, 4):
         return j + 1
     # Spelled years: "nineteen ninety seven", "two thousand and three".
     k = j
     while k < n and k - j < 4:
         cur = nums[k]
-        spelled = cur is not None and cur.kind in {SPELLED, TEEN, TENS, SCALE, WEAK}
+        spelled = cur is not None and cur.kind in {_K_SPELLED, _K_TEEN, _K_TENS, _K_SCALE, _K_WEAK}
         if spelled or (toks[k].bare == "and" and k > j):
             k += 1
         else:
@@ -932,7 +940,7 @@ def _take_year(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> int
 
 
 def _is_year_start(num: _Num | None) -> bool:
-    return num is not None and num.kind in {GROUP, SPELLED, TEEN, TENS}
+    return num is not None and num.kind in {_K_GROUP, _K_SPELLED, _K_TEEN, _K_TENS}
 
 
 def _dob_spans(
@@ -945,8 +953,8 @@ def _dob_spans(
     for first, last in dates:
         lo = max(0, first - 8)
         hi = min(n, last + _LOOKAHEAD + 1)
-        if any(trig[j] == DOB for j in range(lo, first)) or any(
-            trig[j] == DOB for j in range(last, hi)
+        if any(trig[j] == _DOB for j in range(lo, first)) or any(
+            trig[j] == _DOB for j in range(last, hi)
         ):
             out.append(WordSpan(first, last, DATE_OF_BIRTH, SCORE_CONTEXT))
     return out
@@ -955,8 +963,16 @@ def _dob_spans(
 # ---------------------------------------------------------------------- addresses
 
 
+_HOUSE_NUMBER_KINDS = {_K_GROUP, _K_SPELLED, _K_TEEN, _K_TENS, _K_SCALE}
+
+
+def _kind(nums: Sequence[_Num | None], j: int) -> int | None:
+    num = nums[j]
+    return None if num is None else num.kind
+
+
 def _is_name_word(tok: _Tok, num: _Num | None) -> bool:
-    if num is not None and num.kind == ORDINAL:
+    if num is not None and num.kind == _K_ORDINAL:
         return True  # "5th Avenue"
     bare = tok.bare
     return (
@@ -972,20 +988,18 @@ def _house_number_start(toks: Sequence[_Tok], nums: Sequence[_Num | None], end: 
     if end <= 0:
         return end
     num = nums[end - 1]
-    if num is not None and num.kind == GROUP and 1 <= len(num.digits) <= 6 and not num.decimal:
+    if num is not None and num.kind == _K_GROUP and 1 <= len(num.digits) <= 6 and not num.decimal:
         return end - 1
     if re.fullmatch(r"\d{1,5}[a-z]", toks[end - 1].bare):  # "36b"
         return end - 1
     j = end
     while j > 0 and end - j < 3:
         cur = nums[j - 1]
-        if cur is not None and cur.kind in {SPELLED, TEEN, TENS, SCALE, WEAK}:
+        if cur is not None and cur.kind in {_K_SPELLED, _K_TEEN, _K_TENS, _K_SCALE, _K_WEAK}:
             j -= 1
         else:
             break
-    if j < end and nums[j] is not None and nums[j].kind != WEAK:  # type: ignore[union-attr]
-        return j
-    return end
+    return j if j < end and _kind(nums, j) != _K_WEAK else end
 
 
 def _address_spans(
@@ -1017,24 +1031,22 @@ def _address_spans(
         if start is None:
             # No house number: only with address context ("I live on Maple Drive").
             lo = max(0, k - 3)
-            if not any(trig[j] == ADDRESS for j in range(lo, k)) or not toks[k].title:
+            if not any(trig[j] == _ADDRESS for j in range(lo, k)) or not toks[k].title:
                 continue
             start = k
         end = _address_tail(toks, nums, s + 1)
         out.append(WordSpan(start, end, LOCATION, SCORE_CONTEXT))
     # "... live at 36 maple" cut by the window end, or an address whose suffix was lost.
     for i in range(n):
-        if trig[i] != ADDRESS:
+        if trig[i] != _ADDRESS:
             continue
         j = i + 1
-        while j < n and trig[j] == ADDRESS:
+        while j < n and trig[j] == _ADDRESS:
             j += 1
         if j < n and toks[j].bare == "is":
             j += 1
         house_end = j
-        while house_end < n and nums[house_end] is not None and nums[house_end].kind in {  # type: ignore[union-attr]
-            GROUP, SPELLED, TEEN, TENS, SCALE,
-        }:
+        while house_end < n and _kind(nums, house_end) in _HOUSE_NUMBER_KINDS:
             house_end += 1
         if house_end == j or house_end - j > 3:
             continue
@@ -1057,7 +1069,7 @@ def _address_tail(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> 
         j += 1
     if j < n and toks[j].bare in _UNIT_WORDS and j + 1 < n:
         nxt = nums[j + 1]
-        if (nxt is not None and nxt.kind in {GROUP, SPELLED, TEEN, TENS}) or len(
+        if (nxt is not None and nxt.kind in {_K_GROUP, _K_SPELLED, _K_TEEN, _K_TENS}) or len(
             toks[j + 1].bare
         ) == 1:
             j += 2
@@ -1078,9 +1090,10 @@ def _address_tail(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> 
     while j < n and not toks[j - 1].sentence_end:
         bare = toks[j].bare
         num = nums[j]
-        if bare in _US_STATES or (len(toks[j].raw.strip(_EDGE)) == 2 and toks[j].raw.strip(
-            _EDGE
-        ).isupper()) or (num is not None and num.kind == GROUP and len(num.digits) in (5, 9)):
+        core = toks[j].raw.strip(_EDGE)
+        state = bare in _US_STATES or (len(core) == 2 and core.isupper())  # "OR", "TX"
+        zip_code = num is not None and num.kind == _K_GROUP and len(num.digits) in (5, 9)
+        if state or zip_code:
             j += 1
         else:
             break
@@ -1097,7 +1110,10 @@ _EMAIL_AT_PROVIDER_RE = re.compile(
     rf"(?<![\w.+\-])(?!(?:me|us|him|her|them|you|it)@)[a-z0-9][\w.%+\-]*@(?:{_EMAIL_PROVIDERS})\b"
 )
 # Whisper often drops the "@": "michael.johnson.example.com" (three or more labels).
-_EMAIL_NO_AT_RE = re.compile(rf"(?<![\w.@])(?!www\.)[a-z][\w\-]*(?:\.[\w\-]+){{1,}}\.(?:{_TLDS})\b")
+_EMAIL_NO_AT_RE = re.compile(
+    rf"(?<![\w.@])(?!www\.)[a-z][\w\-]*(?:\.[\w\-]+){{1,}}\.(?:{_TLDS})\b"
+)
+_DOT_CHAIN_RE = re.compile(r"(?<![\w.@])(?!www\.)[a-z][a-z0-9_\-]+(?:\.[a-z][a-z0-9_\-]+){2,}")
 _EMAIL_PARTIAL_RE = re.compile(r"(?<![\w.@])[a-z][\w.\-]*(?:@[\w.\-]*|\.[\w\-]+\.[\w\-]+)[.@]?$")
 
 
@@ -1135,29 +1151,34 @@ def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordS
     for m in _EMAIL_NO_AT_RE.finditer(stream):
         labels = m.group(0).count(".") + 1
         first_word = owner[m.start()]
-        email_ctx = any(trig[j] == EMAIL for j in range(max(0, first_word - _LOOKBACK), first_word))
+        email_ctx = _EMAIL in trig[max(0, first_word - _LOOKBACK) : first_word]
         if labels >= 3 or email_ctx:
             emit(m.start(), m.end(), SCORE_CONTEXT if email_ctx else SCORE_SHAPE)
+    # "mario.mit.mit.mit": three or more dotted labels is an email the ASR mangled.
+    for m in _DOT_CHAIN_RE.finditer(stream):
+        emit(m.start(), m.end(), SCORE_WEAK)
     out.extend(_email_target_spans(toks))
-    m = _EMAIL_PARTIAL_RE.search(stream)
-    if m and n:
-        first_word = owner[m.start()]
-        email_ctx = any(trig[j] == EMAIL for j in range(max(0, first_word - _LOOKBACK), first_word))
-        text = m.group(0)
+    # Cut by the window end: "my email is john dot smith at", "Michael.Johnson.example".
+    partial = _EMAIL_PARTIAL_RE.search(stream)
+    if partial and n:
+        first_word = owner[partial.start()]
+        email_ctx = _EMAIL in trig[max(0, first_word - _LOOKBACK) : first_word]
+        text = partial.group(0)
         provider = re.search(rf"@(?:{_EMAIL_PROVIDERS})\b", text)
         if email_ctx or provider or text.count(".") >= 2:
-            emit(m.start(), m.end(), SCORE_WEAK)
+            emit(partial.start(), partial.end(), SCORE_WEAK)
     return out
 
 
-_SEND_VERBS = {"send", "sent", "sending", "forward", "forwarded", "forwarding", "mail",
+_SEND_VERBS = {"send", "sent", "sending", "end", "forward", "forwarded", "forwarding", "mail",
                "mailed", "email", "emailed", "e-mail", "e-mailed"}
 _EMAIL_VERBS = {"email", "emailed", "e-mail", "e-mailed"}
 _SENT_THINGS = {"receipt", "receipts", "invoice", "invoices", "confirmation", "copy", "link",
                 "details", "statement", "bill", "documents", "document", "form", "forms",
                 "email", "e-mail", "quote", "report", "ticket", "tickets", "code"}
 _SIGN_OFFS = {"thanks", "thank", "please", "cheers", "bye", "okay", "ok"}
-_EMAIL_JOINERS = {"at", "dot", "underscore", "dash", "hyphen"}
+# Inside a spoken address; "not"/"and" are how the ASR hears "dot"/"at".
+_EMAIL_JOINERS = {"at", "dot", "underscore", "dash", "hyphen", "not", "and"}
 
 
 _ENDS_WITH_TLD = re.compile(rf"(?:^|[.@])(?:{_TLDS})$")
@@ -1189,6 +1210,9 @@ def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
         head = toks[start]
         if not head.bare or head.bare in _STOP or not head.bare[0].isalpha():
             continue
+        spoken = any(toks[m].bare in _EMAIL_JOINERS for m in range(start + 1, min(n, start + 6)))
+        if not (head.title or spoken or "." in head.bare or "@" in head.bare):
+            continue  # "send the invoice to accounts payable"
         sign_off = next(
             (m for m in range(start + 1, min(n, start + 11)) if toks[m].bare in _SIGN_OFFS), None
         )
@@ -1198,7 +1222,7 @@ def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
             end = sign_off
         else:
             end = start
-            while end < n and end - start < 6 and (
+            while end < n and end - start < 8 and (
                 toks[end].bare not in _STOP or toks[end].bare in _EMAIL_JOINERS
             ):
                 end += 1
@@ -1207,6 +1231,8 @@ def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
                     last.bare
                 ):
                     break
+            while end < n and end > start + 1 and toks[end - 1].bare in _EMAIL_JOINERS:
+                end -= 1  # "... to Maria and" + more words: not the "and"
         out.append(WordSpan(start, end, EMAIL_ADDRESS, SCORE_WEAK))
     return out
 
@@ -1223,8 +1249,10 @@ _STRONG_NAME_TRIGGERS: tuple[tuple[str, ...], ...] = (
     ("surname", "is"),
     ("full", "name", "is"),
     ("i", "am", "called"),
-    ("names",),
 )
+# These take lower-case names too ("my name is linda smith"); the rest need capitals.
+_LOWERCASE_NAME_TRIGGERS = {t for t in _STRONG_NAME_TRIGGERS if t[0] in {"my", "first", "last",
+                                                                       "surname", "full", "i"}}
 _WEAK_NAME_TRIGGERS: tuple[tuple[str, ...], ...] = (
     ("this", "is"),
     ("it's",),
@@ -1280,8 +1308,9 @@ def _person_spans(
             j = i + len(phrase)
             while j < n and bare[j] in _FILLERS:
                 j += 1
+            lower_ok = phrase in _LOWERCASE_NAME_TRIGGERS
             k = j
-            while k < n and k - j < 3 and _name_like(toks[k]):
+            while k < n and k - j < 3 and _name_like(toks[k]) and (lower_ok or toks[k].title):
                 k += 1
                 if toks[k - 1].phrase_end:
                     break
@@ -1306,8 +1335,9 @@ def _person_spans(
             if phrase[0] in _HONORIFICS:
                 ok = True
             elif phrase in {("this", "is"), ("it's",), ("it", "is")}:
-                ok = (follower in _NAME_FOLLOWERS or k == n or toks[k - 1].phrase_end) and (
-                    greeted or known or follower in _NAME_FOLLOWERS
+                # "Hi, this is Maria Davis calling", "it's Hannah." (not "This is Sparta!")
+                ok = follower in _NAME_FOLLOWERS or (
+                    known and (greeted or k == n or toks[k - 1].phrase_end)
                 )
             else:
                 ok = known or tagged
@@ -1367,8 +1397,12 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
     out = []
     i = 0
     while i < n:
-        if _LETTERS_IN_WORD_RE.fullmatch(toks[i].low.lstrip("-")):
-            out.append(WordSpan(i, i + 1, PERSON, SCORE_CONTEXT))
+        spell_ctx = any(toks[m].bare in _SPELL_CONTEXT for m in range(max(0, i - 6), i))
+        spelled_word = _LETTERS_IN_WORD_RE.fullmatch(toks[i].low.lstrip("-"))
+        if spelled_word:
+            letters = sum(c.isalpha() for c in spelled_word.group(0))
+            if letters >= 4 or spell_ctx:  # "J-O-H-N"; "U.S.A." is an acronym
+                out.append(WordSpan(i, i + 1, PERSON, SCORE_CONTEXT))
             i += 1
             continue
         j = i
@@ -1377,7 +1411,6 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
             if toks[j - 1].sentence_end and toks[j - 1].raw[-1] != ".":
                 break
         letters = j - i
-        spell_ctx = any(toks[m].bare in _SPELL_CONTEXT for m in range(max(0, i - 6), i))
         only_words = all(toks[m].bare in _LETTER_WORDS for m in range(i, j))
         # Three spaced capitals are more often an acronym ("U S A") than a name.
         if (letters >= 4 and not only_words) or (letters >= 2 and spell_ctx):
@@ -1451,7 +1484,7 @@ def find_spoken_entities(
         n = len(toks)
         # "my date of birth is May" cut by the window end.
         if n and toks[-1].bare in _MONTHS and any(
-            trig[j] == DOB for j in range(max(0, n - 1 - _LOOKBACK), n - 1)
+            trig[j] == _DOB for j in range(max(0, n - 1 - _LOOKBACK), n - 1)
         ):
             spans.append(WordSpan(n - 1, n, DATE_OF_BIRTH, SCORE_WEAK))
     trigger_words = {j for j, cat in enumerate(trig) if cat is not None}

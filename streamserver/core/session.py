@@ -21,7 +21,6 @@ client's own samples so output is bit-identical wherever nothing is masked.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,13 +32,9 @@ from .. import audio as audio_mod
 from ..config import AsrConfig, SessionConfig
 from .asr import AsrJob, AsrUpdate, StreamingTranscriber, TimedWord
 from .redact import DelayLine, MaskPlan, ranges_to_mask
+from .transcript import Transcript
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
 from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
-
-# Left context (committed words already final) given to the detector.
-_DETECT_LEFT_CONTEXT = 24
-_HAS_DIGIT_OR_AT = re.compile(r"[\d@]")
-_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 class VadStream(Protocol):
@@ -123,13 +118,7 @@ class Session:
         self._arrivals: deque[tuple[int, float]] = deque()  # (client sample end, wall time)
         self._outbox: list[AudioOut | Event] = []
         self.stats = SessionStats()
-        # Text state: committed words (global index = _base + list index).
-        self._committed: list[Word] = []
-        self._base = 0
-        self._labels: dict[int, tuple[str, float]] = {}
-        self._final_upto = 0
-        self._utterance_ended_upto = 0  # committed words before this are in ended utterances
-        self._tentative: list[Word] = []
+        self._text = Transcript(cfg.text_substitution, asr_cfg.final_right_context_words)
         self._pending_detect: DetectJob | None = None
         self._pending_update: AsrUpdate | None = None
         self._last_detect: tuple[tuple[str, ...], list[WordSpan]] | None = None
@@ -224,149 +213,42 @@ class Session:
             self._asr.abandon_job(job)
         else:
             self._pending_detect = None
-            update = self._pending_update
             self._pending_update = None
-            if update is not None:
-                self._take_update_words(update)
         self._advance_silence_frontier()
 
     def _after_asr(self, update: AsrUpdate) -> DetectJob | None:
         self._pending_update = update
-        self._take_update_words(update)
-        first = max(self._final_upto - _DETECT_LEFT_CONTEXT, self._base)
-        window = self._committed[first - self._base :]
-        n_committed = len(window)
-        if self.cfg.use_hypothesis_evidence:
-            window = window + self._tentative
+        self._text.take(update)
+        window, first, n_committed = self._text.window(self.cfg.use_hypothesis_evidence)
         texts = tuple(w.text for w in window)
         self._job_seq += 1
         job = DetectJob(self._job_seq, window, first, n_committed, texts)
+        self._pending_detect = job
         if self._last_detect is not None and self._last_detect[0] == texts:
             # Same words as last time: same answer, no model call.
-            self._pending_detect = job
             self._after_detect(job, self._last_detect[1])
-            return None  # decided without a model call
-        self._pending_detect = job
+            return None
         return job
-
-    def _take_update_words(self, update: AsrUpdate) -> None:
-        self._committed.extend(update.committed)
-        self._tentative = update.tentative
-        if update.utterance_ended:
-            self._utterance_ended_upto = self._base + len(self._committed)
 
     def _after_detect(self, job: DetectJob, spans: Sequence[WordSpan]) -> None:
         update = self._pending_update
         self._pending_detect = None
         self._pending_update = None
         self._last_detect = (job.texts, list(spans))
-        for i in range(job.n_committed):
-            self._labels.pop(job.first_index + i, None)
-        for span in spans:
-            if span.entity not in self.cfg.entities:
-                continue
-            words = job.words[span.first : span.last]
-            if not words:
-                continue
-            self._plan.add(words[0].start, words[-1].end)
-            for i in range(span.first, min(span.last, job.n_committed)):
-                prev = self._labels.get(job.first_index + i)
-                if prev is None or span.score > prev[1]:
-                    self._labels[job.first_index + i] = (span.entity, span.score)
+        wanted = [s for s in spans if s.entity in self.cfg.entities and s.last > s.first]
+        for span in wanted:
+            self._plan.add(job.words[span.first].start, job.words[span.last - 1].end)
+        self._text.relabel(job.first_index, job.n_committed, wanted)
         if update is not None:
             self._decided = max(self._decided, update.analysed_until)
-            self._emit_text(job)
+            for payload in self._text.render(self._audio_masked):
+                self._emit(payload)
+            self.stats.final_words = self._text.final_words
+            self.stats.redactions = self._text.redactions
         self._advance_silence_frontier()
 
-    # -- text out ----------------------------------------------------------------
-    def _emit_text(self, job: DetectJob) -> None:
-        total = self._base + len(self._committed)
-        final_to = max(total - self.asr_cfg.final_right_context_words, self._utterance_ended_upto)
-        # Do not cut a redacted span in two: hold its words back until it is whole.
-        while final_to > max(self._final_upto, self._utterance_ended_upto):
-            left = self._labels.get(final_to - 1)
-            right = self._labels.get(final_to)
-            if left is None or (right is not None and right[0] != left[0]):
-                break
-            if right is None and final_to < total:
-                break
-            final_to -= 1
-        if final_to > self._final_upto:
-            idx = range(self._final_upto, final_to)
-            words = [self._committed[i - self._base] for i in idx]
-            labels = [self._labels.get(i) for i in idx]
-            self._final_upto = final_to
-            self._emit_final(words, labels)
-            self._trim_committed()
-        pending = self._committed[self._final_upto - self._base :]
-        plabels = [self._labels.get(i) for i in range(self._final_upto, total)]
-        partial = [self._partial_text(w, lab) for w, lab in zip(pending, plabels, strict=True)]
-        partial += [self._partial_text(w, None) for w in self._tentative]
-        if partial:
-            span_words = pending + self._tentative
-            self._emit({"type": "transcript.partial", "is_final": False,
-                        "text": "".join(partial).strip(),
-                        "start": samples_to_seconds(span_words[0].start),
-                        "end": samples_to_seconds(span_words[-1].end)})
-
-    def _partial_text(self, w: Word, label: tuple[str, float] | None) -> str:
-        # Partials are masked conservatively: any digit or '@' and anything the
-        # audio plan masks, even if the words are not final yet.
-        if label is None and (
-            _HAS_DIGIT_OR_AT.search(w.text) or self._plan.ranges(w.start, w.end)
-        ):
-            label = ("REDACTED", 0.0)
-        return self._substitute(w.text, label[0]) if label else w.text
-
-    def _substitute(self, text: str, entity: str) -> str:
-        if self.cfg.text_substitution == "entity_name":
-            lead = " " if text.startswith(" ") else ""
-            return f"{lead}[{entity}]"
-        return _ALNUM.sub("#", text)
-
-    def _emit_final(self, words: list[Word], labels: list[tuple[str, float] | None]) -> None:
-        out_words, text_parts = [], []
-        prev_entity: str | None = None
-        for w, lab in zip(words, labels, strict=True):
-            entity = lab[0] if lab else None
-            shown = self._substitute(w.text, entity) if entity else w.text
-            if entity and self.cfg.text_substitution == "entity_name" and entity == prev_entity:
-                pass  # one [ENTITY] token per run of words
-            else:
-                text_parts.append(shown)
-            prev_entity = entity
-            out_words.append({"text": shown.strip(), "start": samples_to_seconds(w.start),
-                              "end": samples_to_seconds(w.end), "redacted": entity is not None,
-                              "entity": entity, "confidence": round(w.probability, 3)})
-        self.stats.final_words += len(words)
-        self._emit({"type": "transcript.final", "is_final": True,
-                    "text": "".join(text_parts).strip(),
-                    "start": samples_to_seconds(words[0].start),
-                    "end": samples_to_seconds(words[-1].end), "words": out_words})
-        # One redaction event per run of words with the same entity.
-        i = 0
-        while i < len(words):
-            lab = labels[i]
-            if lab is None:
-                i += 1
-                continue
-            j, score = i, lab[1]
-            while j + 1 < len(words) and labels[j + 1] is not None and labels[j + 1][0] == lab[0]:  # type: ignore[index]
-                j += 1
-                score = max(score, labels[j][1])  # type: ignore[index]
-            self.stats.redactions += 1
-            self._emit({"type": "redaction", "entity": lab[0],
-                        "start": samples_to_seconds(words[i].start),
-                        "end": samples_to_seconds(words[j].end), "score": round(score, 3)})
-            i = j + 1
-
-    def _trim_committed(self) -> None:
-        keep_from = self._final_upto - _DETECT_LEFT_CONTEXT
-        drop = keep_from - self._base
-        if drop > 64:
-            del self._committed[:drop]
-            self._labels = {k: v for k, v in self._labels.items() if k >= keep_from}
-            self._base = keep_from
+    def _audio_masked(self, w: Word) -> bool:
+        return bool(self._plan.ranges(w.start, w.end))
 
     # -- release -----------------------------------------------------------------
     def release(self, now: float | None = None) -> None:

@@ -128,18 +128,16 @@ def _build_engine() -> _Engine:
     )
     nlp = provider.create_engine()
     _keep_only_ner(nlp.get_nlp(_LANGUAGE))  # type: ignore[attr-defined]
-    registry = RecognizerRegistry(
-        recognizers=[
-            SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]),
-            PhoneRecognizer(supported_regions=("US", "CA", "GB")),
-            CreditCardRecognizer(),
-            UsSsnRecognizer(),
-            _OfflineEmailRecognizer(),
-        ],
-        supported_languages=[_LANGUAGE],
-    )
+    recognizers = [
+        SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]),
+        PhoneRecognizer(supported_regions=("US", "CA", "GB")),
+        CreditCardRecognizer(),
+        UsSsnRecognizer(),
+        _OfflineEmailRecognizer(),
+    ]
+    registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[_LANGUAGE])
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=[_LANGUAGE])
-    logger.info("presidio engine loaded (%d recognizers)", len(registry.recognizers))
+    logger.info("presidio engine loaded (%d recognizers)", len(recognizers))
     return _Engine(nlp, analyzer, threading.Lock())
 
 
@@ -179,9 +177,7 @@ class PresidioPiiDetector:
             raise ValueError("score_threshold must be within 0..1")
         self.entities = wanted
         self.score_threshold = score_threshold
-        self._presidio_entities = sorted(
-            (wanted & _PRESIDIO_ENTITIES) | ({LOCATION} if LOCATION in wanted else set())
-        )
+        self._presidio_entities = sorted(wanted & _PRESIDIO_ENTITIES)
         self._engine = _engine()
 
     def warm_up(self) -> None:
@@ -212,15 +208,16 @@ class PresidioPiiDetector:
                     nlp_artifacts=artifacts,
                     score_threshold=self.score_threshold,
                 )
-            # Words inside any named entity (PERSON, ORG, GPE, ...): a hint for the
-            # "I'm X" / "speaking with X" rules, which also need a capitalised word.
-            named_words = frozenset(
-                j
-                for ent in artifacts.tokens.ents
-                if ent.label_ in _NAMED_LABELS
-                and (rng := text.word_range(ent.start_char, ent.end_char)) is not None
-                for j in range(*rng)
-            )
+                # Words inside any named entity (PERSON, ORG, GPE, ...): a hint for the
+                # "I'm X" / "speaking with X" rules, which also need a capitalised word.
+                # (Read under the lock: labels live in the shared string store.)
+                named_words = frozenset(
+                    j
+                    for ent in artifacts.tokens.ents
+                    if ent.label_ in _NAMED_LABELS
+                    and (rng := text.word_range(ent.start_char, ent.end_char)) is not None
+                    for j in range(*rng)
+                )
         spans = find_spoken_entities(words, self.entities, named_words=named_words)
         addresses = [s for s in spans if s.entity == LOCATION]
         for result in results:
