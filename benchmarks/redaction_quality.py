@@ -37,13 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--delay-ms", type=int, default=2000)
     ap.add_argument("--model", default="")
+    ap.add_argument("--encoder-context", choices=("clip", "full"), default="clip")
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips of each set")
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "redaction_quality.json")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
-    engines = Engines.load(AsrConfig(model=args.model))
+    engines = Engines.load(AsrConfig(model=args.model, encoder_context=args.encoder_context))
     params = {"delay_ms": args.delay_ms}
     manifest = json.loads((args.data / "pii_dev" / "manifest.json").read_text())
     if args.limit:
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": date.today().isoformat(),
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
         "model": args.model or "tiny.en (bundled)",
+        "encoder_context": args.encoder_context,
         "delay_ms": args.delay_ms,
         "pii_dev": summary.as_dict(),
         "real_no_pii": {"clips": len(real), "masked_speech_share":

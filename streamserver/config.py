@@ -160,6 +160,9 @@ class AsrConfig:
     compute_type: str = "int8"
     cpu_threads: int = 0  # 0 = one per core
     beam_size: int = 1
+    # "clip": the encoder sees the buffer (+1 s), not Whisper's fixed 30 s window
+    # (several times cheaper on short buffers); "full": faster-whisper's own path.
+    encoder_context: str = "clip"
     # New audio needed before the next Whisper pass over the utterance buffer.
     step_ms: int = 1000
     # The buffer is cut at the last committed word once it grows past this.

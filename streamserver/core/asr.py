@@ -25,6 +25,10 @@ from .types import ANALYSIS_RATE, Word, ms_to_samples
 # treated as repeats of it (Whisper re-transcribes the buffer every pass).
 _OVERLAP_TOLERANCE = ANALYSIS_RATE // 10
 _MAX_NGRAM_OVERLAP = 5
+# Words ending this close to the end of the transcribed buffer are never committed.
+_EDGE_GUARD = ANALYSIS_RATE * 3 // 10
+# Speech this long after the last word heard still counts as analysed.
+_UNHEARD_SLACK = ANALYSIS_RATE
 _NON_WORD = re.compile(r"[^\w]+")
 
 
@@ -140,7 +144,7 @@ class StreamingTranscriber:
         if self._in_flight is None or job.job_id != self._in_flight.job_id:
             raise ValueError("complete_job for a job that is not in flight")
         self._in_flight = None
-        new = self._absolute_new_words(job, words)
+        new, shadow = self._absolute_new_words(job, words)
         if job.final:
             committed = new
             self._hypothesis = []
@@ -149,6 +153,9 @@ class StreamingTranscriber:
             while (
                 n < len(new) and n < len(self._hypothesis)
                 and _key(new[n].text) == _key(self._hypothesis[n].text)
+                # A word running into the end of the buffer may be cut short
+                # (a digit string still being spoken): it is not stable yet.
+                and new[n].end <= job.buffer_end - _EDGE_GUARD
             ):
                 n += 1
             committed, self._hypothesis = new[:n], new[n:]
@@ -158,7 +165,16 @@ class StreamingTranscriber:
             self._close_utterance(job.buffer_end)
         else:
             self._maybe_cut_buffer()
-        return AsrUpdate(committed, list(self._hypothesis), job.buffer_end, job.final)
+        heard_until = job.buffer_end
+        if not job.final:
+            # Speech Whisper has not put words on yet is not analysed: the
+            # frontier stops a little after the last word it heard.
+            heard = (*committed, *self._hypothesis, *shadow)
+            last_end = max([self._last_committed_end, *(w.end for w in heard)])
+            heard_until = min(job.buffer_end, last_end + _UNHEARD_SLACK)
+            heard_until = max(heard_until, job.buffer_start)
+        tentative = [Word(w.text, w.start, w.end, w.probability) for w in shadow]
+        return AsrUpdate(committed, tentative + list(self._hypothesis), heard_until, job.final)
 
     def abandon_job(self, job: AsrJob) -> None:
         """The model call failed: forget the job (its audio will fail closed)."""
@@ -169,7 +185,15 @@ class StreamingTranscriber:
                 self._close_utterance(job.buffer_end)
 
     # -- internals -------------------------------------------------------------
-    def _absolute_new_words(self, job: AsrJob, words: list[TimedWord]) -> list[Word]:
+    def _absolute_new_words(
+        self, job: AsrJob, words: list[TimedWord]
+    ) -> tuple[list[Word], list[Word]]:
+        """(new words after the committed ones, *shadow* words).
+
+        A shadow word starts inside committed text but runs well past it: a
+        revision of a committed word that was cut short ("83055" that turns out
+        to be "880550175"). It is never committed, but it is evidence for masking.
+        """
         absolute = [
             Word(w.text, job.buffer_start + w.start, job.buffer_start + w.end, w.probability)
             for w in words
@@ -181,7 +205,12 @@ class StreamingTranscriber:
             for w in absolute
             if w.start < job.buffer_end
         ]
-        fresh = [w for w in absolute if w.start >= self._last_committed_end - _OVERLAP_TOLERANCE]
+        cutoff = self._last_committed_end - _OVERLAP_TOLERANCE
+        fresh = [w for w in absolute if w.start >= cutoff]
+        shadow = [
+            w for w in absolute
+            if w.start < cutoff and w.end > self._last_committed_end + _OVERLAP_TOLERANCE
+        ]
         # Drop an n-gram that repeats the end of what is already committed.
         if fresh and self._committed_tail:
             tail = [_key(w.text) for w in self._committed_tail]
@@ -189,7 +218,7 @@ class StreamingTranscriber:
                 if tail[-n:] == [_key(w.text) for w in fresh[:n]]:
                     fresh = fresh[n:]
                     break
-        return fresh
+        return fresh, shadow
 
     def _remember(self, committed: list[Word]) -> None:
         if not committed:

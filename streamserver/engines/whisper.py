@@ -92,10 +92,21 @@ def _join_base_model() -> str:
 
 
 class WhisperEngine:
-    """Loads the model once; :meth:`transcribe` is safe to call from worker threads."""
+    """Loads the model once; transcription is safe to call from worker threads.
+
+    :meth:`transcribe_batch` runs several sessions' buffers as one model call.
+    With ``encoder_context="clip"`` the encoder sees each batch only as long as
+    its longest buffer (plus a margin) instead of Whisper's fixed 30 s: the
+    encoder is most of the cost, and our buffers are a few seconds long.
+    """
+
+    # Silence appended after the audio: Whisper was trained on padded input and
+    # ends words more reliably with some room after the last one.
+    _TAIL_PAD_S = 2.0
 
     def __init__(self, cfg: AsrConfig, num_workers: int = 1) -> None:
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
 
         self.cfg = cfg
         path = resolve_model(cfg.model)
@@ -107,10 +118,18 @@ class WhisperEngine:
                 cpu_threads=cfg.cpu_threads or (os.cpu_count() or 1),
                 num_workers=max(1, num_workers),
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any load failure is the same to the operator
             raise ModelLoadError(f"cannot load ASR model {cfg.model or 'tiny.en'!r}") from exc
-        self.english_only = bool(getattr(self._model.model, "is_multilingual", True) is False)
-        self._lock = threading.Lock()  # guards nothing hot; kept for warm_up idempotence
+        m = self._model
+        self._tokenizer = Tokenizer(
+            m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en"
+        )
+        self._suppress = list(
+            __import__("faster_whisper.transcribe", fromlist=["x"]).get_suppressed_tokens(
+                self._tokenizer, [-1]
+            )
+        )
+        self._lock = threading.Lock()
         self._warm = False
 
     def warm_up(self) -> None:
@@ -121,6 +140,71 @@ class WhisperEngine:
 
     def transcribe(self, audio: np.ndarray, prompt: str = "") -> list[AsrWord]:
         """Words of ``audio`` (float32, 16 kHz mono), times in samples from its start."""
+        return self.transcribe_batch([(audio, prompt)])[0]
+
+    def transcribe_batch(self, items: list[tuple[np.ndarray, str]]) -> list[list[AsrWord]]:
+        """One model call for several buffers; a list of words per buffer."""
+        if self.cfg.encoder_context == "full":
+            return [self._transcribe_full(a, p) for a, p in items]
+        out: list[list[AsrWord]] = [[] for _ in items]
+        live = [i for i, (a, _) in enumerate(items) if a.size >= ANALYSIS_RATE // 10]
+        if not live:
+            return out
+        import ctranslate2
+
+        m, tok = self._model, self._tokenizer
+        fe = m.feature_extractor
+        hop = fe.hop_length
+        longest = max(items[i][0].size for i in live)
+        # Encoder positions are 2 frames; keep the width even and within 30 s.
+        width = min(fe.nb_max_frames, int((longest / ANALYSIS_RATE + self._TAIL_PAD_S) * 100))
+        width += width % 2
+        feats = np.zeros((len(live), fe.n_mels if hasattr(fe, "n_mels") else 80, width),
+                         dtype=np.float32)
+        content = []
+        for row, i in enumerate(live):
+            audio = items[i][0].astype(np.float32, copy=False)
+            f = fe(np.pad(audio, (0, max(0, width * hop - audio.size))), padding=0)
+            f = f[:, :width]
+            feats[row, :, : f.shape[1]] = f
+            content.append(min(width, audio.size // hop))
+        encoded = m.model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
+        prompts = []
+        for i in live:
+            previous = tok.encode(" " + items[i][1].strip()) if items[i][1].strip() else []
+            prompts.append(m.get_prompt(tok, previous, without_timestamps=True))
+        # Bounded decoding: a stuck decoder must not hold a worker for seconds.
+        max_new = min(m.max_length // 2, 16 + int(longest / ANALYSIS_RATE * 8))
+        results = m.model.generate(
+            encoded, prompts, beam_size=self.cfg.beam_size,
+            max_length=max(len(p) for p in prompts) + max_new,
+            return_scores=True, return_no_speech_prob=True,
+            suppress_blank=True, suppress_tokens=self._suppress,
+            no_repeat_ngram_size=0, repetition_penalty=1.0,
+        )
+        tokens = []
+        for res in results:
+            seq = [t for t in res.sequences_ids[0] if t < tok.eot]
+            seq_len = max(1, len(res.sequences_ids[0]))
+            avg_logprob = res.scores[0] * seq_len / (seq_len + 1)
+            # Whisper's own no-speech rule: both signals must agree.
+            if res.no_speech_prob > 0.6 and avg_logprob < -1.0:
+                seq = []
+            tokens.append(seq)
+        alignments = m.find_alignment(tok, tokens, encoded, content)
+        for row, i in enumerate(live):
+            words = []
+            for timing in alignments[row] if tokens[row] else []:
+                if not timing["word"].strip():
+                    continue
+                start = max(0, round(float(timing["start"]) * ANALYSIS_RATE))
+                end = max(start, round(float(timing["end"]) * ANALYSIS_RATE))
+                words.append(AsrWord(timing["word"], start, end, float(timing["probability"])))
+            out[i] = _merge_punctuation(words)
+        return out
+
+    def _transcribe_full(self, audio: np.ndarray, prompt: str = "") -> list[AsrWord]:
+        """faster-whisper's own path (30 s encoder window), kept for comparison."""
         if audio.size < ANALYSIS_RATE // 10:
             return []
         segments, _info = self._model.transcribe(
@@ -145,3 +229,28 @@ class WhisperEngine:
                 end = max(start, round(w.end * ANALYSIS_RATE))
                 words.append(AsrWord(w.word, start, end, float(w.probability)))
         return words
+
+
+_LEADING = "\"'“¿([{-"
+_TRAILING = "\"'.。,，!！?？:：”)]}、"
+
+
+def _merge_punctuation(words: list[AsrWord]) -> list[AsrWord]:
+    """Attach lone punctuation tokens to their neighbour word, as Whisper's own path does."""
+    out: list[AsrWord] = []
+    carry = ""
+    for w in words:
+        text = w.text
+        if text.strip() and all(c in _TRAILING for c in text.strip()) and out:
+            last = out[-1]
+            out[-1] = AsrWord(last.text + text.strip(), last.start, last.end, last.probability)
+            continue
+        if text.strip() and all(c in _LEADING for c in text.strip()):
+            carry += text.strip()
+            continue
+        if carry:
+            lead = " " if text.startswith(" ") else ""
+            text = lead + carry + text.lstrip()
+            carry = ""
+        out.append(AsrWord(text, w.start, w.end, w.probability))
+    return out
