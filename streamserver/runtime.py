@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .config import ServerConfig
+from .core.asr import AsrJob
 from .core.session import AudioOut, Event, Job, Session
 from .engines.bundle import Engines
 from .protocol import ProtocolError, TooFast
@@ -40,20 +41,69 @@ class SendQueueFull(ProtocolError):
 
 
 class ModelPool:
-    """Bounded worker pool shared by every session of the process."""
+    """Bounded worker pool shared by every session of the process.
 
-    def __init__(self, engines: Engines, workers: int) -> None:
+    ASR jobs are batched: jobs that are waiting when a worker frees up go to
+    the model together, one call for several sessions (the encoder call is
+    most of the cost and batches well). Each session has at most one job in
+    flight, so the waiting list is bounded by the number of sessions.
+    """
+
+    def __init__(self, engines: Engines, workers: int, max_batch: int = 8) -> None:
         self.engines = engines
+        self.workers = workers
+        self.max_batch = max_batch
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self._asr_waiting: list[tuple[AsrJob, asyncio.Future[Any]]] = []
+        self._asr_batches = 0
         self.busy = 0
+        self.batch_sizes: list[int] = []  # recent batch sizes, for metrics/benchmarks
 
     async def run(self, job: Job) -> Any:
         loop = asyncio.get_running_loop()
+        if isinstance(job, AsrJob):
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._asr_waiting.append((job, fut))
+            self._start_batches(loop)
+            return await fut
         self.busy += 1
         try:
             return await loop.run_in_executor(self._executor, self.engines.run_job, job)
         finally:
             self.busy -= 1
+
+    def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Leave one worker for detection jobs when there are several workers.
+        asr_slots = max(1, self.workers - 1) if self.workers > 2 else self.workers
+        while self._asr_waiting and self._asr_batches < asr_slots:
+            batch = [(j, f) for j, f in self._asr_waiting[: self.max_batch] if not f.done()]
+            del self._asr_waiting[: self.max_batch]
+            if not batch:
+                continue
+            self._asr_batches += 1
+            loop.create_task(self._run_batch(batch))
+
+    async def _run_batch(self, batch: list[tuple[AsrJob, asyncio.Future[Any]]]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [(job.audio, job.prompt) for job, _ in batch]
+        self.busy += 1
+        self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+        try:
+            results = await loop.run_in_executor(
+                self._executor, self.engines.asr.transcribe_batch, items
+            )
+        except Exception as exc:  # every session in the batch fails closed
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+        else:
+            for (_, fut), words in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(words)
+        finally:
+            self.busy -= 1
+            self._asr_batches -= 1
+            self._start_batches(loop)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -262,8 +262,7 @@ _STREET_SUFFIXES = {
     "pike", "turnpike", "expressway", "freeway", "route", "rte",
 }  # fmt: skip
 # Suffixes that are also common words: the street name must be capitalised.
-_WEAK_SUFFIXES = {"way", "place", "court", "circle", "square", "trail", "plaza", "route",
-                  "pike", "alley", "crescent", "terrace"}
+_WEAK_SUFFIXES = {"way", "place", "court", "circle", "square", "trail", "route"}
 _DIRECTIONS = {
     "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
     "n", "s", "e", "w", "ne", "nw", "se", "sw",
@@ -272,7 +271,7 @@ _UNIT_WORDS = {"apartment", "apt", "suite", "ste", "unit", "floor", "flat", "roo
 # Words that cannot be part of a street name between a house number and the suffix:
 # they make "3 hours on the road" or "20 minutes down the way" a non-address.
 _NOT_STREET_NAME = (
-    _STOP - {"one", "first", "last", "next", "new", "old", "well", "great", "good", "all"}
+    _STOP - {"one", "first", "last", "next", "new", "old", "well", "great", "good", "all", "ever"}
 ) | _QUANTITY_WORDS  # fmt: skip
 _US_STATES = {
     "alabama", "alaska", "arizona", "arkansas", "california", "colorado", "connecticut",
@@ -412,6 +411,8 @@ def _classify(tok: _Tok) -> _Num | None:
             thousands=bool(re.fullmatch(r"\d{1,3}(,\d{3})+", body)),
             decimal=bool(re.fullmatch(r"\d+\.\d+", body)),
         )
+    if re.fullmatch(r"o\d+", tok.bare):  # "O9, O2, 2001": the ASR's letter O for zero
+        return _Num(_K_GROUP, "0" + tok.bare[1:])
     if _ALNUM_ID_RE.fullmatch(tok.bare) and not re.fullmatch(r"\d{2,4}'?s", tok.bare):
         return _Num(_K_GROUP, re.sub(r"\D", "", tok.bare))
     return None
@@ -440,105 +441,42 @@ def luhn_ok(digits: str) -> bool:
 
 # ---------------------------------------------------------------------- triggers
 
+_WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+_CONTINUED = "continued"  # a run that goes on from the flagged one just before it
+
 # What a trigger phrase says the next number (or address, email) is.
 _SSN, _CARD, _ACCOUNT, _PHONE, _DOB, _ZIP, _ADDRESS, _EMAIL, _GENERIC = (
     "ssn", "card", "account", "phone", "dob", "zip", "address", "email", "generic",
 )  # fmt: skip
 
-# Longest phrases first; matched on bare lower-case words.
+# Trigger phrases by what they announce (" | " between phrases); matched on bare
+# lower-case words.
+_TRIGGERS = {
+    _SSN: "social security | social | security | ssn | s s n",
+    _CARD: "security code | card | credit | debit | visa | mastercard | amex"
+    " | american express | cvv | cvc | expiration | expires | expiry",
+    _ACCOUNT: "account | acct | routing | iban | pin | passcode | password | member"
+    " | membership | policy | customer | reference | confirmation | verification | id"
+    " | identification | license | licence | passport | code",
+    _PHONE: "phone | telephone | cell | cellphone | mobile | landline | fax | call | calls"
+    " | reach | text me | text us | dial | extension | ext | area code | contact",
+    # The digit count decides; "home" is how the ASR often hears "number".
+    _GENERIC: "number | numbers | digits | # | last four | last 4 | home",
+    _DOB: "birth | born | birthday | birthdate | dob | d o b",
+    _ZIP: "zip | zipcode | postal | postcode",
+    _ADDRESS: "address | live at | live on | lives at | lives on | living at | living on"
+    " | located at | located on | apartment | apt | suite | ship to | ship it to"
+    " | deliver to | deliver it to | delivered to",
+    _EMAIL: "email | e mail | e-mail | mail",
+}
+# Longest phrases first.
 _TRIGGER_PHRASES: tuple[tuple[tuple[str, ...], str], ...] = tuple(
     sorted(
-        [
-            (("social", "security"), _SSN),
-            (("social",), _SSN),
-            (("security", "code"), _CARD),
-            (("security",), _SSN),
-            (("ssn",), _SSN),
-            (("s", "s", "n"), _SSN),
-            (("card",), _CARD),
-            (("credit",), _CARD),
-            (("debit",), _CARD),
-            (("visa",), _CARD),
-            (("mastercard",), _CARD),
-            (("amex",), _CARD),
-            (("american", "express"), _CARD),
-            (("cvv",), _CARD),
-            (("cvc",), _CARD),
-            (("expiration",), _CARD),
-            (("expires",), _CARD),
-            (("expiry",), _CARD),
-            (("account",), _ACCOUNT),
-            (("acct",), _ACCOUNT),
-            (("routing",), _ACCOUNT),
-            (("iban",), _ACCOUNT),
-            (("pin",), _ACCOUNT),
-            (("passcode",), _ACCOUNT),
-            (("password",), _ACCOUNT),
-            (("member",), _ACCOUNT),
-            (("membership",), _ACCOUNT),
-            (("policy",), _ACCOUNT),
-            (("customer",), _ACCOUNT),
-            (("reference",), _ACCOUNT),
-            (("confirmation",), _ACCOUNT),
-            (("verification",), _ACCOUNT),
-            (("id",), _ACCOUNT),
-            (("identification",), _ACCOUNT),
-            (("license",), _ACCOUNT),
-            (("licence",), _ACCOUNT),
-            (("passport",), _ACCOUNT),
-            (("code",), _ACCOUNT),
-            (("phone",), _PHONE),
-            (("telephone",), _PHONE),
-            (("cell",), _PHONE),
-            (("cellphone",), _PHONE),
-            (("mobile",), _PHONE),
-            (("landline",), _PHONE),
-            (("fax",), _PHONE),
-            (("call",), _PHONE),
-            (("calls",), _PHONE),
-            (("reach",), _PHONE),
-            (("text", "me"), _PHONE),
-            (("text", "us"), _PHONE),
-            (("dial",), _PHONE),
-            (("extension",), _PHONE),
-            (("ext",), _PHONE),
-            (("area", "code"), _PHONE),
-            (("contact",), _PHONE),
-            (("home",), _GENERIC),  # "my home is 759-...", "home number"
-            (("birth",), _DOB),
-            (("born",), _DOB),
-            (("birthday",), _DOB),
-            (("birthdate",), _DOB),
-            (("dob",), _DOB),
-            (("d", "o", "b"), _DOB),
-            (("zip",), _ZIP),
-            (("zipcode",), _ZIP),
-            (("postal",), _ZIP),
-            (("postcode",), _ZIP),
-            (("address",), _ADDRESS),
-            (("live", "at"), _ADDRESS),
-            (("live", "on"), _ADDRESS),
-            (("lives", "at"), _ADDRESS),
-            (("lives", "on"), _ADDRESS),
-            (("living", "at"), _ADDRESS),
-            (("living", "on"), _ADDRESS),
-            (("located", "at"), _ADDRESS),
-            (("located", "on"), _ADDRESS),
-            (("moved", "to"), _ADDRESS),
-            (("apartment",), _ADDRESS),
-            (("apt",), _ADDRESS),
-            (("suite",), _ADDRESS),
-            (("email",), _EMAIL),
-            (("e", "mail"), _EMAIL),
-            (("e-mail",), _EMAIL),
-            (("mail",), _EMAIL),
-            (("number",), _GENERIC),
-            (("last", "four"), _GENERIC),
-            (("last", "4"), _GENERIC),
-            (("numbers",), _GENERIC),
-            (("digits",), _GENERIC),
-            (("#",), _GENERIC),
-        ],
+        (
+            (tuple(phrase.split()), cat)
+            for cat, phrases in _TRIGGERS.items()
+            for phrase in phrases.split(" | ")
+        ),
         key=lambda p: -len(p[0]),
     )
 )
@@ -566,8 +504,13 @@ def _triggers(toks: Sequence[_Tok]) -> list[str | None]:
                 if cat == _ADDRESS and phrase == ("address",) and prev in {"email", "e-mail",
                                                                           "ip", "web", "mail"}:
                     cat = _EMAIL
-                if phrase == ("code",) and prev in {"zip", "postal", "area", "security"}:
+                if phrase == ("code",) and prev in {"zip", "postal", "area", "security", "promo",
+                                                    "discount", "coupon", "gift", "voucher"}:
                     break
+                if phrase == ("phone",) and (
+                    prev in {"on", "by", "over"} or bare[max(0, i - 2) : i] == ["on", "the"]
+                ):
+                    break  # "on the phone", "been on phone 45 minutes"
                 if (
                     cat == _ADDRESS
                     and phrase == ("address",)
@@ -586,8 +529,9 @@ def _triggers(toks: Sequence[_Tok]) -> list[str | None]:
 
 def _context_before(
     trig: Sequence[str | None], start: int, blocked: Sequence[bool], toks: Sequence[_Tok]
-) -> str | None:
-    """The trigger reaching word ``start`` from the left (through at most a few words).
+) -> tuple[str | None, int]:
+    """The trigger reaching word ``start`` from the left, and how many words between
+    them are not mere connectors ("my number is 880": none; "the card game had 52": 2).
 
     The nearest trigger wins, except that a generic "number" takes the category of a
     specific word just before it ("social security number", "card number").
@@ -600,13 +544,24 @@ def _context_before(
             break  # a question's trigger reaches into the answer
         cat = trig[j]
         if cat is not None and cat != _EMAIL:
+            gap = sum(toks[m].bare not in _CONNECTORS for m in range(j + 1, start))
             if cat == _GENERIC:
                 for k in range(j - 1, max(-1, j - 1 - _SPECIFIC_BEFORE_GENERIC), -1):
                     if trig[k] not in {None, _GENERIC, _EMAIL}:
-                        return trig[k]
-            return cat
+                        return trig[k], gap
+            return cat, gap
         j -= 1
-    return None
+    return None, 0
+
+
+# Words that may stand between a trigger and its number.
+_CONNECTORS = {
+    "is", "was", "are", "were", "it's", "its", "it", "at", "me", "us", "on", "my", "the",
+    "of", "for", "this", "that", "that's", "your", "our", "a", "an", "to", "be", "will",
+    "would", "should", "uh", "um", "er", "so", "just", "number", "numbers", "please", "and",
+    "here", "you", "i", "can", "reach", "call", "dial", "ending", "in", "as", "with", "by",
+    "from", "also", "sure", "yes", "yeah", "okay", "ok", "right", "", "i'm", "goes",
+}  # fmt: skip
 
 
 _AFTER_CONNECTORS = {"is", "was", "that's", "thats", "are", "as", "my", "the", "your",
@@ -749,7 +704,7 @@ def _digit_spans(
     for run in runs:
         for j in range(run.first, run.last):
             in_run[j] = True
-    out = []
+    out: list[WordSpan] = []
     for run in runs:
         count = len(run.digits)
         at_end = run.last == n
@@ -759,11 +714,20 @@ def _digit_spans(
             after.bare in _QUANTITY_WORDS or (after.raw[:1] == "%")
         )
         before = toks[run.first - 1].bare if run.first else ""
-        ctx = _context_before(trig, run.first, in_run, toks)
+        ctx, gap = _context_before(trig, run.first, in_run, toks)
         if ctx is None and count >= 3:
-            ctx = _context_after(trig, run.last, in_run, toks)
+            ctx, gap = _context_after(trig, run.last, in_run, toks), 0
         if ctx == _EMAIL:
             ctx = None
+        if (
+            ctx is None
+            and out
+            and out[-1].last + 1 == run.first
+            and before not in _TIME_PREPOSITIONS
+            and not toks[run.first - 1].sentence_end
+        ):
+            # "is 36 do 1421 5": one misheard word inside a number already flagged.
+            ctx, gap = _CONTINUED, 0
 
         entity: str | None = None
         score = SCORE_CONTEXT
@@ -771,16 +735,19 @@ def _digit_spans(
             single = run.last - run.first == 1
             ending_in = run.first >= 2 and toks[run.first - 2].bare in {"ending", "ends", "ended"}
             looks_like_time = ctx != _DOB and not ending_in and (
-                (before in _TIME_PREPOSITIONS and count <= 4)
+                (before in _TIME_PREPOSITIONS | _WEEKDAYS and count <= 4)
                 or (before == "at" and single and count <= 2 and int(run.digits) <= 12)
             )
-            if count >= 7:
+            if ctx == _CONTINUED:
+                entity, score = out[-1].entity, out[-1].score
+            elif count >= 7:
                 entity = _entity_for(ctx, run.digits)
-            elif quantity:
+            elif quantity or looks_like_time:
                 entity = None
-            elif count >= 3 and not looks_like_time:
+            elif count >= 3 and gap <= 1:
                 entity = _entity_for(ctx, run.digits)
-            elif at_end and not looks_like_time:
+            elif gap == 0 and (run.groups or run.spelled >= 2):
+                # "my number is 880" (the rest still to come), "number is 1 3 here".
                 entity = _entity_for(ctx, run.digits)
                 score = SCORE_WEAK
         elif at_end and count == 6 and run.groups >= 2 and not quantity:
@@ -803,6 +770,8 @@ def _digit_spans(
             if ctx is not None:  # "member ID is W 1 2 3 4": spoken letters of the ID
                 while first > 0 and run.first - first < 3 and _is_capital_letter(toks[first - 1]):
                     first -= 1
+            if first > 0 and toks[first - 1].bare == "plus":  # "plus 1 646 555 0115"
+                first -= 1
             out.append(WordSpan(first, run.last, entity, score))
     return out
 
@@ -993,9 +962,12 @@ def _house_number_start(toks: Sequence[_Tok], nums: Sequence[_Num | None], end: 
     if re.fullmatch(r"\d{1,5}[a-z]", toks[end - 1].bare):  # "36b"
         return end - 1
     j = end
-    while j > 0 and end - j < 3:
+    while j > 0 and end - j < 4:
         cur = nums[j - 1]
-        if cur is not None and cur.kind in {_K_SPELLED, _K_TEEN, _K_TENS, _K_SCALE, _K_WEAK}:
+        spoken_oh = toks[j - 1].bare == "or" and j - 1 > 0 and j < end  # "one or two"
+        if (cur is not None and cur.kind in {_K_SPELLED, _K_TEEN, _K_TENS, _K_SCALE, _K_WEAK}) or (
+            spoken_oh
+        ):
             j -= 1
         else:
             break
@@ -1046,7 +1018,10 @@ def _address_spans(
         if j < n and toks[j].bare == "is":
             j += 1
         house_end = j
-        while house_end < n and _kind(nums, house_end) in _HOUSE_NUMBER_KINDS:
+        while house_end < n and (
+            _kind(nums, house_end) in _HOUSE_NUMBER_KINDS
+            or (toks[house_end].bare == "or" and house_end > j)  # "one or two": "one oh two"
+        ):
             house_end += 1
         if house_end == j or house_end - j > 3:
             continue
@@ -1069,9 +1044,9 @@ def _address_tail(toks: Sequence[_Tok], nums: Sequence[_Num | None], j: int) -> 
         j += 1
     if j < n and toks[j].bare in _UNIT_WORDS and j + 1 < n:
         nxt = nums[j + 1]
-        if (nxt is not None and nxt.kind in {_K_GROUP, _K_SPELLED, _K_TEEN, _K_TENS}) or len(
-            toks[j + 1].bare
-        ) == 1:
+        if (nxt is not None and nxt.kind in _HOUSE_NUMBER_KINDS) or re.fullmatch(
+            r"\d{0,5}[a-z]?", toks[j + 1].bare
+        ):  # "apartment 5B", "suite 200", "unit C"
             j += 2
     # City: up to three words that are not function words.
     city = 0
@@ -1114,7 +1089,13 @@ _EMAIL_NO_AT_RE = re.compile(
     rf"(?<![\w.@])(?!www\.)[a-z][\w\-]*(?:\.[\w\-]+){{1,}}\.(?:{_TLDS})\b"
 )
 _DOT_CHAIN_RE = re.compile(r"(?<![\w.@])(?!www\.)[a-z][a-z0-9_\-]+(?:\.[a-z][a-z0-9_\-]+){2,}")
-_EMAIL_PARTIAL_RE = re.compile(r"(?<![\w.@])[a-z][\w.\-]*(?:@[\w.\-]*|\.[\w\-]+\.[\w\-]+)[.@]?$")
+_NOT_DOT_EMAIL_RE = re.compile(
+    r"(?<![\w.@])[a-z][\w\-]*(?:(?: not |\.)[a-z][\w\-]*)*(?: not |\.)(?:com|org|net|edu)\b"
+)
+_EMAIL_PARTIAL_RE = re.compile(
+    r"(?<![\w.@])(?!www\.|(?:me|us|him|her|them|you|it)@)"
+    r"[a-z][\w.\-]*(?:@[\w.\-]*|\.[\w\-]+\.[\w\-]+)[.@]?$"
+)
 
 
 def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordSpan]:
@@ -1149,14 +1130,18 @@ def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordS
     for m in _EMAIL_AT_PROVIDER_RE.finditer(stream):
         emit(m.start(), m.end(), SCORE_CONTEXT)
     for m in _EMAIL_NO_AT_RE.finditer(stream):
-        labels = m.group(0).count(".") + 1
         first_word = owner[m.start()]
         email_ctx = _EMAIL in trig[max(0, first_word - _LOOKBACK) : first_word]
-        if labels >= 3 or email_ctx:
+        if m.group(0).count(".") >= 2 or email_ctx:  # three labels, or "email" before
             emit(m.start(), m.end(), SCORE_CONTEXT if email_ctx else SCORE_SHAPE)
     # "mario.mit.mit.mit": three or more dotted labels is an email the ASR mangled.
     for m in _DOT_CHAIN_RE.finditer(stream):
         emit(m.start(), m.end(), SCORE_WEAK)
+    # "example not org": the ASR hears "dot" as "not"; only when a TLD closes the chain.
+    for m in _NOT_DOT_EMAIL_RE.finditer(stream):
+        labels = re.split(r" not |\.", m.group(0))
+        if " not " in m.group(0) and len(labels) >= 3:
+            emit(m.start(), m.end(), SCORE_WEAK)
     out.extend(_email_target_spans(toks))
     # Cut by the window end: "my email is john dot smith at", "Michael.Johnson.example".
     partial = _EMAIL_PARTIAL_RE.search(stream)
@@ -1164,8 +1149,11 @@ def _email_spans(toks: Sequence[_Tok], trig: Sequence[str | None]) -> list[WordS
         first_word = owner[partial.start()]
         email_ctx = _EMAIL in trig[max(0, first_word - _LOOKBACK) : first_word]
         text = partial.group(0)
+        labels = [label for label in re.split(r"[.@]", text) if len(label) >= 2]
         provider = re.search(rf"@(?:{_EMAIL_PROVIDERS})\b", text)
-        if email_ctx or provider or text.count(".") >= 2:
+        domain = text.partition("@")[2]
+        shaped = len(labels) >= 3 or (len(labels) >= 2 and "." in domain.rstrip("."))
+        if (email_ctx and ("." in text or "@" in text)) or provider or shaped:
             emit(partial.start(), partial.end(), SCORE_WEAK)
     return out
 
@@ -1174,6 +1162,7 @@ _SEND_VERBS = {"send", "sent", "sending", "end", "forward", "forwarded", "forwar
                "mailed", "email", "emailed", "e-mail", "e-mailed"}
 _EMAIL_VERBS = {"email", "emailed", "e-mail", "e-mailed"}
 _SENT_THINGS = {"receipt", "receipts", "invoice", "invoices", "confirmation", "copy", "link",
+                "tracking", "updates", "password", "reset", "statements",
                 "details", "statement", "bill", "documents", "document", "form", "forms",
                 "email", "e-mail", "quote", "report", "ticket", "tickets", "code"}
 _SIGN_OFFS = {"thanks", "thank", "please", "cheers", "bye", "okay", "ok"}
@@ -1181,7 +1170,8 @@ _SIGN_OFFS = {"thanks", "thank", "please", "cheers", "bye", "okay", "ok"}
 _EMAIL_JOINERS = {"at", "dot", "underscore", "dash", "hyphen", "not", "and"}
 
 
-_ENDS_WITH_TLD = re.compile(rf"(?:^|[.@])(?:{_TLDS})$")
+# The end of an address: "example.com", or a spoken "... dot com".
+_ENDS_WITH_TLD = re.compile(rf"\.(?:{_TLDS})$|^(?:com|net|org|edu|gov)$")
 
 
 def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
@@ -1208,7 +1198,8 @@ def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
         if start >= n:
             continue
         head = toks[start]
-        if not head.bare or head.bare in _STOP or not head.bare[0].isalpha():
+        joined = start + 1 < n and toks[start + 1].bare in {"underscore", "dot", "dash"}
+        if not head.bare or (head.bare in _STOP and not joined) or not head.bare[0].isalpha():
             continue
         spoken = any(toks[m].bare in _EMAIL_JOINERS for m in range(start + 1, min(n, start + 6)))
         if not (head.title or spoken or "." in head.bare or "@" in head.bare):
@@ -1239,46 +1230,33 @@ def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
 
 # -------------------------------------------------------------------------- names
 
-_STRONG_NAME_TRIGGERS: tuple[tuple[str, ...], ...] = (
-    ("my", "name", "is"),
-    ("my", "name's"),
-    ("name", "is"),
-    ("name's",),
-    ("first", "name", "is"),
-    ("last", "name", "is"),
-    ("surname", "is"),
-    ("full", "name", "is"),
-    ("i", "am", "called"),
+def _phrases(text: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(phrase.split()) for phrase in text.split(" | "))
+
+
+# Before a name, certainly: any following name-like words, lower-case too after the
+# "my ..." forms ("my name is linda smith").
+_STRONG_NAME_TRIGGERS = _phrases(
+    "my name is | my name's | name is | name's | first name is | last name is | surname is"
+    " | full name is | i am called | name on the card is | name of the card is"
+    " | name on the account is | name on the card | cardholder name is | card holder is"
+    " | cardholder is | account holder is"
 )
-# These take lower-case names too ("my name is linda smith"); the rest need capitals.
-_LOWERCASE_NAME_TRIGGERS = {t for t in _STRONG_NAME_TRIGGERS if t[0] in {"my", "first", "last",
-                                                                       "surname", "full", "i"}}
-_WEAK_NAME_TRIGGERS: tuple[tuple[str, ...], ...] = (
-    ("this", "is"),
-    ("it's",),
-    ("it", "is"),
-    ("i'm",),
-    ("i", "am"),
-    ("speaking", "with"),
-    ("speak", "with"),
-    ("speak", "to"),
-    ("talking", "to"),
-    ("talking", "with"),
-    ("talk", "to"),
-    ("spoke", "with"),
-    ("spoke", "to"),
-    ("ask", "for"),
-    ("asking", "for"),
-    ("call", "me"),
-    ("mr",),
-    ("mrs",),
-    ("ms",),
-    ("miss",),
-    ("dr",),
-    ("mister",),
-    ("doctor",),
-    ("dear",),
+_LOWERCASE_NAME_TRIGGERS = set(_phrases(
+    "my name is | my name's | first name is | last name is | surname is | full name is"
+    " | i am called"
+))  # fmt: skip
+# Before a name, maybe: only capitalised words, with more evidence (see _person_spans).
+_WEAK_NAME_TRIGGERS = _phrases(
+    "this is | it's | it is | i'm | i am | speaking with | speak with | speak to"
+    " | talking to | talking with | talk to | spoke with | spoke to | ask for | asking for"
+    " | call me | mr | mrs | ms | miss | dr | mister | doctor | dear | called | named"
 )
+_PERSON_NOUNS = {
+    "agent", "guy", "man", "woman", "lady", "person", "rep", "representative", "friend",
+    "someone", "somebody", "girl", "boy", "son", "daughter", "nurse", "technician",
+    "manager", "supervisor", "doctor", "gentleman", "colleague", "husband", "wife",
+}  # fmt: skip
 _HONORIFICS = {"mr", "mrs", "ms", "miss", "dr", "mister", "doctor", "dear"}
 
 
@@ -1295,9 +1273,7 @@ def _match_at(bare: Sequence[str], i: int, phrase: tuple[str, ...]) -> bool:
     return tuple(bare[i : i + len(phrase)]) == phrase
 
 
-def _person_spans(
-    toks: Sequence[_Tok], named_words: frozenset[int], trig: Sequence[str | None]
-) -> list[WordSpan]:
+def _person_spans(toks: Sequence[_Tok], named_words: frozenset[int]) -> list[WordSpan]:
     n = len(toks)
     bare = [t.bare for t in toks]
     out: list[WordSpan] = []
@@ -1334,6 +1310,9 @@ def _person_spans(
             tagged = any(m in named_words for m in range(j, k))
             if phrase[0] in _HONORIFICS:
                 ok = True
+            elif phrase in {("called",), ("named",)}:
+                # "an agent called Marcus", not "a company called Acme"
+                ok = known or (i > 0 and bare[i - 1] in _PERSON_NOUNS)
             elif phrase in {("this", "is"), ("it's",), ("it", "is")}:
                 # "Hi, this is Maria Davis calling", "it's Hannah." (not "This is Sparta!")
                 ok = follower in _NAME_FOLLOWERS or (
@@ -1344,8 +1323,17 @@ def _person_spans(
             if ok:
                 out.append(WordSpan(j, k, PERSON, SCORE_CONTEXT))
             break
-    # "Linda here", "Maria speaking" at the start of a turn; "Davis is my last name".
+    # "Linda here", "Maria speaking" at the start of a turn; "Davis is my last name";
+    # "in my mother's name, Hannah Nguyen".
     for i in range(n):
+        if bare[i] == "name" and toks[i].raw[-1:] in ",:" and i + 1 < n:
+            k = i + 1
+            while k < n and k - i <= 3 and toks[k].title and _name_like(toks[k]):
+                k += 1
+                if toks[k - 1].phrase_end:
+                    break
+            if k > i + 1:
+                out.append(WordSpan(i + 1, k, PERSON, SCORE_CONTEXT))
         if bare[i] in {"here", "speaking"} and i >= 1:
             k = i
             j = k
@@ -1494,7 +1482,7 @@ def find_spoken_entities(
     if EMAIL_ADDRESS in wanted:
         spans.extend(_email_spans(toks, trig))
     if PERSON in wanted:
-        spans.extend(_person_spans(toks, named_words, trig))
+        spans.extend(_person_spans(toks, named_words))
     return merge_spans(s for s in spans if s.entity in wanted)
 
 

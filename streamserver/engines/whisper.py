@@ -118,7 +118,7 @@ class WhisperEngine:
                 cpu_threads=cfg.cpu_threads or (os.cpu_count() or 1),
                 num_workers=max(1, num_workers),
             )
-        except Exception as exc:  # noqa: BLE001 - any load failure is the same to the operator
+        except Exception as exc:  # any load failure is the same to the operator
             raise ModelLoadError(f"cannot load ASR model {cfg.model or 'tiny.en'!r}") from exc
         m = self._model
         self._tokenizer = Tokenizer(
