@@ -38,7 +38,7 @@ def test_redacted_span_is_not_split_and_yields_one_event() -> None:
     t = Transcript("entity_name", right_context=1)
     words = [w(" call", 0), w(" 412", 1), w(" 555", 2)]
     t.take(update(words))
-    words_in, first, n = t.window(with_tentative=False)
+    _, first, n = t.window(with_tentative=False)
     t.relabel(first, n, [WordSpan(1, 3, "PHONE_NUMBER", 0.8)])
     events = t.render(never)
     assert [e["text"] for e in events if e["type"] == "transcript.final"] == ["call"]
