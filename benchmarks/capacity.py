@@ -1,0 +1,289 @@
+"""Capacity and latency in ``pace=realtime`` over real WebSocket connections.
+
+    .venv/bin/python benchmarks/capacity.py [--sessions 1,2,4,8,12,16] [--seconds 60]
+
+Starts the server as its own process on a loopback port, then, from this
+(separate) process, opens N concurrent sessions that each stream real clips at
+real-time pace in 20 ms frames (clips looped with natural pauses, about half
+speech). For each N it reports, measured at the client and from the server's
+``session.end`` stats:
+
+* deadline-masked speech: share of speech masked because no decision was ready
+  at its release time (fail closed);
+* release jitter: actual arrival of each output frame minus (its input's send
+  time + D), p50/p99;
+* final-word lag: arrival of ``transcript.final`` minus the end of its last word
+  (both on the sender's clock), p50/p95;
+* CPU seconds per audio second and peak RSS of the server process.
+
+Capacity = the largest N with deadline-masked speech <= 1 % and jitter p99 <= 50 ms.
+Writes ``benchmarks/results/capacity.json`` and ``capacity.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streamserver import audio as audio_mod  # noqa: E402
+
+RATE = 16000
+FRAME = RATE // 50  # 20 ms
+
+
+def build_program(data: Path, seconds: float, seed: int) -> np.ndarray:
+    """Real clips joined with pauses (~50 % speech), looped to ``seconds``."""
+    clips = sorted((data / "pii_dev").glob("dev_*.wav")) + sorted((data / "real").glob("a*.wav"))
+    if not clips:
+        clips = sorted((ROOT / "tests" / "fixtures").glob("*.wav"))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clips))
+    parts: list[np.ndarray] = []
+    total = 0
+    i = 0
+    while total < seconds * RATE:
+        x, rate = audio_mod.read_wav(clips[order[i % len(clips)]])
+        mono = x[:, 0]
+        if rate != RATE:
+            mono = audio_mod.to_int16(audio_mod.resample(mono.astype(np.float32) / 32768,
+                                                        rate, RATE))
+        gap = np.zeros(int(rng.uniform(0.8, 1.0) * mono.size), dtype=np.int16)
+        parts += [mono, gap]
+        total += mono.size + gap.size
+        i += 1
+    return np.concatenate(parts)[: int(seconds * RATE)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(port: int, workers: int, max_sessions: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamserver.cli", "--log-level", "warning", "serve",
+         "--port", str(port), "--workers", str(workers), "--max-sessions", str(max_sessions)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: float
+                      ) -> dict[str, Any]:
+    import websockets
+
+    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
+    sent_at = np.zeros((program.size + FRAME - 1) // FRAME)
+    jitter: list[float] = []
+    lags: list[float] = []
+    stats: dict[str, Any] = {}
+    errors: list[str] = []
+    t0 = time.monotonic()
+    async with websockets.connect(url, max_size=1 << 22) as ws:
+
+        async def sender() -> None:
+            for k in range(sent_at.size):
+                await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+                sent_at[k] = time.monotonic()
+                await ws.send(program[k * FRAME : (k + 1) * FRAME].tobytes())
+            await ws.send(json.dumps({"type": "close"}))
+
+        task = asyncio.create_task(sender())
+        received = 0
+        closing = False
+        async for msg in ws:
+            now = time.monotonic()
+            if isinstance(msg, bytes):
+                received += len(msg) // 2
+                k = (received - 1) // FRAME
+                closing = closing or task.done()
+                if not closing and sent_at[k] > 0:
+                    jitter.append(now - (sent_at[k] + delay_s))
+            else:
+                ev = json.loads(msg)
+                if ev["type"] == "transcript.final" and not task.done():
+                    end_frame = min(int(ev["end"] * 50), sent_at.size - 1)
+                    if sent_at[end_frame] > 0:
+                        lags.append(now - sent_at[end_frame])
+                elif ev["type"] == "session.end":
+                    stats = ev["stats"]
+                elif ev["type"] == "error":
+                    errors.append(ev["code"])
+        await task
+    return {"jitter": jitter, "lags": lags, "stats": stats, "errors": errors,
+            "received": received, "sent": int(program.size)}
+
+
+def sample_server(pid: int, stop: asyncio.Event, out: dict[str, float]) -> asyncio.Task[None]:
+    import psutil
+
+    proc = psutil.Process(pid)
+
+    async def loop() -> None:
+        peak = 0
+        while not stop.is_set():
+            peak = max(peak, proc.memory_info().rss)
+            await asyncio.sleep(0.5)
+        out["peak_rss_mb"] = round(peak / 2**20, 1)
+
+    return asyncio.create_task(loop())
+
+
+async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: int
+                    ) -> dict[str, Any]:
+    import psutil
+
+    proc = psutil.Process(pid)
+    cpu0 = sum(proc.cpu_times()[:2])
+    stop = asyncio.Event()
+    mem: dict[str, float] = {}
+    sampler = sample_server(pid, stop, mem)
+    query = f"?encoding=pcm_s16le&sample_rate={RATE}&delay_ms={delay_ms}&pace=realtime"
+    t_start = time.monotonic() + 0.2
+    # Stagger starts over one second so sessions do not run in lock-step.
+    results = await asyncio.gather(*[
+        one_session(url + query, np.roll(program, i * 7919), delay_ms / 1000,
+                    t_start + i / max(n, 1))
+        for i in range(n)
+    ])
+    stop.set()
+    await sampler
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
+    audio_s = sum(r["sent"] for r in results) / RATE
+    speech = sum(r["stats"].get("speech_ms", 0) for r in results)
+    deadline = sum(r["stats"].get("deadline_masked_ms", 0) for r in results)
+    jitter = np.array([j for r in results for j in r["jitter"]]) * 1000
+    lags = np.array([g for r in results for g in r["lags"]])
+    return {
+        "sessions": n,
+        "deadline_masked_share": round(deadline / speech, 4) if speech else None,
+        "jitter_ms_p50": round(float(np.percentile(jitter, 50)), 1) if jitter.size else None,
+        "jitter_ms_p99": round(float(np.percentile(jitter, 99)), 1) if jitter.size else None,
+        "jitter_ms_max": round(float(jitter.max()), 1) if jitter.size else None,
+        "final_lag_s_p50": round(float(np.percentile(lags, 50)), 2) if lags.size else None,
+        "final_lag_s_p95": round(float(np.percentile(lags, 95)), 2) if lags.size else None,
+        "cpu_s_per_audio_s": round(cpu / audio_s, 3),
+        "peak_rss_mb": mem.get("peak_rss_mb"),
+        "errors": sorted({e for r in results for e in r["errors"]}),
+        "all_audio_back": all(r["received"] == r["sent"] for r in results),
+    }
+
+
+def ok(level: dict[str, Any]) -> bool:
+    return (
+        level["deadline_masked_share"] is not None
+        and level["deadline_masked_share"] <= 0.01
+        and level["jitter_ms_p99"] is not None
+        and level["jitter_ms_p99"] <= 50
+        and not level["errors"]
+        and level["all_audio_back"]
+    )
+
+
+def plot(levels: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [lv["sessions"] for lv in levels]
+    fig, ax = plt.subplots(2, 2, figsize=(10, 7))
+    ax[0, 0].plot(n, [100 * (lv["deadline_masked_share"] or 0) for lv in levels], "o-")
+    ax[0, 0].axhline(1, ls="--", c="grey")
+    ax[0, 0].set_title("deadline-masked speech (%)")
+    ax[0, 1].plot(n, [lv["jitter_ms_p50"] for lv in levels], "o-", label="p50")
+    ax[0, 1].plot(n, [lv["jitter_ms_p99"] for lv in levels], "o-", label="p99")
+    ax[0, 1].axhline(50, ls="--", c="grey")
+    ax[0, 1].set_title("release jitter (ms)")
+    ax[0, 1].legend()
+    ax[1, 0].plot(n, [lv["final_lag_s_p50"] for lv in levels], "o-", label="p50")
+    ax[1, 0].plot(n, [lv["final_lag_s_p95"] for lv in levels], "o-", label="p95")
+    ax[1, 0].set_title("transcript.final lag (s)")
+    ax[1, 0].legend()
+    ax[1, 1].plot(n, [lv["cpu_s_per_audio_s"] for lv in levels], "o-", label="CPU s / audio s")
+    ax2 = ax[1, 1].twinx()
+    ax2.plot(n, [lv["peak_rss_mb"] for lv in levels], "s--", c="tab:red", label="peak RSS (MB)")
+    ax[1, 1].set_title("CPU per audio second; peak RSS (MB, red)")
+    for a in ax.flat:
+        a.set_xlabel("concurrent real-time sessions")
+        a.grid(alpha=0.3)
+    fig.suptitle("streamserver capacity, tiny.en, 2-core CPU, pace=realtime")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--sessions", default="1,2,4,8,12,16,20,24")
+    ap.add_argument("--seconds", type=float, default=60.0, help="audio per session per level")
+    ap.add_argument("--delay-ms", type=int, default=2000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capacity.json")
+    args = ap.parse_args(argv)
+
+    program = build_program(args.data, args.seconds, seed=1)
+    port = free_port()
+    levels_n = [int(x) for x in args.sessions.split(",")]
+    server = start_server(port, args.workers, max(levels_n) + 2)
+    url = f"ws://127.0.0.1:{port}/v1/stream"
+    levels: list[dict[str, Any]] = []
+    try:
+        for n in levels_n:
+            level = asyncio.run(run_level(url, server.pid, n, program, args.delay_ms))
+            levels.append(level)
+            print(json.dumps(level), flush=True)
+            if not ok(level) and not args.keep_going:
+                break
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    capacity = max((lv["sessions"] for lv in levels if ok(lv)), default=0)
+    result = {
+        "command": "python benchmarks/capacity.py " + " ".join(argv or sys.argv[1:]),
+        "date": date.today().isoformat(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "model": "tiny.en (bundled), int8",
+        "delay_ms": args.delay_ms,
+        "workers": args.workers,
+        "seconds_per_session": args.seconds,
+        "capacity_sessions": capacity,
+        "rule": "largest N with deadline-masked speech <= 1% and release jitter p99 <= 50 ms",
+        "levels": levels,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    plot(levels, args.out.with_suffix(".png"))
+    print(json.dumps({"capacity_sessions": capacity}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
