@@ -301,6 +301,9 @@ def run(args: argparse.Namespace, manifest: list[dict[str, Any]]) -> dict[str, A
             "over_masked_s": round(s.away_masked * FRAME_S, 2),
             "redacted_text": transcript["text"],
             "redactions": [r["entity"] for r in transcript["redactions"]],
+            # masking at the deadline without a decision (fail closed), not a detection
+            "deadline_masked_s": round((transcript["stats"] or {}).get(
+                "deadline_masked_ms", 0.0) / 1000, 2),
         }
         if not spans:
             m, sp = masked_speech_share(inp[:, 0], out[:, 0], rate)
@@ -366,7 +369,10 @@ def print_report(result: dict[str, Any]) -> None:
                                             if e["audible"] >= ENTITY_AUDIBLE))
         if r["over_redacts"]:
             what.append(f"OVER {r['over_masked_s']:.2f}s")
-        print(f"  - {r['file']} [{r['voice']}, {r['channel']}] {'; '.join(what)}")
+        why = f"detections: {', '.join(r['redactions']) or 'none'}"
+        if r["deadline_masked_s"]:
+            why += f", deadline-masked {r['deadline_masked_s']:.2f}s"
+        print(f"  - {r['file']} [{r['voice']}, {r['channel']}] {'; '.join(what)} ({why})")
         print(f"      source:   {r['source']}")
         print(f"      redacted: {r['redacted_text']}")
 

@@ -723,7 +723,7 @@ def _digit_spans(
             ctx is None
             and out
             and out[-1].last + 1 == run.first
-            and before not in _TIME_PREPOSITIONS
+            and before not in _TIME_PREPOSITIONS | {"and", "or", "but", "then", "so"}
             and not toks[run.first - 1].sentence_end
         ):
             # "is 36 do 1421 5": one misheard word inside a number already flagged.
@@ -731,6 +731,9 @@ def _digit_spans(
 
         entity: str | None = None
         score = SCORE_CONTEXT
+        # "7 7 7 7 7 2 3 1" with nothing asking for a number: the ASR looping.
+        if ctx is None and _repeats(toks, run) >= 5:
+            continue
         if ctx is not None:
             single = run.last - run.first == 1
             ending_in = run.first >= 2 and toks[run.first - 2].bare in {"ending", "ends", "ended"}
@@ -738,13 +741,11 @@ def _digit_spans(
                 (before in _TIME_PREPOSITIONS | _WEEKDAYS and count <= 4)
                 or (before == "at" and single and count <= 2 and int(run.digits) <= 12)
             )
-            if ctx == _CONTINUED:
-                entity, score = out[-1].entity, out[-1].score
-            elif count >= 7:
-                entity = _entity_for(ctx, run.digits)
-            elif quantity or looks_like_time:
+            if count < 7 and (quantity or looks_like_time):
                 entity = None
-            elif count >= 3 and gap <= 1:
+            elif ctx == _CONTINUED:
+                entity, score = out[-1].entity, out[-1].score
+            elif count >= 7 or (count >= 3 and gap <= (3 if ctx == _DOB else 1)):
                 entity = _entity_for(ctx, run.digits)
             elif gap == 0 and (run.groups or run.spelled >= 2):
                 # "my number is 880" (the rest still to come), "number is 1 3 here".
@@ -774,6 +775,18 @@ def _digit_spans(
                 first -= 1
             out.append(WordSpan(first, run.last, entity, score))
     return out
+
+
+def _repeats(toks: Sequence[_Tok], run: _Run) -> int:
+    """The longest streak of one word repeated inside ``run``."""
+    best = streak = 0
+    prev = None
+    for j in range(run.first, run.last):
+        word = toks[j].bare
+        streak = streak + 1 if word == prev else 1
+        best = max(best, streak)
+        prev = word
+    return best
 
 
 def _is_capital_letter(tok: _Tok) -> bool:
@@ -1225,6 +1238,30 @@ def _email_target_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
             while end < n and end > start + 1 and toks[end - 1].bare in _EMAIL_JOINERS:
                 end -= 1  # "... to Maria and" + more words: not the "and"
         out.append(WordSpan(start, end, EMAIL_ADDRESS, SCORE_WEAK))
+    out.extend(_email_is_spans(toks))
+    return out
+
+
+def _email_is_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
+    """ "my email is X ... dot com", "email me, it's aye shall not call, get a email.com":
+    after "email ... is" everything up to the word that ends the address is the address.
+    """
+    n = len(toks)
+    out = []
+    for i, tok in enumerate(toks):
+        if tok.bare not in {"email", "e-mail"}:
+            continue
+        start = next(
+            (m + 1 for m in range(i + 1, min(n, i + 5)) if toks[m].bare in {"is", "it's", "was"}),
+            None,
+        )
+        if start is None or start >= n:
+            continue
+        window = range(start, min(n, start + 12))
+        ends = (m + 1 for m in window if _ENDS_WITH_TLD.search(toks[m].bare))
+        end = next(ends, None)
+        if end is not None and not any(toks[m].sentence_end for m in range(start, end - 1)):
+            out.append(WordSpan(start, end, EMAIL_ADDRESS, SCORE_WEAK))
     return out
 
 
@@ -1286,7 +1323,10 @@ def _person_spans(toks: Sequence[_Tok], named_words: frozenset[int]) -> list[Wor
                 j += 1
             lower_ok = phrase in _LOWERCASE_NAME_TRIGGERS
             k = j
-            while k < n and k - j < 3 and _name_like(toks[k]) and (lower_ok or toks[k].title):
+            while k < n and k - j < 3 and (
+                (_name_like(toks[k]) and (lower_ok or toks[k].title))
+                or (_is_capital_letter(toks[k]) and k + 1 < n and _name_like(toks[k + 1]))
+            ):  # "Name on the card is, K -Shabel"
                 k += 1
                 if toks[k - 1].phrase_end:
                     break
@@ -1374,7 +1414,7 @@ def _person_spans(toks: Sequence[_Tok], named_words: frozenset[int]) -> list[Wor
     return out
 
 
-_SPELL_CONTEXT = {"spell", "spelled", "spelling", "spells", "name", "name's", "that's",
+_SPELL_CONTEXT = {"spell", "spelled", "spelling", "spells", "name", "name's", "that's", "it's",
                   "surname", "initials", "letters"}
 _LETTERS_IN_WORD_RE = re.compile(r"(?:[a-z][-.]){2,}[a-z]\.?")
 
@@ -1389,7 +1429,7 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
         spelled_word = _LETTERS_IN_WORD_RE.fullmatch(toks[i].low.lstrip("-"))
         if spelled_word:
             letters = sum(c.isalpha() for c in spelled_word.group(0))
-            if letters >= 4 or spell_ctx:  # "J-O-H-N"; "U.S.A." is an acronym
+            if letters >= 5 or spell_ctx:  # "it's J-O-H-N"; "U.S.A.", "the i-m-x" are not
                 out.append(WordSpan(i, i + 1, PERSON, SCORE_CONTEXT))
             i += 1
             continue
@@ -1400,8 +1440,9 @@ def _spelled_letter_spans(toks: Sequence[_Tok]) -> list[WordSpan]:
                 break
         letters = j - i
         only_words = all(toks[m].bare in _LETTER_WORDS for m in range(i, j))
-        # Three spaced capitals are more often an acronym ("U S A") than a name.
-        if (letters >= 4 and not only_words) or (letters >= 2 and spell_ctx):
+        # Without "spell"/"name" before, a short run is more often an acronym ("U S A")
+        # or a garbled word ("the i -m -x -n" for "the Amex") than a spelled name.
+        if (letters >= 5 and not only_words) or (letters >= 2 and spell_ctx):
             out.append(WordSpan(i, j, PERSON, SCORE_CONTEXT))
         elif spell_ctx and j == i and i < n and toks[i].raw.strip(_EDGE).isupper() and len(
             toks[i].bare

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +34,7 @@ from streamserver.core.pii import (
     find_spoken_entities,
     luhn_ok,
     merge_spans,
+    plausible_person,
 )
 from streamserver.core.types import WordSpan
 from streamserver.engines.presidio import PresidioPiiDetector
@@ -192,6 +192,35 @@ CALL_POSITIVES = [
     ("Please send the receipt to {Linda not David and M.M. will not come,} thanks.",
      (EMAIL_ADDRESS,)),
     ("Please send the receipt to {Linda day with an n-mail.com} Thanks!", (EMAIL_ADDRESS,)),
+    ("Please end the receipt to {Maria Naut Smith.}", (EMAIL_ADDRESS,)),
+    ("Please end the receipt to {mario not smid and nample not}", (EMAIL_ADDRESS,)),
+    ("Please end the receipt to {mario.mit.mit.mit.} And then", (EMAIL_ADDRESS,)),
+    ("My email address is {a dot b at c dot com.}", (EMAIL_ADDRESS,)),
+    ("Thank you for calling. This is {Dave} speaking.", (PERSON,)),
+    ("Hello, my name is {Violet King} and I bought a car not too long ago.", (PERSON,)),
+    ("Is this {Robert?} Yes, this is {Robert.}", (PERSON, PERSON)),
+    ("He was born on {the 4th of July in 1976.}", (DATE_OF_BIRTH,)),
+    ("My card ending in {4321} was charged twice.", (CREDIT_CARD,)),
+    ("My zip is {9 0 2 1 0.}", (LOCATION,)),
+    # More of what the ASR makes of spoken values on other voices.
+    ("and {also not example not org} is the best address for the invoice.",
+     (EMAIL_ADDRESS,)),
+    ("my contact email to {our underscore maker 98 at mail dot example dot com} please.",
+     (EMAIL_ADDRESS,)),
+    ("and sent tracking to {Brendan.com}", (EMAIL_ADDRESS,)),
+    ("My wife's number is {303.555.0110} and mine is {plus 1 646 555 0115.}",
+     (PHONE_NUMBER, PHONE_NUMBER)),
+    ("I spoke to an agent called {Maricos} yesterday.", (PERSON,)),
+    ("Name of the card is {Kishabel} number {4483 2665 3670 3015.}", (PERSON, CREDIT_CARD)),
+    ("the account is in my mother's name, {Hanuman.}", (PERSON,)),
+    ("The OB is {O9, O2, 2001.}", (ANY,)),
+    ("Ship it to {one or two ever green terrace.} That's the new place.", (LOCATION,)),
+    ("my social security number is {36} do {1421 5}", (US_SSN, US_SSN)),
+    ("Sure, my social security number is {1 3} here.", (US_SSN,)),
+    ("You can email me, it's {aye shall not call, get a email.com,} all lowercase.",
+     (EMAIL_ADDRESS,)),
+    ("Name of the card is, {K -Shabel,} number {4483 2665 3670 3015}", (PERSON, CREDIT_CARD)),
+    ("The birth date on file should be {62293.1.}", (DATE_OF_BIRTH,)),
     # "number" misheard as "home": the trigger is lost but the digits keep coming.
     ("My name is {Patricia Davis} and my home is {759-595}", (PERSON, PHONE_NUMBER)),
     ("My name is {Patricia Davis} and my home is {759-555-4122}", (PERSON, PHONE_NUMBER)),
@@ -307,6 +336,38 @@ NEGATIVES = [
     "I'll reverse them, you should see the credit in 3 to 5 business days.",
     "We'll take a 15 minute break and then come back at 2 o'clock.",
     "You can reach me any time after five.",
+    "The name is important because it sells.",
+    "Give me a number between 1 and 10",
+    "My number one priority is 3 things.",
+    "The account was opened in 2015.",
+    "It's Monday, I'll call you later.",
+    "This is Sparta!",
+    "So I'm Kind of worried about it.",
+    "The 4th of July is my favourite holiday.",
+    "We've been customers since 1998.",
+    "Send the invoice to accounts payable please.",
+    "The U.S.A. and the U.K. signed it, e.g. last year.",
+    "Let's go to www.example.com for more.",
+    "We'll end the meeting to be honest.",
+    "I'm on the 12th floor.",
+    "Go forward ten meters.",
+    "Testing. 123. Testing. 123.",
+    "We must find a new home in the stars.",
+    "I've been on phone 445 minutes since a quarter past two.",
+    "Use promo code spring 20 for 20 percent off your next order.",
+    "The meeting got moved to Tuesday 1030 in the morning.",
+    "I have one or two ever green trees.",
+    "That is not a problem, I do not com plain.",
+    "A company called Acme makes them.",
+    "I'm named after my grandfather.",
+    "Call me in the morning, I'll be on the phone 20 minutes.",
+    "My email is broken, I can't send anything.",
+    "Channel 7 7 7 7 7 7 7 7 degrees on Sunday.",
+    "Channel 7 7 7 7 7 2 3 1",
+    "the i-m-x-n",
+    "the i ~-m ~-x ~-n",
+    "We need to go to the A T M N.",
+    "The email was sent to the wrong place. Go to example.com for more.",
 ]
 
 ALL_POSITIVES = WHISPER_POSITIVES + SPOKEN_POSITIVES + CALL_POSITIVES + PARTIAL_POSITIVES
@@ -345,6 +406,34 @@ def test_digits_flagged_as_they_arrive(detector: PresidioPiiDetector, case: str)
             continue
         spans = detector.detect(words[:end])
         assert end - 1 in flagged(spans), f"prefix ending {words[end - 1]!r} not flagged"
+
+
+# A prefix that is genuinely ambiguous until the next word arrives.
+AMBIGUOUS_PREFIXES = {"My order number is 2 boxes, I think."}
+
+
+@pytest.mark.parametrize("case", [c for c in NEGATIVES if c not in AMBIGUOUS_PREFIXES])
+def test_negatives_stay_clean_while_streaming(detector: PresidioPiiDetector, case: str) -> None:
+    """Every detection on a partial hypothesis masks audio, so prefixes must be clean too."""
+    words, _ = parse(case)
+    for end in range(1, len(words)):
+        spans = detector.detect(words[:end])
+        assert not spans, f"prefix {''.join(words[:end])!r}: {spans}"
+
+
+@pytest.mark.parametrize(("case", "entities"), ALL_POSITIVES, ids=[c for c, _ in ALL_POSITIVES])
+def test_positives_stay_flagged_while_streaming(
+    detector: PresidioPiiDetector, case: str, entities: tuple[str, ...]
+) -> None:
+    """A PII word, once flagged, stays flagged as more words arrive; nothing else is."""
+    words, groups = parse(case)
+    expected = {j for first, last in groups for j in range(first, last)}
+    before: set[int] = set()
+    for end in range(1, len(words) + 1):
+        now = flagged(detector.detect(words[:end]))
+        assert not (now - expected), f"prefix {''.join(words[:end])!r} over-redacts"
+        assert before <= now, f"prefix {''.join(words[:end])!r} dropped a flag"
+        before = now
 
 
 def test_rolling_window_keeps_flagging(detector: PresidioPiiDetector) -> None:
@@ -394,6 +483,22 @@ def test_merge_spans_per_entity() -> None:
         WordSpan(2, 4, PHONE_NUMBER, 0.7),
         WordSpan(6, 7, PERSON, 0.6),
     ]
+
+
+@pytest.mark.parametrize(
+    ("case", "kept"),
+    [
+        ("Hi, {Bye Maria Davis} calling", (2, 4)),
+        ("this is {Priyanka} speaking", (2, 3)),
+        ("and Dr. {Alvarez} said", (2, 3)),
+        ("the total last $45 {Zendai} paid at Normandy.", None),
+        ("you've reached {Sunrise Dental,} this is Kevin", None),
+        ("{Howdy Mary Demois.}", None),
+    ],
+)
+def test_plausible_person(case: str, kept: tuple[int, int] | None) -> None:
+    words, groups = parse(case)
+    assert plausible_person(words, *groups[0]) == kept
 
 
 def test_rules_alone_find_spoken_forms() -> None:
@@ -463,7 +568,6 @@ def test_concurrent_detect_matches_serial(detector: PresidioPiiDetector) -> None
 def test_engine_is_shared(detector: PresidioPiiDetector) -> None:
     other = PresidioPiiDetector(score_threshold=0.8)
     assert other._engine is detector._engine
-    assert threading.active_count() >= 1
 
 
 def test_fast_after_warm_up(detector: PresidioPiiDetector) -> None:

@@ -1,0 +1,63 @@
+"""Smoke test: ``benchmarks/quality_vs_delay.py`` runs end to end on the fixtures.
+
+One pii_dev clip and one real ``a*`` clip (both in ``tests/fixtures``), two
+delays: checks the JSON's shape and that every share lies in [0, 1]. Does not
+need ``../shared``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+SCRIPT = ROOT / "benchmarks" / "quality_vs_delay.py"
+A02 = "a02_fasterwhisper_stereo_diarization_left.wav"
+A02_REF = ("He began a confused complaint against the wizard, who had vanished behind "
+           "the curtain on the left.")
+
+SHARES = ("audio_leak", "entity_leak", "over_redaction", "over_redaction_pii_dev",
+          "over_redaction_real_a", "real_b_masked_share", "text_leak",
+          "deadline_masked_share_pii_dev")
+
+
+def test_quality_vs_delay_runs_on_fixtures(tmp_path: Path) -> None:
+    manifest = tmp_path / "MANIFEST.tsv"
+    manifest.write_text(
+        "file\tduration_s\tsource_repo\tsource_path\tlicense\ttranscript\tpii_notes\n"
+        f"{A02}\t5.00\tSYSTRAN/faster-whisper\ttests/data/stereo_diarization.wav\tMIT\t"
+        f"{A02_REF}\tno PII\n"
+    )
+    out = tmp_path / "q.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--pii-manifest", str(FIXTURES / "pii_dev_manifest.json"),
+         "--real-manifest", str(manifest), "--real-clips", str(FIXTURES),
+         "--delays", "1000,3000", "--limit", "1", "--jobs", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+
+    assert result["delays_ms"] == [1000, 3000]
+    assert result["clips"] == {"pii_dev": ["dev_001.wav"], "real_a": [A02], "real_b": []}
+    res = result["results"]
+    assert set(res) == {"default", "committed_only", "whole_clip"}
+    assert set(res["default"]) == set(res["committed_only"]) == {"1000", "3000"}
+    assert set(res["whole_clip"]) == {"inf"}
+    for variant, by_delay in res.items():
+        for delay, r in by_delay.items():
+            where = f"{variant}@{delay}"
+            for key in SHARES:
+                assert 0.0 <= r[key] <= 1.0, (where, key, r[key])
+            for ent, share in {**r["per_entity_leak"], **r["text_leak_per_entity"]}.items():
+                assert 0.0 <= share <= 1.0, (where, ent, share)
+            assert set(r["per_entity_leak"]) == {"PHONE_NUMBER"}
+            assert r["entities"] == 1
+            assert r["wer_clips"] == 1 and r["wer_real_a"] >= 0.0
+            assert r["clips"] == {"pii_dev": 1, "real_a": 1, "real_b": 0}
+    assert len(result["table"]) == 2 + 2 + 1
+    assert len(result["per_clip"]["default"]["1000"]) == 2
