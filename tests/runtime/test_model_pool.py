@@ -1,0 +1,98 @@
+"""The shared model pool: batching across sessions and fault isolation.
+
+The ASR engine here is a fake on purpose: it injects delays and failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streamserver.core.asr import AsrJob
+from streamserver.runtime import ModelPool
+
+
+class FaultyAsr:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.fail_next = False
+        self.lock = threading.Lock()
+
+    def transcribe_batch(self, items: list[tuple[np.ndarray, str]]) -> list[list[Any]]:
+        with self.lock:
+            self.batches.append(len(items))
+            fail, self.fail_next = self.fail_next, False
+        time.sleep(0.05)
+        if fail:
+            raise RuntimeError("injected model failure")
+        return [[f"words-{a.size}"] for a, _ in items]
+
+
+class FakeEngines:
+    def __init__(self) -> None:
+        self.asr = FaultyAsr()
+
+    def run_job(self, job: Any) -> Any:
+        return []
+
+
+def job(i: int) -> AsrJob:
+    return AsrJob(i, 0, 100 * i, np.zeros(100 * i, dtype=np.float32), "", False)
+
+
+def test_waiting_jobs_are_batched_into_one_call() -> None:
+    engines = FakeEngines()
+    pool = ModelPool(engines, workers=1)  # type: ignore[arg-type]
+
+    async def go() -> list[Any]:
+        first = asyncio.create_task(pool.run(job(1)))
+        await asyncio.sleep(0.01)  # the first batch is running now
+        rest = [asyncio.create_task(pool.run(job(i))) for i in (2, 3, 4)]
+        return await asyncio.gather(first, *rest)
+
+    results = asyncio.run(go())
+    pool.shutdown()
+    assert engines.asr.batches == [1, 3]
+    # Each session gets its own result back.
+    assert results == [["words-100"], ["words-200"], ["words-300"], ["words-400"]]
+
+
+def test_a_failing_batch_fails_its_jobs_and_the_pool_carries_on() -> None:
+    engines = FakeEngines()
+    pool = ModelPool(engines, workers=1)  # type: ignore[arg-type]
+    engines.asr.fail_next = True
+
+    async def go() -> tuple[list[Any], Any]:
+        failed = await asyncio.gather(pool.run(job(1)), return_exceptions=True)
+        ok = await pool.run(job(2))
+        return failed, ok
+
+    failed, ok = asyncio.run(go())
+    pool.shutdown()
+    assert isinstance(failed[0], RuntimeError)
+    assert ok == ["words-200"]
+
+
+def test_cancelled_session_does_not_break_the_batch() -> None:
+    engines = FakeEngines()
+    pool = ModelPool(engines, workers=1)  # type: ignore[arg-type]
+
+    async def go() -> Any:
+        blocker = asyncio.create_task(pool.run(job(1)))
+        await asyncio.sleep(0.01)
+        gone = asyncio.create_task(pool.run(job(2)))
+        kept = asyncio.create_task(pool.run(job(3)))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await blocker
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        return await kept
+
+    assert asyncio.run(go()) == ["words-300"]
+    pool.shutdown()
