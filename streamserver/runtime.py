@@ -32,7 +32,7 @@ from .protocol import ProtocolError, TooFast
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.01  # release granularity in realtime pace (client frames are >= 10 ms)
+MAX_TICK_S = 0.02  # realtime: longest sleep of the release clock
 
 
 class SendQueueFull(ProtocolError):
@@ -214,8 +214,13 @@ class SessionRunner:
             self._finished.set()
 
     async def _clock(self) -> None:
+        # Sleep until the next block is due (not a fixed tick): release jitter is
+        # then the event loop's latency, not the tick's granularity.
         while True:
-            await asyncio.sleep(TICK_S)
+            due = self.session.next_due()
+            now = time.monotonic()
+            wait = MAX_TICK_S if due is None else min(MAX_TICK_S, max(0.0, due - now))
+            await asyncio.sleep(wait)
             self._pump()
             if self._check_done():
                 return

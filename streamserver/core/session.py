@@ -272,6 +272,12 @@ class Session:
             until = self._client_sample(self._decided - self._delay)
         self._release_until(until)
 
+    def next_due(self) -> float | None:
+        """Realtime: wall time at which the next held input block is due, if any."""
+        if not self._arrivals:
+            return None
+        return self._arrivals[0][1] + self.cfg.delay_ms / 1000
+
     def _all_decided_after_finish(self) -> bool:
         return (
             self._finished

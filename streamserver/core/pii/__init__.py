@@ -1,0 +1,111 @@
+"""Spoken-form PII rules: read what Whisper writes, find what a text NER misses.
+
+Pure Python (no presidio, no spaCy), safe to call from any thread. The engine in
+``streamserver.engines.presidio`` adds presidio/spaCy detections on top of these.
+
+What speech looks like after ASR, and what the rules here handle:
+
+* digits split and merged arbitrarily: ``23 0 5 5 0 1 4 9``, ``1 -3 -0 -77``,
+  ``3767, 9074, 3115, 008``; spelled digits (``four one two``, ``oh``, ``double five``);
+* emails spoken with ``dot``/``at``, or written without the ``@``
+  (``Michael.Johnson.example.com``);
+* street addresses in lower case with a misheard name (``36 mape all drive, Springfield``);
+* dates of birth, with ``birth``/``born``/``DOB`` before *or* after the date;
+* names after ``my name is`` / ``this is X calling`` / spelled letters ``J O H N``.
+
+Streaming: the caller passes a rolling window of words that grows at the end. A digit
+run cut off by the window end after a trigger (``my number is 880``) is flagged at
+once, so the audio can be masked before the rest of the number arrives.
+
+Layout: ``text`` turns words into tokens; ``numbers`` and ``triggers`` say what each
+token is; ``digits``, ``dates``, ``addresses``, ``emails`` and ``names`` find one kind
+of entity each; ``entities`` holds the labels, scores and ``merge_spans``.
+
+Only word *indices* leave this package; nothing here logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from streamserver.core.types import WordSpan
+
+from .addresses import address_spans
+from .dates import date_spans, dob_spans
+from .digits import digit_spans, luhn_ok
+from .emails import email_spans
+from .entities import (
+    ACCOUNT_NUMBER,
+    CREDIT_CARD,
+    DATE_OF_BIRTH,
+    EMAIL_ADDRESS,
+    ENTITIES,
+    LOCATION,
+    PERSON,
+    PHONE_NUMBER,
+    SCORE_CONTEXT,
+    SCORE_SHAPE,
+    SCORE_WEAK,
+    US_SSN,
+    merge_spans,
+)
+from .names import person_spans, plausible_person
+from .numbers import classify_number
+from .text import WordText, build_text, tokenize
+from .triggers import find_triggers
+
+__all__ = [
+    "ACCOUNT_NUMBER",
+    "CREDIT_CARD",
+    "DATE_OF_BIRTH",
+    "EMAIL_ADDRESS",
+    "ENTITIES",
+    "LOCATION",
+    "PERSON",
+    "PHONE_NUMBER",
+    "SCORE_CONTEXT",
+    "SCORE_SHAPE",
+    "SCORE_WEAK",
+    "US_SSN",
+    "WordText",
+    "build_text",
+    "find_spoken_entities",
+    "luhn_ok",
+    "merge_spans",
+    "plausible_person",
+]
+
+
+def find_spoken_entities(
+    words: Sequence[str],
+    entities: Iterable[str] = ENTITIES,
+    *,
+    named_words: frozenset[int] = frozenset(),
+) -> list[WordSpan]:
+    """PII spans found by the speech rules, merged per entity and sorted.
+
+    ``words`` are Whisper's words (leading spaces optional). ``named_words`` are the
+    indices of words inside a NER entity of any kind (optional; it confirms the
+    "I'm X" / "speaking with X" name rules). Safe to call concurrently.
+    """
+    wanted = frozenset(entities)
+    if not words or not wanted:
+        return []
+    toks = tokenize(words)
+    nums = [classify_number(t) for t in toks]
+    trig = find_triggers(toks)
+
+    spans: list[WordSpan] = []
+    dates = date_spans(toks, nums)
+    date_words = {j for first, last in dates for j in range(first, last)}
+    if DATE_OF_BIRTH in wanted:
+        spans.extend(dob_spans(toks, trig, dates))
+    trigger_words = {j for j, cat in enumerate(trig) if cat is not None}
+    spans.extend(digit_spans(toks, nums, trig, date_words | trigger_words))
+    if LOCATION in wanted:
+        spans.extend(address_spans(toks, nums, trig))
+    if EMAIL_ADDRESS in wanted:
+        spans.extend(email_spans(toks, trig))
+    if PERSON in wanted:
+        spans.extend(person_spans(toks, named_words))
+    return merge_spans(s for s in spans if s.entity in wanted)
