@@ -76,11 +76,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, workers: int, max_sessions: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, workers: int, max_sessions: int, log: Path
+                 ) -> subprocess.Popen[bytes]:
+    # The server's own log (JSON, no transcript text) is kept beside the results.
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamserver.cli", "--log-level", "warning", "serve",
          "--port", str(port), "--workers", str(workers), "--max-sessions", str(max_sessions)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -252,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     program = build_program(args.data, args.seconds, seed=1)
     port = free_port()
     levels_n = [int(x) for x in args.sessions.split(",")]
-    server = start_server(port, args.workers, max(levels_n) + 2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    server = start_server(port, args.workers, max(levels_n) + 2, args.out.with_suffix(".log"))
     url = f"ws://127.0.0.1:{port}/v1/stream"
     levels: list[dict[str, Any]] = []
     try:

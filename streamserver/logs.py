@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,6 +36,11 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = record.__dict__[key]
         if record.exc_info and own:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            # Where it happened (file:line per frame), never the message or locals,
+            # which could carry user data.
+            tb = record.exc_info[2]
+            frames = traceback.extract_tb(tb)[-6:] if tb else []
+            entry["exc_where"] = [f"{Path(f.filename).name}:{f.lineno}" for f in frames]
         return orjson.dumps(entry, default=str).decode()
 
 

@@ -61,3 +61,22 @@ def test_quality_vs_delay_runs_on_fixtures(tmp_path: Path) -> None:
             assert r["clips"] == {"pii_dev": 1, "real_a": 1, "real_b": 0}
     assert len(result["table"]) == 2 + 2 + 1
     assert len(result["per_clip"]["default"]["1000"]) == 2
+
+
+def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
+    """One real-time session for a few seconds through a real server; shape only."""
+    out = tmp_path / "cap.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--data", str(tmp_path),
+         "--sessions", "1", "--seconds", "4", "--delay-ms", "500", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    (level,) = result["levels"]
+    assert level["sessions"] == 1 and level["all_audio_back"] is True
+    assert level["errors"] == []
+    for key in ("jitter_ms_p50", "jitter_ms_p99", "cpu_s_per_audio_s", "peak_rss_mb"):
+        assert isinstance(level[key], float)
+    assert 0.0 <= level["deadline_masked_share"] <= 1.0

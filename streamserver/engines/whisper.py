@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -132,6 +133,9 @@ class WhisperEngine:
         self._lock = threading.Lock()
         self._warm = False
 
+    def _has_letters(self, tokens: list[int]) -> bool:
+        return any(c.isalpha() for c in self._tokenizer.decode(tokens))
+
     def warm_up(self) -> None:
         with self._lock:
             if not self._warm:
@@ -147,40 +151,47 @@ class WhisperEngine:
         if self.cfg.encoder_context == "full":
             return [self._transcribe_full(a, p) for a, p in items]
         out: list[list[AsrWord]] = [[] for _ in items]
-        live = [i for i, (a, _) in enumerate(items) if a.size >= ANALYSIS_RATE // 10]
-        if not live:
-            return out
+        tok = self._tokenizer
+        # CTranslate2 needs <|startoftranscript|> at the same position in every
+        # prompt of a batch: cap the prompt and group buffers by its length.
+        groups: dict[int, list[tuple[int, list[int]]]] = {}
+        for i, (audio, prompt) in enumerate(items):
+            if audio.size < ANALYSIS_RATE // 10:
+                continue
+            previous = tok.encode(" " + prompt.strip())[-_PROMPT_TOKENS:] if prompt.strip() else []
+            groups.setdefault(len(previous), []).append((i, previous))
+        for members in groups.values():
+            words = self._run_group([(items[i][0], prev) for i, prev in members])
+            for (i, _), w in zip(members, words, strict=True):
+                out[i] = w
+        return out
+
+    def _run_group(self, batch: list[tuple[np.ndarray, list[int]]]) -> list[list[AsrWord]]:
         import ctranslate2
 
         m, tok = self._model, self._tokenizer
         fe = m.feature_extractor
         hop = fe.hop_length
-        longest = max(items[i][0].size for i in live)
+        longest = max(audio.size for audio, _ in batch)
         # Encoder positions are 2 frames; keep the width even and within 30 s.
         width = min(fe.nb_max_frames, int((longest / ANALYSIS_RATE + self._TAIL_PAD_S) * 100))
         width += width % 2
-        feats = np.zeros((len(live), fe.n_mels if hasattr(fe, "n_mels") else 80, width),
-                         dtype=np.float32)
+        feats = np.zeros((len(batch), getattr(fe, "n_mels", 80), width), dtype=np.float32)
         content = []
-        for row, i in enumerate(live):
-            audio = items[i][0].astype(np.float32, copy=False)
-            f = fe(np.pad(audio, (0, max(0, width * hop - audio.size))), padding=0)
-            f = f[:, :width]
+        for row, (audio, _) in enumerate(batch):
+            audio = audio.astype(np.float32, copy=False)
+            f = fe(np.pad(audio, (0, max(0, width * hop - audio.size))), padding=0)[:, :width]
             feats[row, :, : f.shape[1]] = f
             content.append(min(width, audio.size // hop))
         encoded = m.model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
-        prompts = []
-        for i in live:
-            previous = tok.encode(" " + items[i][1].strip()) if items[i][1].strip() else []
-            prompts.append(m.get_prompt(tok, previous, without_timestamps=True))
+        prompts = [m.get_prompt(tok, prev, without_timestamps=True) for _, prev in batch]
         # Bounded decoding: a stuck decoder must not hold a worker for seconds.
         max_new = min(m.max_length // 2, 16 + int(longest / ANALYSIS_RATE * 8))
         results = m.model.generate(
             encoded, prompts, beam_size=self.cfg.beam_size,
-            max_length=max(len(p) for p in prompts) + max_new,
+            max_length=len(prompts[0]) + max_new,
             return_scores=True, return_no_speech_prob=True,
             suppress_blank=True, suppress_tokens=self._suppress,
-            no_repeat_ngram_size=0, repetition_penalty=1.0,
         )
         tokens = []
         for res in results:
@@ -190,17 +201,31 @@ class WhisperEngine:
             # Whisper's own no-speech rule: both signals must agree.
             if res.no_speech_prob > 0.6 and avg_logprob < -1.0:
                 seq = []
-            tokens.append(seq)
-        alignments = m.find_alignment(tok, tokens, encoded, content)
-        for row, i in enumerate(live):
+            tokens.append(_cut_repetition(seq, self._has_letters))
+        out: list[list[AsrWord]] = [[] for _ in batch]
+        rows = [r for r, t in enumerate(tokens) if t]
+        if not rows:
+            return out
+        # Alignment is per batch too (one more decoder pass with cross-attention).
+        aligned = m.find_alignment(
+            tok, [tokens[r] for r in rows], encoded if len(rows) == len(batch)
+            else _select(encoded, rows), [content[r] for r in rows]
+        )
+        for r, timings in zip(rows, aligned, strict=True):
+            audio_end = batch[r][0].size
             words = []
-            for timing in alignments[row] if tokens[row] else []:
+            for timing in timings:
                 if not timing["word"].strip():
                     continue
                 start = max(0, round(float(timing["start"]) * ANALYSIS_RATE))
                 end = max(start, round(float(timing["end"]) * ANALYSIS_RATE))
-                words.append(AsrWord(timing["word"], start, end, float(timing["probability"])))
-            out[i] = _merge_punctuation(words)
+                # Words placed in the silence padded after the audio are the
+                # decoder running on (loops, invented endings), not speech.
+                if start >= audio_end - _PAST_END_TOLERANCE:
+                    break
+                words.append(AsrWord(timing["word"], start, min(end, audio_end),
+                                     float(timing["probability"])))
+            out[r] = _merge_punctuation(words)
         return out
 
     def _transcribe_full(self, audio: np.ndarray, prompt: str = "") -> list[AsrWord]:
@@ -229,6 +254,47 @@ class WhisperEngine:
                 end = max(start, round(w.end * ANALYSIS_RATE))
                 words.append(AsrWord(w.word, start, end, float(w.probability)))
         return words
+
+
+_PROMPT_TOKENS = 48
+_PAST_END_TOLERANCE = ANALYSIS_RATE // 20
+
+
+def _select(encoded: object, rows: list[int]) -> object:
+    """Rows of an encoder output (a CTranslate2 StorageView) as a new StorageView."""
+    import ctranslate2
+
+    array = np.asarray(encoded)[rows]
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+
+def _cut_repetition(
+    tokens: list[int],
+    has_letters: Callable[[list[int]], bool] = lambda _: True,
+    min_block: int = 3,
+    max_block: int = 12,
+) -> list[int]:
+    """Drop a block that repeats at the end (a decoder loop), keeping one copy.
+
+    Whisper without timestamps sometimes loops on the last phrase when the
+    audio ends ("... Americans. And so my fellow Americans. And so my ...").
+    A block of 3..12 tokens with letters in it, seen three times in a row at
+    the end, is a loop. Digit blocks are left alone: "12 12 12" can be real.
+    """
+    n = len(tokens)
+    for size in range(min_block, max_block + 1):
+        if n < 3 * size:
+            break
+        block = tokens[n - size :]
+        reps = 1
+        while (
+            n - (reps + 1) * size >= 0
+            and tokens[n - (reps + 1) * size : n - reps * size] == block
+        ):
+            reps += 1
+        if reps >= 3 and has_letters(block):
+            return tokens[: n - (reps - 1) * size]
+    return tokens
 
 
 _LEADING = "\"'“¿([{-"

@@ -161,6 +161,7 @@ def _entity_for(ctx: str, digits: str) -> str:
     return PHONE_NUMBER
 
 
+# How far a trigger phrase reaches a run, before it or after it.
 _SPECIFIC_BEFORE_GENERIC = 2  # "social security number", "card number": look this far
 # Words that may stand between a trigger and its number.
 _CONNECTORS = {
