@@ -231,25 +231,26 @@ class SessionRunner:
         s.release(time.monotonic() if self.realtime else None)
         if not self.realtime and s.pushed_analysis_samples - s.decided_until <= self._max_pending:
             self._room.set()
-        for out in s.take_outputs():
+        if self._queue_outputs():
+            self._check_done()
+
+    def _queue_outputs(self) -> bool:
+        """Move the session's outputs to the bounded send queue; False when it is full."""
+        for out in self.session.take_outputs():
             try:
                 self._outq.put_nowait(out)
             except asyncio.QueueFull:
                 self._failure = SendQueueFull("client is not reading its output")
                 self._finished.set()
-                return
-        self._check_done()
+                return False
+        return True
 
     def _check_done(self) -> bool:
         s = self.session
         if s.done:
             if not self._finished.is_set():
                 s.close()
-                for out in s.take_outputs():
-                    try:
-                        self._outq.put_nowait(out)
-                    except asyncio.QueueFull:
-                        self._failure = SendQueueFull("client is not reading its output")
+                self._queue_outputs()
                 self._finished.set()
             return True
         return False

@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import audio as audio_mod
 from ..config import AsrConfig, SessionConfig
-from .asr import AsrJob, AsrUpdate, StreamingTranscriber, TimedWord
+from .asr import AsrJob, AsrUpdate, StreamingTranscriber
 from .redact import DelayLine, MaskPlan, ranges_to_mask
 from .transcript import Transcript
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
@@ -200,8 +200,7 @@ class Session:
     def complete_job(self, job: Job, result: Any) -> Job | None:
         """Feed a job's result back; returns a follow-up job that is due at once."""
         if isinstance(job, AsrJob):
-            words = [TimedWord(w.text, w.start, w.end, w.probability) for w in result]
-            update = self._asr.complete_job(job, words)
+            update = self._asr.complete_job(job, list(result))
             return self._after_asr(update)
         self._after_detect(job, result)
         return None

@@ -14,13 +14,13 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..config import AsrConfig
+from ..core.asr import TimedWord
 from ..core.types import ANALYSIS_RATE
 
 log = logging.getLogger(__name__)
@@ -30,14 +30,8 @@ class ModelLoadError(RuntimeError):
     """The configured ASR model could not be found or loaded."""
 
 
-@dataclass(frozen=True, slots=True)
-class AsrWord:
-    """A word with sample offsets relative to the start of the transcribed buffer."""
-
-    text: str
-    start: int
-    end: int
-    probability: float
+# A word with sample offsets relative to the start of the transcribed buffer.
+AsrWord = TimedWord
 
 
 class AsrEngine(Protocol):
