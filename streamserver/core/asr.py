@@ -14,6 +14,7 @@ flight, ``next_job``; after running it, ``complete_job``. One job at a time.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,8 +73,14 @@ class TimedWord:
 class StreamingTranscriber:
     """Utterance buffer plus LocalAgreement-2 hypothesis buffer for one stream."""
 
-    def __init__(self, cfg: AsrConfig, preroll: int = ANALYSIS_RATE // 2) -> None:
+    def __init__(
+        self, cfg: AsrConfig, preroll: int = ANALYSIS_RATE // 2, fixed_steps: bool = False
+    ) -> None:
+        """``fixed_steps``: passes end every ``step_ms`` of audio, however fast it
+        arrives (pace=asap: results do not depend on timing). Otherwise a pass
+        takes all the audio there is (pace=realtime: the newest audio first)."""
         self.cfg = cfg
+        self.fixed_steps = fixed_steps
         self._step = ms_to_samples(cfg.step_ms)
         self._max_buffer = ms_to_samples(cfg.max_buffer_ms)
         self._preroll = preroll
@@ -82,7 +89,9 @@ class StreamingTranscriber:
         self._store_start = 0
         self._buffer_start: int | None = None  # open utterance buffer
         self._end_pending: int | None = None  # VAD said the utterance ended here
-        self._next_start: int | None = None  # speech restarted before the final pass
+        # VAD edges that arrived while an utterance was still waiting for its
+        # final pass, in order: ("start" | "end", sample).
+        self._queued: deque[tuple[str, int]] = deque()
         self._last_job_end = 0
         self._job_seq = 0
         self._in_flight: AsrJob | None = None
@@ -109,14 +118,16 @@ class StreamingTranscriber:
 
     def start_utterance(self, start: int) -> None:
         start = max(start, self._store_start)
-        if self._buffer_start is None:
+        if self._buffer_start is None and not self._queued:
             self._buffer_start = start
             self._last_job_end = start
-        elif self._end_pending is not None:
-            self._next_start = start
+        elif self._end_pending is not None or self._queued:
+            self._queued.append(("start", start))
 
     def end_utterance(self, end: int) -> None:
-        if self._buffer_start is not None and self._end_pending is None:
+        if self._end_pending is not None or self._queued:
+            self._queued.append(("end", end))
+        elif self._buffer_start is not None:
             self._end_pending = max(end, self._buffer_start)
 
     # -- jobs ------------------------------------------------------------------
@@ -127,8 +138,10 @@ class StreamingTranscriber:
         final = self._end_pending is not None
         end = self._end_pending if final else self.frontier
         assert end is not None
-        if end_of_stream and not final:
+        if end_of_stream and not final and not self._queued:
             final, end = True, self.frontier
+        if self.fixed_steps and end - self._last_job_end > self._step:
+            final, end = False, self._last_job_end + self._step
         if not final and end - self._last_job_end < self._step:
             return None
         lo = self._buffer_start - self._store_start
@@ -235,31 +248,35 @@ class StreamingTranscriber:
 
     def _close_utterance(self, end: int) -> None:
         self._end_pending = None
-        if self._next_start is not None:
-            self._buffer_start = max(self._next_start, self._store_start)
-            self._last_job_end = self._buffer_start
-            self._next_start = None
-        else:
-            self._buffer_start = None
+        self._buffer_start = None
+        while self._queued and self._end_pending is None:
+            kind, sample = self._queued.popleft()
+            if kind == "start" and self._buffer_start is None:
+                self._buffer_start = max(sample, self._store_start)
+                self._last_job_end = self._buffer_start
+            elif kind == "end" and self._buffer_start is not None:
+                self._end_pending = max(sample, self._buffer_start)
         self._trim_store()
 
     def _maybe_cut_buffer(self) -> None:
         """Keep Whisper's input bounded: cut at the last committed word's end."""
         assert self._buffer_start is not None
-        if self.frontier - self._buffer_start <= self._max_buffer:
+        # Measured at the last pass's end, not the frontier: timing-independent.
+        if self._last_job_end - self._buffer_start <= self._max_buffer:
             return
         cut = self._last_committed_end
         if cut <= self._buffer_start:
             # Nothing committed in a full buffer (no agreement): commit nothing,
             # keep the newest part. The audio meanwhile fails closed.
-            cut = self.frontier - self._max_buffer // 2
+            cut = self._last_job_end - self._max_buffer // 2
             self._hypothesis = []
-        self._buffer_start = min(cut, self.frontier)
+        self._buffer_start = min(cut, self._last_job_end)
         self._trim_store()
 
     def _trim_store(self) -> None:
         keep_from = self.frontier - self._preroll
-        for mark in (self._buffer_start, self._next_start):
+        marks = [self._buffer_start, *(s for kind, s in self._queued if kind == "start")]
+        for mark in marks:
             if mark is not None:
                 keep_from = min(keep_from, mark)
         if self._in_flight is not None:

@@ -110,7 +110,7 @@ class Session:
         )
         self._resampler = audio_mod.StreamingResampler(self.rate, ANALYSIS_RATE)
         preroll = ms_to_samples(self._vad_cfg.speech_pad_ms) + self._vad_lag
-        self._asr = StreamingTranscriber(asr_cfg, preroll=preroll)
+        self._asr = StreamingTranscriber(asr_cfg, preroll=preroll, fixed_steps=cfg.pace == "asap")
         self._plan = MaskPlan(ms_to_samples(cfg.mask_padding_ms))
         self._line = DelayLine(self.rate, cfg.channels, cfg.audio_redaction)
         self._delay = ms_to_samples(cfg.delay_ms)  # analysis samples

@@ -132,3 +132,30 @@ def test_store_is_bounded_between_utterances() -> None:
     for _ in range(50):
         feed(tr, 1.0)
     assert tr._store.size <= SR // 2 + SR
+
+
+def test_fixed_steps_pass_every_step_however_fast_audio_arrives() -> None:
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000), fixed_steps=True)
+    tr.start_utterance(0)
+    feed(tr, 3.5)  # all at once, as a fast asap client sends it
+    ends = []
+    while (job := tr.next_job()) is not None:
+        ends.append(job.buffer_end)
+        tr.complete_job(job, [])
+    assert ends == [SR, 2 * SR, 3 * SR]
+
+
+def test_vad_edges_queued_behind_a_pending_final_pass_are_kept() -> None:
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000), fixed_steps=True)
+    tr.start_utterance(0)
+    feed(tr, 6.0)
+    tr.end_utterance(SR)  # utterance 1: 0..1 s
+    tr.start_utterance(2 * SR)  # utterance 2: 2..3 s, all before any pass ran
+    tr.end_utterance(3 * SR)
+    tr.start_utterance(4 * SR)  # utterance 3 still open
+    spans = []
+    while (job := tr.next_job()) is not None:
+        spans.append((job.buffer_start, job.buffer_end, job.final))
+        tr.complete_job(job, [])
+    assert spans == [(0, SR, True), (2 * SR, 3 * SR, True), (4 * SR, 5 * SR, False),
+                     (4 * SR, 6 * SR, False)]
