@@ -146,10 +146,15 @@ class SessionRunner:
             limit = self.session.cfg.delay_ms * 16 + self._max_pending
             if self.session.held_analysis_samples > limit:
                 raise TooFast("audio arrives faster than real time; use pace=asap for files")
-        elif self.session.pushed_analysis_samples - self.session.decided_until > self._max_pending:
+        elif self._asap_backlog_full():
             self._room.clear()
         self._wake.set()
         self._pump()
+
+    def _asap_backlog_full(self) -> bool:
+        """asap: more input accepted than decided, by over the pending bound."""
+        s = self.session
+        return s.pushed_analysis_samples - s.decided_until > self._max_pending
 
     async def wait_for_room(self) -> None:
         """asap pace: returns when the session can take more input."""
@@ -227,9 +232,8 @@ class SessionRunner:
 
     def _pump(self) -> None:
         """Release what is due and queue the outputs for the sender."""
-        s = self.session
-        s.release(time.monotonic() if self.realtime else None)
-        if not self.realtime and s.pushed_analysis_samples - s.decided_until <= self._max_pending:
+        self.session.release(time.monotonic() if self.realtime else None)
+        if not self.realtime and not self._asap_backlog_full():
             self._room.set()
         if self._queue_outputs():
             self._check_done()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,8 +107,7 @@ class DelayLine:
         self.fade = max(1, fade or rate // 200)  # 5 ms
         self._omega = 2 * np.pi * beep_hz / rate
         self._beep_amp = beep_amplitude * 32767
-        self._pending: list[np.ndarray] = []
-        self._pending_len = 0
+        self._pending: deque[np.ndarray] = deque()
         self.pushed = 0
         self.released = 0
         self._level = 0.0  # current mask level: 0 passes, 1 fully masked
@@ -122,7 +122,6 @@ class DelayLine:
             raise ValueError("samples must be shaped (n, channels)")
         if samples.shape[0]:
             self._pending.append(samples)
-            self._pending_len += samples.shape[0]
             self.pushed += samples.shape[0]
 
     def release(self, until: int, mask: np.ndarray) -> Released:
@@ -150,11 +149,19 @@ class DelayLine:
     def _take(self, n: int) -> np.ndarray:
         if n == 0:
             return np.zeros((0, self.channels), dtype=np.int16)
-        whole = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
-        out, rest = whole[:n], whole[n:]
-        self._pending = [rest] if rest.shape[0] else []
-        self._pending_len = rest.shape[0]
-        return out
+        # Take whole blocks from the front and split at most one: a release
+        # costs what it releases, not what is still held (D of audio).
+        parts, need = [], n
+        while need:
+            block = self._pending[0]
+            if block.shape[0] <= need:
+                parts.append(self._pending.popleft())
+                need -= block.shape[0]
+            else:
+                parts.append(block[:need])
+                self._pending[0] = block[need:]
+                need = 0
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _levels(self, mask: np.ndarray) -> np.ndarray:
         """Slew-limited mask level, run by run (few runs per block)."""
