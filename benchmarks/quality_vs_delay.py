@@ -268,7 +268,7 @@ def whole_clip_redact(samples: np.ndarray, rate: int, engines: Any,
 _ENGINES: Any = None
 
 
-def init_worker(model: str, cpu_threads: int) -> None:
+def init_worker(model: str, cpu_threads: int, step_ms: int = 0) -> None:
     global _ENGINES
     import logging
 
@@ -276,7 +276,10 @@ def init_worker(model: str, cpu_threads: int) -> None:
     from streamserver.engines.bundle import Engines
 
     logging.disable(logging.WARNING)
-    _ENGINES = Engines.load(AsrConfig(model=model, cpu_threads=cpu_threads))
+    asr = AsrConfig(model=model, cpu_threads=cpu_threads)
+    if step_ms:
+        asr = AsrConfig(model=model, cpu_threads=cpu_threads, step_ms=step_ms)
+    _ENGINES = Engines.load(asr)
 
 
 @dataclass
@@ -514,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the first N clips of each set (pii_dev, a*, b*)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (each loads models)")
     ap.add_argument("--model", default="", help="faster-whisper model ('' = bundled tiny.en)")
+    ap.add_argument("--step-ms", type=int, default=0,
+                    help="Whisper pass interval (default: the configured default)")
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "quality_vs_delay.json",
                     help="JSON output; the PNG goes beside it")
@@ -560,13 +565,13 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
 
     if jobs == 1:
-        init_worker(args.model, threads)
+        init_worker(args.model, threads, args.step_ms)
         for t in tasks:
             progress(run_task(*t))
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
                                  initializer=init_worker,
-                                 initargs=(args.model, threads)) as pool:
+                                 initargs=(args.model, threads, args.step_ms)) as pool:
             futures = [pool.submit(_run_in_worker, t) for t in tasks]
             for fut in as_completed(futures):
                 progress(fut.result())

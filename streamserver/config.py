@@ -164,13 +164,21 @@ class AsrConfig:
     # (several times cheaper on short buffers); "full": faster-whisper's own path.
     encoder_context: str = "clip"
     # New audio needed before the next Whisper pass over the utterance buffer.
+    # pace=asap always steps by step_ms (results must not depend on timing).
     step_ms: int = 1000
+    # pace=realtime: while a model worker is idle, a pass may come this soon.
+    # LocalAgreement commits a word one pass after Whisper first hears it, so
+    # shorter steps mean earlier final words; under load passes space out to
+    # step_ms again instead of queueing up.
+    min_step_ms: int = 500
     # The buffer is cut at the last committed word once it grows past this.
     max_buffer_ms: int = 15_000
     # Committed words before the buffer passed as Whisper's prompt.
     prompt_chars: int = 200
-    # A committed word becomes final once this many committed words follow it
-    # (or its utterance ended): right-context for the detector.
+    # A committed word that may be part of an entity (number, capitalised,
+    # letter, email joiner, or the word before one) becomes final once this many
+    # committed words follow it; any other word once one follows it (or when
+    # its utterance ended): right context for the detector.
     final_right_context_words: int = 3
 
 
@@ -201,7 +209,12 @@ class ServerConfig:
             host=os.environ.get("STREAMSERVER_HOST", d.host),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_keys=keys,
-            asr=AsrConfig(model=os.environ.get("STREAMSERVER_MODEL", "")),
+            asr=AsrConfig(
+                model=os.environ.get("STREAMSERVER_MODEL", ""),
+                step_ms=_env_int("STREAMSERVER_ASR_STEP_MS", d.asr.step_ms),
+                min_step_ms=_env_int("STREAMSERVER_ASR_MIN_STEP_MS", d.asr.min_step_ms),
+                max_buffer_ms=_env_int("STREAMSERVER_ASR_MAX_BUFFER_MS", d.asr.max_buffer_ms),
+            ),
             workers=_env_int("STREAMSERVER_WORKERS", d.workers),
             max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
         )
@@ -220,5 +233,5 @@ class ServerConfig:
             raise ConfigError("port must be 1..65535")
         if self.workers < 1 or self.max_sessions < 1:
             raise ConfigError("workers and max_sessions must be >= 1")
-        if self.asr.step_ms < 200 or self.asr.max_buffer_ms < 3000:
-            raise ConfigError("asr step_ms >= 200 and max_buffer_ms >= 3000")
+        if not 200 <= self.asr.min_step_ms <= self.asr.step_ms or self.asr.max_buffer_ms < 3000:
+            raise ConfigError("asr 200 <= min_step_ms <= step_ms and max_buffer_ms >= 3000")

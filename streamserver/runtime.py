@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .config import ServerConfig
+from .config import AsrConfig, ServerConfig
 from .core.asr import AsrJob
 from .core.session import AudioOut, Event, Job, Session
 from .engines.bundle import Engines
@@ -33,6 +36,52 @@ from .protocol import ProtocolError, TooFast
 log = logging.getLogger(__name__)
 
 MAX_TICK_S = 0.02  # realtime: longest sleep of the release clock
+# Model threads run at this niceness: the event loop, which releases audio on
+# time, then wins the cores whenever both want them (model work can wait a few
+# milliseconds; a late release is jitter every client hears).
+MODEL_THREAD_NICENESS = 10
+# How often a thread holding the GIL (spaCy, feature extraction) hands it over,
+# so the loop waits at most about this long for it (CPython's default is 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
+def lower_thread_priority(niceness: int = MODEL_THREAD_NICENESS) -> None:
+    """Lower the calling thread's CPU priority (Linux per-thread nice; else no-op).
+
+    Threads created afterwards by this thread (the model runtimes' own pools)
+    inherit it. Lowering never needs privileges; raising it back would.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+    except OSError:  # e.g. a sandbox without setpriority: only latency suffers
+        log.warning("cannot lower model thread priority")
+
+
+def load_engines(asr_cfg: AsrConfig, workers: int) -> Engines:
+    """Load the models from a low-priority thread (see :func:`lower_thread_priority`).
+
+    CTranslate2 and onnxruntime start their worker threads while loading; made
+    from this thread, they inherit its priority. Blocks until loaded.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        lower_thread_priority()
+        try:
+            box["engines"] = Engines.load(asr_cfg, workers)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="model-load")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["engines"]  # type: ignore[no-any-return]
 
 
 class SendQueueFull(ProtocolError):
@@ -53,7 +102,9 @@ class ModelPool:
         self.engines = engines
         self.workers = workers
         self.max_batch = max_batch
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="model", initializer=lower_thread_priority
+        )
         self._asr_waiting: list[tuple[AsrJob, asyncio.Future[Any]]] = []
         self._asr_batches = 0
         self.busy = 0
@@ -67,14 +118,25 @@ class ModelPool:
             self._start_batches(loop)
             return await fut
         self.busy += 1
+        t0 = time.perf_counter()
         try:
             return await loop.run_in_executor(self._executor, self.engines.run_job, job)
         finally:
             self.busy -= 1
+            log.debug("detect job", extra={"run_ms": round(1000 * (time.perf_counter() - t0), 1)})
+
+    @property
+    def _asr_slots(self) -> int:
+        # Leave one worker for detection jobs when there are several workers.
+        return max(1, self.workers - 1) if self.workers > 2 else self.workers
+
+    @property
+    def has_room(self) -> bool:
+        """An ASR job submitted now would start at once (nothing waits, a slot is free)."""
+        return not self._asr_waiting and self._asr_batches < self._asr_slots
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Leave one worker for detection jobs when there are several workers.
-        asr_slots = max(1, self.workers - 1) if self.workers > 2 else self.workers
+        asr_slots = self._asr_slots
         while self._asr_waiting and self._asr_batches < asr_slots:
             batch = [(j, f) for j, f in self._asr_waiting[: self.max_batch] if not f.done()]
             del self._asr_waiting[: self.max_batch]
@@ -88,10 +150,15 @@ class ModelPool:
         items = [(job.audio, job.prompt) for job, _ in batch]
         self.busy += 1
         self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+        t0 = time.perf_counter()
         try:
             results = await loop.run_in_executor(
                 self._executor, self.engines.asr.transcribe_batch, items
             )
+            log.debug("asr batch", extra={
+                "batch": len(batch), "audio_s": round(sum(a.size for a, _ in items) / 16000, 2),
+                "run_ms": round(1000 * (time.perf_counter() - t0), 1),
+            })
         except Exception as exc:  # every session in the batch fails closed
             for _, fut in batch:
                 if not fut.done():
@@ -195,7 +262,7 @@ class SessionRunner:
     async def _worker(self) -> None:
         try:
             while True:
-                job = self.session.next_job()
+                job = self.session.next_job(eager=self.pool.has_room)
                 if job is None:
                     if self._check_done():
                         return

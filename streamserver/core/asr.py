@@ -82,6 +82,7 @@ class StreamingTranscriber:
         self.cfg = cfg
         self.fixed_steps = fixed_steps
         self._step = ms_to_samples(cfg.step_ms)
+        self._min_step = ms_to_samples(min(cfg.min_step_ms, cfg.step_ms))
         self._max_buffer = ms_to_samples(cfg.max_buffer_ms)
         self._preroll = preroll
         # Audio store: samples [_store_start, frontier) at 16 kHz.
@@ -131,8 +132,12 @@ class StreamingTranscriber:
             self._end_pending = max(end, self._buffer_start)
 
     # -- jobs ------------------------------------------------------------------
-    def next_job(self, end_of_stream: bool = False) -> AsrJob | None:
-        """The next Whisper pass due, or None (nothing new, or one in flight)."""
+    def next_job(self, end_of_stream: bool = False, eager: bool = False) -> AsrJob | None:
+        """The next Whisper pass due, or None (nothing new, or one in flight).
+
+        ``eager`` (the model has room now): ``min_step_ms`` of new audio is
+        enough; ignored with ``fixed_steps``.
+        """
         if self._in_flight is not None or self._buffer_start is None:
             return None
         final = self._end_pending is not None
@@ -142,7 +147,8 @@ class StreamingTranscriber:
             final, end = True, self.frontier
         if self.fixed_steps and end - self._last_job_end > self._step:
             final, end = False, self._last_job_end + self._step
-        if not final and end - self._last_job_end < self._step:
+        step = self._min_step if eager and not self.fixed_steps else self._step
+        if not final and end - self._last_job_end < step:
             return None
         lo = self._buffer_start - self._store_start
         audio = self._store[lo : end - self._store_start].copy()

@@ -188,11 +188,15 @@ class Session:
             self._on_vad(ev)
 
     # -- jobs --------------------------------------------------------------------
-    def next_job(self) -> Job | None:
-        """The work that is due now (at most one in flight per session)."""
+    def next_job(self, eager: bool = False) -> Job | None:
+        """The work that is due now (at most one in flight per session).
+
+        ``eager``: the caller's model pool has room, a Whisper pass may come
+        sooner (pace=realtime only, see ``AsrConfig.min_step_ms``).
+        """
         if self._pending_detect is not None or self._pending_update is not None:
             return None
-        job = self._asr.next_job(end_of_stream=self._finished)
+        job = self._asr.next_job(end_of_stream=self._finished, eager=eager)
         if job is not None:
             self.stats.asr_passes += 1
         return job

@@ -1,7 +1,12 @@
 """The text side of a session: committed words, their labels, and finality.
 
-Words become *final* once enough committed words follow them (right-context for
-the detector) or their utterance ended; a redacted span is never cut in two.
+Words become *final* once their utterance ended or enough committed words follow
+them: ``right_context`` words for a word that could still turn out to be part of
+an entity (a number, a capitalised word, a letter, an email joiner; or the word
+just before one); a plain word as soon as the word after it (committed, or the
+first tentative one) is known to be plain as well. Plain words are then final a
+pass or two sooner, and the detector still sees every risky word with its right
+context before it is released. A redacted span is never cut in two.
 Rendering substitutes redacted words (``hash``: one ``#`` per letter or digit,
 punctuation kept; ``entity_name``: one ``[ENTITY]`` per span) and masks partials
 conservatively. Pure: returns event payloads, emits nothing itself.
@@ -14,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .asr import AsrUpdate
+from .pii import may_extend_entity
 from .types import Word, WordSpan, samples_to_seconds
 
 Label = tuple[str, float]  # (entity, score)
@@ -103,7 +109,13 @@ class Transcript:
 
     def _final_boundary(self) -> int:
         total = self.total
-        final_to = max(total - self.right_context, self._ended_upto)
+        final_to = max(self._final_upto, self._ended_upto)
+        known = total + len(self.tentative)
+        while final_to < total:
+            needs = self._needs_after(final_to)
+            if needs and not (final_to + 1 < total and final_to + needs < known):
+                break
+            final_to += 1
         # Do not cut a redacted span in two: hold its words back until it is whole.
         while final_to > max(self._final_upto, self._ended_upto):
             left = self._labels.get(final_to - 1)
@@ -114,6 +126,25 @@ class Transcript:
                 break
             final_to -= 1
         return final_to
+
+    def _needs_after(self, i: int) -> int:
+        """Committed words that must follow word ``i`` before it can be final.
+
+        A plain word is final as soon as the word after it is known to be plain
+        too: the next committed word or, failing that, the first tentative one
+        (the latest hypothesis of what follows). This saves a Whisper pass for
+        the last word each pass commits.
+        """
+        word = self._words[i - self._base].text
+        if may_extend_entity(word):
+            return self.right_context
+        if i + 1 < self.total:
+            nxt = self._words[i + 1 - self._base].text
+        elif self.tentative:
+            nxt = self.tentative[0].text
+        else:
+            return 1  # nothing known after it yet
+        return self.right_context if may_extend_entity(nxt) else 0
 
     def _partial_word(self, w: Word, label: Label | None, masked: Callable[[Word], bool]) -> str:
         # Partials are masked conservatively: any digit or '@', and any word

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from ..protocol import (
     dumps,
     parse_client_text,
 )
-from ..runtime import ModelPool, SessionRunner
+from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
 
 log = logging.getLogger("streamserver.server")
 
@@ -66,7 +67,8 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if state.engines is None:
-            state.engines = await asyncio.to_thread(Engines.load, cfg.asr, cfg.workers)
+            state.engines = await asyncio.to_thread(load_engines, cfg.asr, cfg.workers)
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         state.pool = ModelPool(state.engines, cfg.workers)
         state.ready = True
         log.info("ready", extra={"port": cfg.port, "workers": cfg.workers})

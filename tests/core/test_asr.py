@@ -159,3 +159,17 @@ def test_vad_edges_queued_behind_a_pending_final_pass_are_kept() -> None:
         tr.complete_job(job, [])
     assert spans == [(0, SR, True), (2 * SR, 3 * SR, True), (4 * SR, 5 * SR, False),
                      (4 * SR, 6 * SR, False)]
+
+
+def test_eager_pass_needs_only_min_step_unless_steps_are_fixed() -> None:
+    cfg = AsrConfig(step_ms=1000, min_step_ms=500)
+    for fixed in (False, True):
+        tr = StreamingTranscriber(cfg, fixed_steps=fixed)
+        tr.start_utterance(0)
+        feed(tr, 0.6)
+        assert tr.next_job() is None  # busy model: wait for a whole step
+        job = tr.next_job(eager=True)  # idle model: 0.6 s is enough...
+        if fixed:
+            assert job is None  # ...but asap results must not depend on timing
+        else:
+            assert job is not None and job.audio.size == int(0.6 * SR)

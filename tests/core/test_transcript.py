@@ -25,13 +25,50 @@ def test_substitution_modes() -> None:
     assert substitute(" Maria", "PERSON", "entity_name") == " [PERSON]"
 
 
-def test_words_become_final_with_right_context() -> None:
-    t = Transcript("hash", right_context=2)
-    t.take(update([w(" my", 0), w(" name", 1), w(" is", 2)]))
+def finals(events: list[dict]) -> list[str]:
+    return [e["text"] for e in events if e["type"] == "transcript.final"]
+
+
+def test_plain_words_are_final_once_one_word_follows() -> None:
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" thanks", 0), w(" for", 1), w(" calling", 2)]))
     events = t.render(never)
-    finals = [e for e in events if e["type"] == "transcript.final"]
-    assert [x["text"] for x in finals] == ["my"]
-    assert events[-1]["type"] == "transcript.partial" and events[-1]["text"] == "name is"
+    assert finals(events) == ["thanks for"]
+    assert events[-1]["type"] == "transcript.partial" and events[-1]["text"] == "calling"
+
+
+def test_words_that_may_be_an_entity_wait_for_right_context() -> None:
+    t = Transcript("hash", right_context=3)
+    # "is" comes just before a number, "4" and "Smith" may belong to an entity.
+    t.take(update([w(" my", 0), w(" number", 1), w(" is", 2), w(" 4", 3), w(" oh", 4)]))
+    assert finals(t.render(never)) == ["my number"]
+    t.take(update([w(" one", 5), w(" two", 6)]))
+    assert finals(t.render(never)) == ["is 4"]  # three words follow "4" now
+    t.take(update([w(" thanks", 7), w(" Mr", 8), w(" Smith", 9), w(" bye", 10)]))
+    # "Mr" still needs three words after it, so the transcript stops before it.
+    assert finals(t.render(never)) == ["oh one two thanks"]
+    t.take(update([w(" now", 11)], ended=True))
+    assert finals(t.render(never)) == ["Mr Smith bye now"]
+
+
+def test_the_hypothesis_tail_counts_as_right_context() -> None:
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" thanks", 0), w(" so", 1)], tentative=[w(" much", 2)]))
+    # "so" is followed by a plain tentative word: final without waiting a pass.
+    assert finals(t.render(never)) == ["thanks so"]
+    t.take(update([w(" call", 3), w(" 4", 4)], tentative=[w(" 1", 5), w(" 2", 6)]))
+    # Three words are known after "call" (before a number), one committed;
+    # "4" has three only with the tentative ones and none committed: it waits.
+    assert finals(t.render(never)) == ["call"]
+    t.take(update([w(" 1", 5)], tentative=[w(" 2", 6), w(" 5", 7)]))
+    assert finals(t.render(never)) == ["4"]
+
+
+def test_email_words_wait_for_their_joiners() -> None:
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" write", 0), w(" to", 1), w(" jane", 2), w(" dot", 3)]))
+    # "jane" comes before a joiner: held with "dot" until three words follow it.
+    assert finals(t.render(never)) == ["write to"]
 
 
 def test_redacted_span_is_not_split_and_yields_one_event() -> None:
@@ -41,7 +78,7 @@ def test_redacted_span_is_not_split_and_yields_one_event() -> None:
     _, first, n = t.window(with_tentative=False)
     t.relabel(first, n, [WordSpan(1, 3, "PHONE_NUMBER", 0.8)])
     events = t.render(never)
-    assert [e["text"] for e in events if e["type"] == "transcript.final"] == ["call"]
+    assert finals(events) == ["call"]
     t.take(update([w(" 1234", 3), w(" thanks", 4), w(" bye", 5)], ended=True))
     _, first, n = t.window(with_tentative=False)
     assert first == 0
@@ -56,7 +93,7 @@ def test_redacted_span_is_not_split_and_yields_one_event() -> None:
 
 def test_partials_hide_digits_and_masked_words() -> None:
     t = Transcript("hash", right_context=5)
-    t.take(update([w(" my", 0), w(" pin", 1)], tentative=[w(" 4", 2), w(" Bob", 3)]))
+    t.take(update([], tentative=[w(" my", 0), w(" pin", 1), w(" 4", 2), w(" Bob", 3)]))
     events = t.render(lambda word: word.text == " Bob")
     assert events[-1]["text"] == "my pin # ###"
 

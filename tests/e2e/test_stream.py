@@ -279,3 +279,20 @@ def test_api_key_required_when_configured(tmp_path: Path) -> None:
         assert ev[-1]["type"] == "session.end"
     finally:
         stop_server(srv)
+
+
+def test_model_threads_yield_the_cores_to_the_event_loop(server) -> None:
+    # Run a session first so every model thread exists and has worked.
+    run(stream_file(FIXTURES / "dev_008.wav", server.url, {"encoding": "pcm_s16le"}, pace="asap"))
+    pid = server.proc.pid
+    threads = []  # (cpu ticks, nice, is the event loop's thread)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        threads.append((int(fields[11]) + int(fields[12]), int(fields[16]), int(task.name) == pid))
+    loop = [t for t in threads if t[2]]
+    assert loop[0][1] == 0
+    others = sorted((t for t in threads if not t[2]), reverse=True)
+    # The busiest threads besides the loop run the models: they are niced.
+    assert others[0][1] >= 10 and others[1][1] >= 10, others
+    assert sum(t[1] >= 10 for t in others) >= 3

@@ -96,3 +96,20 @@ def test_cancelled_session_does_not_break_the_batch() -> None:
 
     assert asyncio.run(go()) == ["words-300"]
     pool.shutdown()
+
+
+def test_has_room_only_while_a_slot_is_free_and_nothing_waits() -> None:
+    engines = FakeEngines()
+    pool = ModelPool(engines, workers=1)  # type: ignore[arg-type]
+
+    async def go() -> list[bool]:
+        seen = [pool.has_room]
+        first = asyncio.create_task(pool.run(job(1)))
+        await asyncio.sleep(0.01)
+        seen.append(pool.has_room)  # the only slot is busy
+        await first
+        seen.append(pool.has_room)
+        return seen
+
+    assert asyncio.run(go()) == [True, False, True]
+    pool.shutdown()

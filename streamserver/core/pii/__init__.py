@@ -71,9 +71,34 @@ __all__ = [
     "build_text",
     "find_spoken_entities",
     "luhn_ok",
+    "may_extend_entity",
     "merge_spans",
     "plausible_person",
 ]
+
+# Words that join the parts of a spoken email address.
+_JOINERS = {"at", "dot", "underscore", "dash", "hyphen"}
+# Single letters that are far more often words than spelled-out letters.
+_COMMON_ONE_LETTER = {"a", "i"}
+
+
+def may_extend_entity(word: str) -> bool:
+    """Whether words still to come could make this word part of an entity.
+
+    True for anything number-like, capitalised (names, months, streets), a
+    spelled letter, an ``@`` or an email joiner: the transcript holds such a
+    word back until enough right context has arrived. A plain lower-case word
+    ("the", "thanks") cannot become personal data because of what follows it
+    (unless the next word is one of these, which the caller checks).
+    """
+    tok = tokenize([word])[0]
+    if not tok.bare:
+        return False
+    if tok.title and tok.bare not in _COMMON_ONE_LETTER:
+        return True
+    if "@" in tok.raw or tok.bare in _JOINERS or classify_number(tok) is not None:
+        return True
+    return len(tok.bare) == 1 and tok.bare.isalpha() and tok.bare not in _COMMON_ONE_LETTER
 
 
 def find_spoken_entities(
