@@ -26,7 +26,11 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delay-ms", type=int, default=DELAY_MS_DEFAULT)
     p.add_argument("--audio-redaction", choices=("beep", "silence"), default="beep")
     p.add_argument("--text-substitution", choices=("hash", "entity_name"), default="hash")
-    p.add_argument("--entities", default=None, help="comma-separated entity types, or 'all'")
+    p.add_argument("--entities", default=None,
+                   help="comma-separated entity types or aliases, 'default', 'all' "
+                        "(docs/entities.md)")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="ignore detections scoring below this (0..1, default 0.5)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +76,8 @@ def _session_params(args: argparse.Namespace, rate: int, channels: int) -> dict[
     }
     if args.entities:
         params["entities"] = args.entities
+    if args.score_threshold is not None:
+        params["score_threshold"] = args.score_threshold
     return params
 
 

@@ -10,22 +10,16 @@ with a message that is safe to send to the client.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from .core.pii.entities import ALIASES, CATALOGUE
+from .core.pii.entities import DEFAULT_ENTITIES as DEFAULT_ENTITIES
+
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 PCM_RATES = (8000, 16000, 24000, 48000)
-DEFAULT_ENTITIES = (
-    "PERSON",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "US_SSN",
-    "EMAIL_ADDRESS",
-    "DATE_OF_BIRTH",
-    "LOCATION",
-    "ACCOUNT_NUMBER",
-)
 
 DELAY_MS_MIN, DELAY_MS_MAX, DELAY_MS_DEFAULT = 300, 10_000, 2000
 
@@ -57,6 +51,8 @@ class SessionConfig:
     mask_padding_ms: int = 250
     # Masks from the latest (unstable) hypothesis count too ("union of evidence").
     use_hypothesis_evidence: bool = True
+    # Detections scoring below this are ignored (0..1; our rules score 0.6-0.9).
+    score_threshold: float = 0.5
 
     @classmethod
     def from_params(
@@ -104,14 +100,42 @@ class SessionConfig:
             raise ConfigError("mask_padding_ms must be within 0..1000")
         unknown = sorted(set(self.entities) - set(SUPPORTED_ENTITIES))
         if unknown or not self.entities:
-            raise ConfigError(
-                "entities must be a comma-separated subset of "
-                + ", ".join(SUPPORTED_ENTITIES)
-                + " (or 'all')"
-            )
+            raise ConfigError(_entities_error(unknown))
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise ConfigError("score_threshold must be within 0..1")
 
 
-SUPPORTED_ENTITIES = DEFAULT_ENTITIES
+SUPPORTED_ENTITIES: tuple[str, ...] = tuple(CATALOGUE)
+
+
+def _entities_error(unknown: list[str]) -> str:
+    what = f"unknown entity type(s): {', '.join(unknown)}; " if unknown else ""
+    return (f"{what}entities must be a comma-separated list of {', '.join(SUPPORTED_ENTITIES)}, "
+            "'default' or 'all' (lower-case aliases such as person_name or "
+            "credit_card_number work too: docs/entities.md)")
+
+
+def parse_entities(raw: Any) -> tuple[str, ...]:
+    """Entity names from a policy: ours, aliases, ``default``, ``all``; order kept."""
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    out: list[str] = []
+    unknown: list[str] = []
+    for item in items:
+        name = str(item).strip()
+        if not name:
+            continue
+        key = name.lower().replace("-", "_").replace(" ", "_")
+        if key == "all":
+            out.extend(SUPPORTED_ENTITIES)
+        elif key == "default":
+            out.extend(DEFAULT_ENTITIES)
+        elif key in ALIASES:
+            out.append(ALIASES[key])
+        else:
+            unknown.append(re.sub(r"[^\w]", "?", name[:40]))  # echo a name, nothing more
+    if unknown or not out:
+        raise ConfigError(_entities_error(unknown))
+    return tuple(dict.fromkeys(out))
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -133,14 +157,16 @@ def _coerce(name: str, raw: Any) -> Any:
                 return False
             raise ValueError
         if name == "entities":
-            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-            names = tuple(str(i).strip().upper() for i in items if str(i).strip())
-            if names == ("ALL",):
-                return SUPPORTED_ENTITIES
-            return tuple(dict.fromkeys(names))
+            return parse_entities(raw)
+        if name == "score_threshold":
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
         if not isinstance(raw, str):
             raise ValueError
         return raw.strip().lower()
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         raise ConfigError(f"invalid value for {name}") from None
 

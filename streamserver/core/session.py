@@ -238,7 +238,9 @@ class Session:
         self._pending_detect = None
         self._pending_update = None
         self._last_detect = (job.texts, list(spans))
-        wanted = [s for s in spans if s.entity in self.cfg.entities and s.last > s.first]
+        cfg = self.cfg
+        wanted = [s for s in spans if s.entity in cfg.entities and s.last > s.first
+                  and s.score >= cfg.score_threshold]
         for span in wanted:
             self._plan.add(job.words[span.first].start, job.words[span.last - 1].end)
         self._text.relabel(job.first_index, job.n_committed, wanted)
@@ -368,7 +370,7 @@ def _public_config(cfg: SessionConfig) -> dict[str, Any]:
         "encoding": cfg.encoding, "sample_rate": cfg.sample_rate, "channels": cfg.channels,
         "delay_ms": cfg.delay_ms, "entities": list(cfg.entities),
         "audio_redaction": cfg.audio_redaction, "text_substitution": cfg.text_substitution,
-        "pace": cfg.pace, "on_deadline": cfg.on_deadline,
+        "pace": cfg.pace, "on_deadline": cfg.on_deadline, "score_threshold": cfg.score_threshold,
     }
 
 

@@ -41,7 +41,9 @@ class Engines:
         t0 = time.perf_counter()
         asr = WhisperEngine(asr_cfg, num_workers=workers)
         vad = SileroVadModel()
-        detector = PresidioPiiDetector()
+        # Every entity, every score: each session applies its own policy
+        # (entities, score_threshold) to the shared detector's output.
+        detector = PresidioPiiDetector(score_threshold=0.0)
         asr.warm_up()
         detector.warm_up()
         log.info("models loaded", extra={"load_s": round(time.perf_counter() - t0, 2)})

@@ -214,6 +214,7 @@ def test_stereo_48k_with_configure_message(server) -> None:
         ("?encoding=pcm_s16le&sample_rate=11025", [], "bad_config", 4400),
         ("?encoding=pcm_s16le&sample_rate=16000&delay_ms=50", [], "bad_config", 4400),
         ("?encoding=pcm_s16le&sample_rate=16000&colour=red", [], "bad_config", 4400),
+        ("?encoding=pcm_s16le&sample_rate=16000&entities=person,shoe", [], "bad_config", 4400),
     ],
 )
 def test_malformed_input_gets_typed_error(server, query: str, frames: list, code: str,
@@ -222,6 +223,33 @@ def test_malformed_input_gets_typed_error(server, query: str, frames: list, code
     errors = [e for e in events if e["type"] == "error"]
     assert errors and errors[0]["code"] == code
     assert got_close == close_code
+
+
+def test_policy_redacts_only_what_it_names(server) -> None:
+    name = "dev_008.wav"  # "My name is Linda Smith and my number is 830-555-0175."
+    params = {"encoding": "pcm_s16le", "entities": "person_name",
+              "text_substitution": "entity_name", "audio_redaction": "silence"}
+    out, rate, events = run(stream_file(FIXTURES / name, server.url, params, pace="asap"))
+    inp, _ = audio_mod.read_wav(FIXTURES / name)
+    assert events[0]["config"]["entities"] == ["PERSON"]
+    text = transcript_from_events(events)["text"]
+    assert "[PERSON]" in text and "Linda" not in text and "Smith" not in text
+    assert "0175" in text.replace("-", "").replace(" ", "")  # the phone is not in the policy
+    assert {r["entity"] for r in events if r["type"] == "redaction"} == {"PERSON"}
+    score = score_clip(inp[:, 0], out[:, 0], rate, spans(name))
+    audible = dict(score.entities)
+    assert audible["PERSON"] < 0.25 and audible["PHONE_NUMBER"] > 0.75
+    # silence, not a beep: the name's audio is gone, not replaced by a tone
+    person = next(p for p in MANIFEST[name]["pii"] if p["entity"] == "PERSON")
+    a, b = int((person["start_s"] + 0.05) * rate), int((person["end_s"] - 0.05) * rate)
+    assert np.abs(inp[a:b, 0]).max() > 1000 and np.abs(out[a:b, 0]).max() < 50
+
+
+def test_unknown_entity_error_lists_the_valid_names(server) -> None:
+    url = server.url + "?encoding=pcm_s16le&sample_rate=16000&entities=person_name,shoe_size"
+    _, events, _ = run(_raw_session(url, []))
+    message = next(e for e in events if e["type"] == "error")["message"]
+    assert "shoe_size" in message and "CREDIT_CARD_CVV" in message
 
 
 def test_bad_session_does_not_disturb_a_good_one(server) -> None:

@@ -49,10 +49,13 @@ from .entities import (
     US_SSN,
     merge_spans,
 )
+from .identifiers import identifier_spans
 from .names import person_spans, plausible_person
 from .numbers import classify_number
+from .quantities import quantity_spans
 from .text import WordText, build_text, tokenize
 from .triggers import find_triggers
+from .web import web_spans
 
 __all__ = [
     "ACCOUNT_NUMBER",
@@ -133,4 +136,9 @@ def find_spoken_entities(
         spans.extend(email_spans(toks, trig))
     if PERSON in wanted:
         spans.extend(person_spans(toks, named_words))
+    # Identifiers, card details, PINs, passwords, other digit runs (identifiers.py);
+    # URLs and IP addresses (web.py); money, ages, dates, times (quantities.py).
+    spans.extend(identifier_spans(toks, nums, trig, wanted))
+    spans.extend(web_spans(toks, nums, trig, wanted))
+    spans.extend(quantity_spans(toks, nums, trig, wanted))
     return merge_spans(s for s in spans if s.entity in wanted)

@@ -1,0 +1,83 @@
+"""Session policy parsing: entity names, aliases, thresholds, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamserver.config import (
+    DEFAULT_ENTITIES,
+    SUPPORTED_ENTITIES,
+    ConfigError,
+    SessionConfig,
+)
+from streamserver.core.pii.entities import ALIASES, CATALOGUE
+
+HOSTED_API_NAMES = (
+    "person_name", "phone_number", "email_address", "credit_card_number",
+    "credit_card_expiration", "credit_card_cvv", "us_social_security_number",
+    "date_of_birth", "account_number", "banking_information", "drivers_license",
+    "passport_number", "ip_address", "url", "location", "organization", "person_age",
+    "healthcare_number", "money_amount", "date", "time", "password", "username",
+    "vehicle_id", "number_sequence",
+)  # fmt: skip
+
+
+def test_catalogue_has_at_least_25_text_entities_and_every_one_has_an_alias() -> None:
+    assert len([e for e in CATALOGUE if e != "DTMF"]) >= 25
+    assert set(ALIASES.values()) == set(CATALOGUE)
+
+
+@pytest.mark.parametrize("name", HOSTED_API_NAMES)
+def test_hosted_api_policy_names_are_accepted(name: str) -> None:
+    cfg = SessionConfig.from_params({"entities": name})
+    assert cfg.entities == (ALIASES[name],)
+
+
+def test_names_mix_case_aliases_default_and_all() -> None:
+    cfg = SessionConfig.from_params({"entities": "PERSON, phone_number,ssn,person"})
+    assert cfg.entities == ("PERSON", "PHONE_NUMBER", "US_SSN")
+    cfg = SessionConfig.from_params({"entities": "default,organization"})
+    assert cfg.entities == (*DEFAULT_ENTITIES, "ORGANIZATION")
+    assert SessionConfig.from_params({"entities": "all"}).entities == SUPPORTED_ENTITIES
+    # JSON lists (configure message) work like the query string.
+    cfg = SessionConfig.from_params({"entities": ["Credit-Card-Number", "cvv"]})
+    assert cfg.entities == ("CREDIT_CARD", "CREDIT_CARD_CVV")
+
+
+def test_default_policy_is_identifiers_not_business_talk() -> None:
+    cfg = SessionConfig()
+    for must in ("PERSON", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "PIN", "DTMF"):
+        assert must in cfg.entities
+    for not_default in ("MONEY_AMOUNT", "TIME", "DATE", "ORGANIZATION"):
+        assert not_default not in cfg.entities
+
+
+def test_unknown_entity_names_are_listed_with_the_valid_ones() -> None:
+    with pytest.raises(ConfigError) as err:
+        SessionConfig.from_params({"entities": "person,shoe_size,<script>"})
+    msg = str(err.value)
+    assert "shoe_size" in msg and "<script>" not in msg
+    assert "PHONE_NUMBER" in msg and "all" in msg
+    with pytest.raises(ConfigError):
+        SessionConfig.from_params({"entities": " , "})
+
+
+@pytest.mark.parametrize("raw", ["-0.1", "1.5", "high", True])
+def test_score_threshold_is_validated(raw: object) -> None:
+    with pytest.raises(ConfigError, match="score_threshold"):
+        SessionConfig.from_params({"score_threshold": raw})
+
+
+def test_score_threshold_accepts_text_and_numbers() -> None:
+    assert SessionConfig.from_params({"score_threshold": "0.8"}).score_threshold == 0.8
+    assert SessionConfig.from_params({"score_threshold": 1}).score_threshold == 1.0
+
+
+def test_docs_list_every_entity_and_alias() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "entities.md").read_text()
+    for entity in CATALOGUE:
+        assert f"`{entity}`" in doc
+    for alias in ALIASES:
+        assert f"`{alias}`" in doc or alias.upper() in CATALOGUE
