@@ -31,10 +31,14 @@ import numpy as np
 from .. import audio as audio_mod
 from ..config import AsrConfig, SessionConfig
 from .asr import AsrJob, AsrUpdate, StreamingTranscriber
+from .dtmf import DtmfDetector, DtmfTone
 from .redact import DelayLine, MaskPlan, ranges_to_mask
 from .transcript import Transcript
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
 from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
+
+# Tones closer than this belong to one keyed sequence (one redaction event).
+_KEYED_SEQUENCE_GAP = ms_to_samples(1500)
 
 
 class VadStream(Protocol):
@@ -123,6 +127,9 @@ class Session:
         self._pending_update: AsrUpdate | None = None
         self._last_detect: tuple[tuple[str, ...], list[WordSpan]] | None = None
         self._job_seq = 0
+        # Keypad tones: found in the audio itself, masked like spoken PII.
+        self._dtmf = DtmfDetector(ANALYSIS_RATE) if "DTMF" in cfg.entities else None
+        self._keyed: tuple[int, int] | None = None  # tones of one keyed sequence so far
         self._decided = 0  # analysis samples decided (ASR + detection done)
         self._finished = False
         self._closed = False
@@ -146,11 +153,37 @@ class Session:
     def _analyse(self, mono16k: np.ndarray) -> None:
         if mono16k.size == 0:
             return
+        if self._dtmf is not None:
+            self._on_tones(self._dtmf.push(mono16k))
         self._asr.push_audio(mono16k)
         probs = self._vad_stream.push(mono16k)
         for ev in self._vad.push(probs):
             self._on_vad(ev)
         self._advance_silence_frontier()
+
+    def _on_tones(self, tones: list[DtmfTone], end_of_input: bool = False) -> None:
+        """Mask tones as soon as they are confirmed; one event per keyed sequence."""
+        assert self._dtmf is not None
+        for tone in tones:
+            self._plan.add(tone.start, tone.end)
+            if tone.final:
+                if self._keyed and tone.start - self._keyed[1] > _KEYED_SEQUENCE_GAP:
+                    self._emit_keyed()
+                start = self._keyed[0] if self._keyed else tone.start
+                self._keyed = (start, tone.end)
+        if self._keyed and (
+            end_of_input or self._dtmf.pushed - self._keyed[1] > _KEYED_SEQUENCE_GAP
+        ):
+            self._emit_keyed()
+
+    def _emit_keyed(self) -> None:
+        # Where and what only: the digits themselves are never reported or logged.
+        assert self._keyed is not None
+        start, end = self._keyed
+        self._keyed = None
+        self.stats.redactions += 1
+        self._emit({"type": "redaction", "entity": "DTMF", "start": samples_to_seconds(start),
+                    "end": samples_to_seconds(end), "score": 1.0})
 
     def _on_vad(self, ev: SpeechStarted | SpeechEnded) -> None:
         if isinstance(ev, SpeechStarted):
@@ -181,9 +214,13 @@ class Session:
         self._finished = True
         tail = self._resampler.flush()
         if tail.size:
+            if self._dtmf is not None:
+                self._on_tones(self._dtmf.push(tail))
             self._asr.push_audio(tail)
             for ev in self._vad.push(self._vad_stream.push(tail)):
                 self._on_vad(ev)
+        if self._dtmf is not None:
+            self._on_tones(self._dtmf.flush(), end_of_input=True)
         for ev in self._vad.flush():
             self._on_vad(ev)
 
@@ -274,7 +311,10 @@ class Session:
         elif self._all_decided_after_finish():
             until = self._line.pushed
         else:
-            until = self._client_sample(self._decided - self._delay)
+            decided = self._decided
+            if self._dtmf is not None:  # tones, too, are decided only so far
+                decided = min(decided, self._dtmf.settled_until)
+            until = self._client_sample(decided - self._delay)
         self._release_until(until)
 
     def next_due(self) -> float | None:

@@ -324,3 +324,48 @@ def test_model_threads_yield_the_cores_to_the_event_loop(server) -> None:
     # The busiest threads besides the loop run the models: they are niced.
     assert others[0][1] >= 10 and others[1][1] >= 10, others
     assert sum(t[1] >= 10 for t in others) >= 3
+
+
+def _keyed(digits: str, rate: int) -> np.ndarray:
+    """Keypad tones as a phone sends them: 80 ms per key, 70 ms apart."""
+    from streamserver.core.dtmf import digit_freqs
+
+    t = np.arange(int(0.08 * rate)) / rate
+    gap = np.zeros(int(0.07 * rate))
+    parts = []
+    for d in digits:
+        lo, hi = digit_freqs(d)
+        parts += [0.25 * np.sin(2 * np.pi * lo * t) + 0.2 * np.sin(2 * np.pi * hi * t), gap]
+    return np.concatenate(parts)
+
+
+def _tones_in(samples: np.ndarray, rate: int) -> str:
+    from streamserver.core.dtmf import DtmfDetector
+
+    det = DtmfDetector(rate)
+    found = [t for t in [*det.push(samples.astype(np.float32) / 32768), *det.flush()] if t.final]
+    return "".join(t.digit for t in found)
+
+
+@pytest.mark.parametrize("policy", ["default", "person_name,phone_number"])
+def test_keyed_card_number_is_masked_as_dtmf(server, tmp_path: Path, policy: str) -> None:
+    speech, rate = audio_mod.read_wav(FIXTURES / "dev_009.wav")  # no PII in the words
+    card = "4111111111111111"
+    tones = audio_mod.to_int16(_keyed(card, rate))
+    clip = np.concatenate([speech[:, 0], np.zeros(rate // 2, np.int16), tones,
+                           np.zeros(rate, np.int16)])
+    path = tmp_path / "keyed.wav"
+    audio_mod.write_wav(path, clip[:, None], rate)
+    assert _tones_in(clip, rate) == card  # the input really carries the keys
+    params = {"encoding": "pcm_s16le", "entities": policy}
+    out, rate, events = run(stream_file(path, server.url, params, pace="asap"))
+    keyed = [e for e in events if e["type"] == "redaction" and e["entity"] == "DTMF"]
+    if policy == "default":
+        assert _tones_in(out[:, 0], rate) == ""  # no key can be recovered from the output
+        assert len(keyed) == 1  # one event for the whole keyed sequence
+        start = speech.shape[0] / rate + 0.5
+        assert keyed[0]["start"] <= start + 0.01
+        assert keyed[0]["end"] >= start + len(card) * 0.15 - 0.08
+        assert card not in json.dumps(events)
+    else:  # DTMF not in the policy: tones pass untouched
+        assert _tones_in(out[:, 0], rate) == card and not keyed
