@@ -36,6 +36,7 @@ from streamserver.core.pii import (
     merge_spans,
     plausible_person,
 )
+from streamserver.core.pii.entities import DEFAULT_ENTITIES
 from streamserver.core.types import WordSpan
 from streamserver.engines.presidio import PresidioPiiDetector
 
@@ -65,7 +66,9 @@ def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
 
 @pytest.fixture(scope="module")
 def detector() -> PresidioPiiDetector:
-    det = PresidioPiiDetector()
+    # What a session with the default policy masks (dates, times, amounts, URLs,
+    # organisations are not in it: these cases are negatives for them too).
+    det = PresidioPiiDetector(entities=frozenset(DEFAULT_ENTITIES))
     det.warm_up()
     return det
 
@@ -139,9 +142,9 @@ SPOKEN_POSITIVES = [
     ("It's a Visa, {4111 1111 1111 1111.}", (CREDIT_CARD,)),
     ("the card number is {4,539 1488 0343 6467}", (CREDIT_CARD,)),
     ("{4539148803436467}", (CREDIT_CARD,)),
-    ("the security code is {123}", (CREDIT_CARD,)),
-    ("my pin is {4421}", (ACCOUNT_NUMBER,)),
-    ("the routing number is {021000021}", (ACCOUNT_NUMBER,)),
+    ("the security code is {123}", ("CREDIT_CARD_CVV",)),
+    ("my pin is {4421}", ("PIN",)),
+    ("the routing number is {021000021}", ("BANKING_INFORMATION",)),
     ("my member ID is {AB1234567}", (ACCOUNT_NUMBER,)),
     ("the zip code is {97201}", (LOCATION,)),
     ("I was born on {March 3rd, 1985}", (DATE_OF_BIRTH,)),
@@ -184,7 +187,8 @@ CALL_POSITIVES = [
     ("Great, and your email on file? {rob.johnson82 at yahoo dot com.}", (EMAIL_ADDRESS,)),
     ("I'd like to pay with my Amex, it's {3 7 8 2 8 2 2 4 6 3 1 0 0 0 5.}",
      (CREDIT_CARD,)),
-    ("The expiration is {0 4 27} and the CVV is {1 2 3 4.}", (CREDIT_CARD, CREDIT_CARD)),
+    ("The expiration is {0 4 27} and the CVV is {1 2 3 4.}",
+     ("CREDIT_CARD_EXPIRATION", "CREDIT_CARD_CVV")),
     ("And your billing address? {1420 Elm Street, apartment 5B, Boston, Massachusetts "
      "02118.}", (LOCATION,)),
     ("Our new office is at {500 Main Street, Suite 200, Austin, Texas 78701.}", (LOCATION,)),

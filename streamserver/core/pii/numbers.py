@@ -141,6 +141,15 @@ class DigitRun:
     decimal: bool
 
 
+def _single_digit(num: NumberWord | None) -> bool:
+    """A word that "double" / "triple" can repeat: "five", "oh", "5"."""
+    return (
+        num is not None
+        and num.kind in {NumberKind.SPELLED, NumberKind.WEAK, NumberKind.GROUP}
+        and len(num.digits) == 1
+    )
+
+
 def digit_runs(
     toks: Sequence[Token], nums: Sequence[NumberWord | None], skip: set[int]
 ) -> list[DigitRun]:
@@ -158,7 +167,9 @@ def digit_runs(
     i = 0
     while i < n:
         num = at(i)
-        if num is None or num.kind in {NumberKind.SEP, NumberKind.REPEAT, NumberKind.SCALE}:
+        if num is None or num.kind in {NumberKind.SEP, NumberKind.SCALE} or (
+            num.kind == NumberKind.REPEAT and not _single_digit(at(i + 1))
+        ):
             i += 1
             continue
         digits: list[str] = []
