@@ -1,4 +1,6 @@
-"""Street addresses, however the ASR cased and misheard them ("36 mape all drive")."""
+"""Street addresses, however the ASR cased and misheard them ("36 mape all drive"),
+and the ZIP and postal codes in them or said on their own ("zip code 9 0 2 1 0",
+"postcode SW1A 1AA")."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ from collections.abc import Sequence
 
 from streamserver.core.types import WordSpan
 
-from .entities import LOCATION, SCORE_CONTEXT, SCORE_WEAK
-from .numbers import SPELLED_OUT, NumberKind, NumberWord
-from .text import EDGE_PUNCTUATION, Token, is_plain_word
-from .triggers import Trigger
+from .entities import LOCATION, SCORE_CONTEXT, SCORE_SHAPE, SCORE_WEAK, ZIP_CODE
+from .numbers import SPELLED_OUT, DigitRun, NumberKind, NumberWord, digit_runs
+from .text import EDGE_PUNCTUATION, Token, is_plain_word, phrase_at, split_phrases
+from .triggers import LOOKAHEAD, Trigger
 from .vocabulary import MONTHS, QUANTITY_WORDS, STOP_WORDS
 
 _STREET_SUFFIXES = {
@@ -186,3 +188,179 @@ def _address_tail(toks: Sequence[Token], nums: Sequence[NumberWord | None], j: i
         else:
             break
     return j
+
+
+# ------------------------------------------------------------------ ZIP / postcodes
+
+# Phrases that announce a ZIP or postal code (longest first).
+_ZIP_CUES = tuple(
+    sorted(
+        split_phrases(
+            "zip | zip code | zipcode | zip plus four | postal code | postcode | post code"
+            " | postal | area code zip"
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+_ZIP_CUE_HEADS = frozenset(c[0] for c in _ZIP_CUES)
+_ZIP_CUE_CONTRACTIONS = {"zip's", "zipcode's", "postcode's"}
+# Between a cue and the code: "my zip code is ...", "postcode: ...".
+_ZIP_CONNECTORS = {"is", "was", "it's", "its", "my", "the", "code", "of", "would", "be",
+                   "should", "number", "uh", "um", "that's", "there", "here", "it", "for"}
+# After a code, before its cue: "90210 is my zip".
+_ZIP_AFTER_CONNECTORS = {"is", "was", "that's", "my", "the", "our", "your", "as", "for"}
+_US_STATE_CODES = {
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL",
+    "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE",
+    "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD",
+    "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "PR",
+}  # fmt: skip
+_CA_PROVINCES = {
+    "ontario", "quebec", "alberta", "manitoba", "saskatchewan", "columbia", "scotia",
+    "brunswick", "newfoundland", "labrador", "yukon", "nunavut", "territories",
+}  # fmt: skip
+_UK_POSTCODE_RE = re.compile(r"(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)\d[A-Z]{2}")
+_CA_POSTCODE_RE = re.compile(r"[A-Z]\d[A-Z]\d[A-Z]\d")
+# What a postcode said so far can look like (to flag one cut off by the window end).
+_POSTCODE_PREFIX_RE = re.compile(r"[A-Z]{1,2}(?:\d[A-Z\d]{0,4})?")
+# Written as two tokens: "SW1A 1AA", "K1A 0B1".
+_UK_OUTWARD_RE = re.compile(r"[A-Z]{1,2}\d[A-Z\d]?")
+_UK_INWARD_RE = re.compile(r"\d[ABD-HJLNP-UW-Z]{2}")
+_CA_HALF_RE = re.compile(r"[A-Z]\d[A-Z]")
+_CA_OTHER_HALF_RE = re.compile(r"\d[A-Z]\d")
+# A number after a state that is no ZIP: "Texas 10000 people".
+_NOT_ZIP_AFTER = QUANTITY_WORDS - {"or", "to"}
+
+
+def zip_spans(
+    toks: Sequence[Token], nums: Sequence[NumberWord | None], trig: Sequence[Trigger | None]
+) -> list[WordSpan]:
+    """ZIP codes (5 digits, ZIP+4) and UK / Canadian postcodes: after a cue ("zip code
+    is ...", "postcode ..."), before one ("... is my zip"), or closing an address
+    ("Springfield, Illinois 6 2 7 0 4", "Oregon 97475", "Maple Street, Springfield,
+    62704", "Kingfisher Close, Leeds, L S 6 2 A B")."""
+    n = len(toks)
+    if not n:
+        return []
+    bare = [t.bare for t in toks]
+    cues: list[tuple[int, int]] = []
+    i = 0
+    while i < n:
+        cue = None
+        if bare[i] in _ZIP_CUE_HEADS:
+            cue = next((c for c in _ZIP_CUES if phrase_at(bare, i, c)), None)
+        if cue is None and bare[i] in _ZIP_CUE_CONTRACTIONS:
+            cue = (bare[i],)
+        if cue is not None:
+            cues.append((i, i + len(cue)))
+            i += len(cue)
+        else:
+            i += 1
+    cue_words = {j for a, b in cues for j in range(a, b)}  # "zip plus four" is no digit
+    runs = {run.first: run for run in digit_runs(toks, nums, cue_words)}
+    out: list[WordSpan] = []
+    for i, j in cues:
+        while j < n and j - i <= LOOKAHEAD + 1 and bare[j] in _ZIP_CONNECTORS:
+            j += 1
+        if j >= n:
+            continue
+        run = runs.get(j)
+        if run is not None:
+            span = _zip_from_run(run, n, SCORE_CONTEXT)
+            if span is not None:
+                out.append(span)
+            continue
+        postcode = _postcode_at(toks, nums, j)
+        if postcode is not None:
+            out.append(postcode)
+    # "90210 is my zip code".
+    for run in runs.values():
+        if len(run.digits) not in (5, 9):
+            continue
+        k = run.last
+        while k < n and k - run.last < LOOKAHEAD and bare[k] in _ZIP_AFTER_CONNECTORS:
+            k += 1
+        if k < n and k in cue_words:
+            out.append(WordSpan(run.first, run.last, ZIP_CODE, SCORE_CONTEXT))
+    # Closing an address: after its city or state ("..., Springfield, 62704").
+    addresses = [s for s in address_spans(toks, nums, trig) if s.last - s.first >= 3]
+    for i, tok in enumerate(toks):
+        if i + 1 >= n or tok.sentence_end:
+            continue
+        core = tok.raw.strip(EDGE_PUNCTUATION)
+        listed = i > 0 and toks[i - 1].phrase_end  # "Austin, TX ...", "Springfield, Illinois"
+        in_address = any(a.first < i + 1 <= a.last for a in addresses)
+        state = bare[i] in _US_STATES or (core in _US_STATE_CODES and (listed or in_address))
+        city = in_address and tok.phrase_end and tok.title  # "..., Springfield, 62704"
+        if not (state or city or bare[i] in _CA_PROVINCES):
+            continue
+        run = runs.get(i + 1)
+        if run is not None:
+            after = bare[run.last] if run.last < n else ""
+            if after in _NOT_ZIP_AFTER or run.thousands or run.decimal:
+                continue
+            # A code still arriving counts only where an address is plainly being said;
+            # "Texas 10000" waits for the next word ("people").
+            sure = listed or in_address
+            if not sure and run.last == n and not toks[-1].phrase_end:
+                continue
+            span = _zip_from_run(run, n, SCORE_CONTEXT if sure else SCORE_SHAPE,
+                                 partial_ok=sure)
+            if span is not None:
+                out.append(span)
+        elif bare[i] in _CA_PROVINCES or city:
+            postcode = _postcode_at(toks, nums, i + 1, strict=True)
+            if postcode is not None:
+                out.append(postcode)
+    # Written postcodes: "SW1A 1AA", "K1A 0B1".
+    for i in range(n - 1):
+        a = toks[i].raw.strip(EDGE_PUNCTUATION)
+        b = toks[i + 1].raw.strip(EDGE_PUNCTUATION)
+        uk = _UK_OUTWARD_RE.fullmatch(a) and _UK_INWARD_RE.fullmatch(b)
+        ca = _CA_HALF_RE.fullmatch(a) and _CA_OTHER_HALF_RE.fullmatch(b)
+        if (uk or ca) and not toks[i].sentence_end:
+            out.append(WordSpan(i, i + 2, ZIP_CODE, SCORE_SHAPE))
+    return out
+
+
+def _zip_from_run(run: DigitRun, n: int, score: float, partial_ok: bool = True) -> WordSpan | None:
+    """A 5-digit ZIP or ZIP+4; a shorter run only when cut off by the window end."""
+    count = len(run.digits)
+    if count in (5, 9):
+        return WordSpan(run.first, run.last, ZIP_CODE, score)
+    if run.last == n and count < 9 and partial_ok:
+        return WordSpan(run.first, run.last, ZIP_CODE, SCORE_WEAK)
+    return None
+
+
+def _postcode_at(
+    toks: Sequence[Token], nums: Sequence[NumberWord | None], j: int, strict: bool = False
+) -> WordSpan | None:
+    """A UK or Canadian postcode starting at word ``j``, written ("SW1A 1AA") or spelled
+    ("S W 1 A 1 A A", "K one A zero B one"); a prefix when the window ends inside it."""
+    n = len(toks)
+    text = ""
+    best = None
+    k = j
+    while k < n and k - j < 8 and len(text) < 7:
+        tok = toks[k]
+        num = nums[k]
+        core = tok.raw.strip(EDGE_PUNCTUATION)
+        if num is not None and num.kind in {NumberKind.SPELLED, NumberKind.WEAK}:
+            piece = num.digits
+        elif core.isalnum() and len(core) <= 4 and core.isascii():
+            piece = core.upper()
+        else:
+            break
+        text += piece
+        k += 1
+        if _UK_POSTCODE_RE.fullmatch(text) or _CA_POSTCODE_RE.fullmatch(text):
+            best = k
+        if tok.sentence_end:
+            break
+    if best is not None:
+        return WordSpan(j, best, ZIP_CODE, SCORE_CONTEXT)
+    if not strict and k == n and text and _POSTCODE_PREFIX_RE.fullmatch(text):
+        return WordSpan(j, k, ZIP_CODE, SCORE_WEAK)
+    return None

@@ -57,6 +57,83 @@ def date_spans(
     return spans
 
 
+WEEKDAYS = frozenset({
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun",
+})  # fmt: skip
+# Before "the 5th" with no month: words that make it a day of the month.
+_DAY_PREPOSITIONS = {"on", "by", "until", "till", "til", "from", "before", "after", "since",
+                     "through", "thru", "for", "due"}
+# After "on the 5th": words that leave it a date ("on the 12th floor" does not).
+_AFTER_DAY = {"at", "and", "or", "then", "please", "so", "instead", "is", "works", "would",
+              "will", "should", "if", "but", "because", "when", "right", "okay", "ok",
+              "in", "around", "between", "from", "morning", "afternoon", "evening", "night"}
+_RELATIVE = {"next", "this", "last", "coming", "past", "following"}
+
+
+def ordinal_date_spans(
+    toks: Sequence[Token], nums: Sequence[NumberWord | None]
+) -> list[tuple[int, int]]:
+    """Days of the month said without a month: "Monday the 5th", "next Tuesday the
+    fifth", "on the 14th.", "by the 20th of next month"."""
+    n = len(toks)
+    spans: list[tuple[int, int]] = []
+    for i, tok in enumerate(toks):
+        if tok.bare != "the" or i + 1 >= n:
+            continue
+        value, used = _ordinal_day(toks, nums, i + 1)
+        if not 1 <= value <= 31:
+            continue
+        last = i + 1 + used
+        prev = toks[i - 1].bare if i else ""
+        weekday = prev in WEEKDAYS
+        # "of next month" / "of this month".
+        if (
+            last + 2 < n
+            and toks[last].bare == "of"
+            and toks[last + 1].bare in _RELATIVE | {"the"}
+            and toks[last + 2].bare == "month"
+        ):
+            spans.append((i, last + 3))
+            continue
+        if weekday:
+            spans.append((i, last))
+            continue
+        if prev not in _DAY_PREPOSITIONS or toks[i + 1].bare in {"first", "second"}:
+            continue
+        end = toks[last - 1]
+        if end.phrase_end or (last < n and toks[last].bare in _AFTER_DAY):
+            spans.append((i, last))
+    return spans
+
+
+def with_weekday(toks: Sequence[Token], first: int) -> int:
+    """Start of a date that begins at ``first``, widened over a weekday said before it
+    ("next Tuesday the 5th", "Friday, March 3rd")."""
+    if first >= 1 and toks[first - 1].bare in WEEKDAYS and not toks[first - 1].sentence_end:
+        first -= 1
+        if first >= 1 and toks[first - 1].bare in _RELATIVE:
+            first -= 1
+    return first
+
+
+def _ordinal_day(
+    toks: Sequence[Token], nums: Sequence[NumberWord | None], j: int
+) -> tuple[int, int]:
+    """(day, words used) for an ordinal at word ``j`` ("5th", "fifth", "twenty first")."""
+    num = nums[j]
+    if num is not None and num.kind == NumberKind.ORDINAL:
+        return int(num.digits), 1
+    bare = toks[j].bare
+    if bare in _ORDINALS:
+        return _ORDINALS[bare], 1
+    if bare in TENS and j + 1 < len(toks) and toks[j + 1].bare in _ORDINALS:
+        unit = _ORDINALS[toks[j + 1].bare]
+        if unit < 10:
+            return int(TENS[bare]) * 10 + unit, 2
+    return 0, 0
+
+
 def _day_value(
     toks: Sequence[Token], nums: Sequence[NumberWord | None], j: int
 ) -> tuple[int, int]:
@@ -123,6 +200,8 @@ def _take_year(toks: Sequence[Token], nums: Sequence[NumberWord | None], j: int)
     num = nums[j]
     if num is not None and num.kind == NumberKind.GROUP and len(num.digits) in (2, 4):
         return j + 1
+    if toks[j].raw.startswith(("'", "’")) and toks[j].bare.isdigit() and len(toks[j].bare) == 2:
+        return j + 1  # "January 5th, '88"
     # Spelled years: "nineteen ninety seven", "two thousand and three".
     k = j
     while k < n and k - j < 4:
@@ -143,6 +222,9 @@ def _is_year_start(num: NumberWord | None) -> bool:
     }
 
 
+_BIRTH_CONTRACTIONS = {"birthday's", "birthdate's", "dob's", "bday", "b-day"}
+
+
 def dob_spans(
     toks: Sequence[Token],
     trig: Sequence[Trigger | None],
@@ -152,15 +234,15 @@ def dob_spans(
     birthday"), and a month cut off by the window end ("my date of birth is May")."""
     n = len(toks)
     out = []
+    # Birth triggers, and their contractions ("Birthday's December 25th").
+    birth = [
+        trig[j] == Trigger.DOB or toks[j].bare in _BIRTH_CONTRACTIONS for j in range(n)
+    ]
     for first, last in dates:
         lo = max(0, first - 8)
         hi = min(n, last + LOOKAHEAD + 1)
-        if any(trig[j] == Trigger.DOB for j in range(lo, first)) or any(
-            trig[j] == Trigger.DOB for j in range(last, hi)
-        ):
+        if any(birth[lo:first]) or any(birth[last:hi]):
             out.append(WordSpan(first, last, DATE_OF_BIRTH, SCORE_CONTEXT))
-    if n and toks[-1].bare in MONTHS and any(
-        trig[j] == Trigger.DOB for j in range(max(0, n - 1 - LOOKBACK), n - 1)
-    ):
+    if n and toks[-1].bare in MONTHS and any(birth[max(0, n - 1 - LOOKBACK) : n - 1]):
         out.append(WordSpan(n - 1, n, DATE_OF_BIRTH, SCORE_WEAK))
     return out
