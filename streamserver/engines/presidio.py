@@ -290,6 +290,8 @@ class PresidioPiiDetector:
             if rng is None or entity is None:
                 continue
             first, last = rng
+            if entity == US_SSN and text.text[result.start : result.end].lstrip()[:1] == "9":
+                continue  # area 9xx: an ITIN (TAX_ID), never an SSN
             if entity == PERSON:
                 trimmed = plausible_person(words, first, last)
                 if trimmed is None:

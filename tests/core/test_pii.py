@@ -146,7 +146,7 @@ SPOKEN_POSITIVES = [
     ("my pin is {4421}", ("PIN",)),
     ("the routing number is {021000021}", ("BANKING_INFORMATION",)),
     ("my member ID is {AB1234567}", (ACCOUNT_NUMBER,)),
-    ("the zip code is {97201}", (LOCATION,)),
+    ("the zip code is {97201}", ("ZIP_CODE",)),
     ("I was born on {March 3rd, 1985}", (DATE_OF_BIRTH,)),
     ("{12/05/1990} is my date of birth.", (DATE_OF_BIRTH,)),
     ("I was born in {1985}", (DATE_OF_BIRTH,)),
@@ -205,7 +205,7 @@ CALL_POSITIVES = [
     ("Is this {Robert?} Yes, this is {Robert.}", (PERSON, PERSON)),
     ("He was born on {the 4th of July in 1976.}", (DATE_OF_BIRTH,)),
     ("My card ending in {4321} was charged twice.", (CREDIT_CARD,)),
-    ("My zip is {9 0 2 1 0.}", (LOCATION,)),
+    ("My zip is {9 0 2 1 0.}", ("ZIP_CODE",)),
     # More of what the ASR makes of spoken values on other voices.
     ("and {also not example not org} is the best address for the invoice.",
      (EMAIL_ADDRESS,)),

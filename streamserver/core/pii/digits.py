@@ -105,13 +105,15 @@ def digit_spans(
 ) -> list[WordSpan]:
     """PII among the digit runs outside ``skip``: by a trigger phrase near the run, or
     failing that by its shape (length, checksum)."""
-    runs = digit_runs(toks, nums, skip)
+    runs = _join_over_fillers(toks, digit_runs(toks, nums, skip))
     n = len(toks)
+    starts = {run.first for run in runs}
     in_run = [False] * n
     for run in runs:
         for j in range(run.first, run.last):
             in_run[j] = True
     out: list[WordSpan] = []
+    out_digits: list[int] = []  # how many digits each span of ``out`` holds
     sequences: list[WordSpan] = []
     win = window_context(toks, trig, runs)
     for run in runs:
@@ -127,6 +129,13 @@ def digit_spans(
         ctx, gap = context_before(trig, run.first, in_run, toks)
         if ctx is None and count >= 3:
             ctx, gap = context_after(trig, run.last, in_run, toks), 0
+        if ctx is None and out and _continues_phone(toks, out[-1], out_digits[-1], run, at_end):
+            # "area code 503, then 555 01 88": the rest of a number begun just before.
+            prev = out.pop()
+            total = out_digits.pop() + count
+            out.append(WordSpan(prev.first, run.last, PHONE_NUMBER, prev.score))
+            out_digits.append(total)
+            continue
         if (
             ctx is None
             and out
@@ -140,7 +149,7 @@ def digit_spans(
         entity: str | None = None
         score = SCORE_CONTEXT
         # "7 7 7 7 7 2 3 1" with nothing asking for a number: the ASR looping.
-        if ctx is None and _repeats(toks, run) >= 5:
+        if ctx is None and _repeats(toks, run) >= 5 and not _card_like(toks, run):
             continue
         if ctx is not None:
             single = run.last - run.first == 1
@@ -159,6 +168,16 @@ def digit_spans(
                 # "my number is 880" (the rest still to come), "number is 1 3 here".
                 entity, _ = _entity_for(ctx, run.digits, True, win)
                 score = SCORE_WEAK
+            if entity == PHONE_NUMBER and ctx == Trigger.GENERIC:
+                if count == 9 and _ssn_shape(toks, nums, run):
+                    entity = US_SSN  # "my number is 518-26-4409": grouped 3-2-4
+                elif count < 7 and before in _NUMBER_WORDS and not _open_end(
+                    toks, run, starts
+                ):
+                    # "number 4 in the queue", "the number 42 bus", "Grand Street,
+                    # number 5.": a complete short run right after "number" is a rank,
+                    # a route or a unit; a phone number has 7 digits or more.
+                    entity = None
         elif at_end and count == 6 and run.groups >= 2 and not quantity:
             # Probably the start of a long number whose trigger the ASR misheard
             # ("my home is 759-595"): mask now, the rest arrives in a moment.
@@ -170,12 +189,16 @@ def digit_spans(
                 continue
             if _in_code(toks, run, letters=False) or (single and _ipv4(toks[run.first])):
                 continue  # "GB29 NWBK 6016 1331 9268 19": an IBAN's; "10.0.0.1" (web.py)
-            if count in (10, 11):
+            if _international(toks, run) and 8 <= count <= 15:
+                entity, score = PHONE_NUMBER, SCORE_SHAPE  # "plus 44 20 7946 0958"
+            elif count in (10, 11):
                 entity, score = PHONE_NUMBER, SCORE_SHAPE
             elif 13 <= count <= 19 and luhn_ok(run.digits):
                 entity, score = CREDIT_CARD, SCORE_SHAPE
             elif _tax_id_shape(toks, run):
                 entity, score = TAX_ID, SCORE_SHAPE
+            elif count == 9 and _ssn_shape(toks, nums, run):
+                entity, score = US_SSN, SCORE_SHAPE  # "five one eight, two six, 4409"
             else:
                 entity, score = ACCOUNT_NUMBER, SCORE_WEAK + 0.05
         elif count >= 4 and written_enough and not quantity and (
@@ -194,8 +217,169 @@ def digit_spans(
                     first -= 1
             if first > 0 and toks[first - 1].bare == "plus":  # "plus 1 646 555 0115"
                 first -= 1
+            if entity == PHONE_NUMBER and out and _extension_of(toks, out[-1], first):
+                # "312-555-0167, extension 204": one number, the cue inside it.
+                first = out.pop().first
+                count += out_digits.pop()
             out.append(WordSpan(first, run.last, entity, score))
+            out_digits.append(count)
     return out + sequences
+
+
+# Hesitations said inside a number: "4147 2003, um, 1122 8896" is one number.
+_FILLERS = {"um", "uh", "er", "erm", "ah", "uhm", "umm", "hmm", "mm"}
+# Between the parts of one phone number: "area code 503, then 555 01 88".
+_PHONE_JOINERS = _FILLERS | {"then", "and", "dash"}
+# The cue word itself right before a short run: "number 4", "# 12".
+_NUMBER_WORDS = {"number", "numbers", "#", "num"}
+
+
+def _join_over_fillers(toks: Sequence[Token], runs: list[DigitRun]) -> list[DigitRun]:
+    """Runs split only by a hesitation ("214-555-01, um, 64") joined into one."""
+    out: list[DigitRun] = []
+    for run in runs:
+        if out:
+            prev = out[-1]
+            between = range(prev.last, run.first)
+            if (
+                1 <= len(between) <= 2
+                and not toks[prev.last - 1].sentence_end
+                and all(toks[j].bare in _FILLERS and not toks[j].sentence_end for j in between)
+            ):
+                out[-1] = DigitRun(
+                    prev.first, run.last, prev.digits + run.digits, prev.groups + run.groups,
+                    prev.spelled + run.spelled, prev.thousands or run.thousands,
+                    prev.decimal or run.decimal,
+                )
+                continue
+        out.append(run)
+    return out
+
+
+def _continues_phone(
+    toks: Sequence[Token], prev: WordSpan, prev_digits: int, run: DigitRun, at_end: bool
+) -> bool:
+    """Whether ``run`` is the rest of the short phone number ``prev`` flagged just before
+    it ("area code 503, then 555 01 88"): together they make 7, 10 or 11 digits (fewer
+    while the window may still grow)."""
+    if prev.entity != PHONE_NUMBER or prev_digits >= 7:
+        return False
+    between = range(prev.last, run.first)
+    if not 1 <= len(between) <= 2 or toks[prev.last - 1].sentence_end:
+        return False
+    if any(toks[j].bare not in _PHONE_JOINERS or toks[j].sentence_end for j in between):
+        return False
+    total = prev_digits + len(run.digits)
+    return total in (7, 10, 11) or (at_end and total < 11)
+
+
+_EXTENSION_WORDS = {"extension", "ext", "x", "and", "at", "is", "the"}
+
+
+def _extension_of(toks: Sequence[Token], prev: WordSpan, first: int) -> bool:
+    """Whether the words between the phone number ``prev`` and a run starting at
+    ``first`` say "extension" ("..., extension 204", "ext. 12")."""
+    between = range(prev.last, first)
+    return (
+        prev.entity == PHONE_NUMBER
+        and 1 <= len(between) <= 3
+        and any(toks[j].bare in {"extension", "ext"} for j in between)
+        and all(toks[j].bare in _EXTENSION_WORDS for j in between)
+        and not any(toks[j].sentence_end for j in range(prev.last - 1, first - 1))
+    )
+
+
+def _open_end(toks: Sequence[Token], run: DigitRun, starts: set[int]) -> bool:
+    """Whether more of the number may follow ``run``: the window ends right after it
+    (fillers aside), or another run starts a word or two later ("503, then 555")."""
+    n = len(toks)
+    if toks[run.last - 1].sentence_end:
+        return False
+    j = run.last
+    while j < n and j - run.last < 2 and toks[j].bare in _PHONE_JOINERS:
+        if toks[j].sentence_end:
+            return False
+        j += 1
+    return j == n or j in starts
+
+
+def _card_like(toks: Sequence[Token], run: DigitRun) -> bool:
+    """A card number that repeats a group ("41 11 11 11 11 11 11 11"): Luhn-valid,
+    13-19 digits, and not one word said over and over."""
+    return (
+        13 <= len(run.digits) <= 19
+        and luhn_ok(run.digits)
+        and toks[run.first].bare != toks[run.last - 1].bare
+    )
+
+
+def _international(toks: Sequence[Token], run: DigitRun) -> bool:
+    """ "plus 44 20 7946 0958", "+44 20 ...": a number with a country code."""
+    if run.first and toks[run.first - 1].bare == "plus":
+        return True
+    return toks[run.first].raw.lstrip("(").startswith("+")
+
+
+def digit_groups(
+    toks: Sequence[Token], nums: Sequence[NumberWord | None], run: DigitRun
+) -> list[int]:
+    """How the digits of ``run`` were grouped when said: a pause (comma), a dash or a
+    filler ends a group, and a written group of 2+ digits is one ("518 26 4409",
+    "123-45-6789", "five one eight, two six, four four oh nine" all give [3, 2, 4])."""
+    groups: list[int] = []
+    cur = 0
+    j = run.first
+    while j < run.last:
+        num = nums[j]
+        tok = toks[j]
+        if num is None or num.kind == NumberKind.SEP:
+            if cur:
+                groups.append(cur)
+            cur = 0
+            j += 1
+            continue
+        kind = num.kind
+        step = 1
+        if kind == NumberKind.GROUP:
+            if tok.raw[:1] in "-–" and cur:
+                groups.append(cur)
+                cur = 0
+            parts = "".join(ch if ch.isdigit() else " " for ch in tok.raw).split()
+            if len(num.digits) == 1:
+                cur += 1
+            else:
+                if cur:
+                    groups.append(cur)
+                groups.extend(len(part) for part in parts)
+                cur = 0
+        elif kind == NumberKind.REPEAT:
+            nxt = nums[j + 1] if j + 1 < run.last else None
+            cur += (3 if tok.bare == "triple" else 2) * (len(nxt.digits) if nxt else 0)
+            step = 2
+        elif kind == NumberKind.TENS:
+            nxt = nums[j + 1] if j + 1 < run.last else None
+            if nxt is not None and nxt.kind == NumberKind.SPELLED and nxt.digits != "0":
+                step = 2
+            cur += 2
+        else:
+            cur += len(num.digits)
+        j += step
+        if toks[j - 1].phrase_end and cur:
+            groups.append(cur)
+            cur = 0
+    if cur:
+        groups.append(cur)
+    return groups if sum(groups) == len(run.digits) else []
+
+
+def _ssn_shape(toks: Sequence[Token], nums: Sequence[NumberWord | None], run: DigitRun) -> bool:
+    """Nine digits said 3-2-4 with a valid area, group and serial (not 000, 666 or 9xx;
+    not 00; not 0000)."""
+    d = run.digits
+    if len(d) != 9 or digit_groups(toks, nums, run) != [3, 2, 4]:
+        return False
+    area = int(d[:3])
+    return 0 < area < 900 and area != 666 and d[3:5] != "00" and d[5:] != "0000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +535,8 @@ def _entity_for(ctx: str, digits: str, partial: bool, win: Window) -> tuple[str 
     entity = _SIMPLE_ENTITIES.get(ctx)
     if entity is not None:
         return entity, SCORE_CONTEXT
+    if ctx == Trigger.ZIP:  # claimed here (no phone), labelled ZIP_CODE by addresses.py
+        return None, SCORE_CONTEXT
     if ctx == Trigger.CVV:
         return (CREDIT_CARD_CVV if count <= 4 else CREDIT_CARD), SCORE_CONTEXT
     if ctx == Trigger.CODE:  # "the code is 7 3 2" about a card
@@ -387,7 +573,6 @@ _SIMPLE_ENTITIES: dict[str, str] = {
     Trigger.CARD: CREDIT_CARD,
     Trigger.ACCOUNT: ACCOUNT_NUMBER,
     Trigger.DOB: DATE_OF_BIRTH,
-    Trigger.ZIP: LOCATION,
     Trigger.ADDRESS: LOCATION,
     Trigger.LICENSE: DRIVERS_LICENSE,
     Trigger.PASSPORT: PASSPORT_NUMBER,

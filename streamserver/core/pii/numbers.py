@@ -26,6 +26,10 @@ TENS = {
 }  # fmt: skip
 _REPEATS = {"double": 2, "triple": 3}
 _SCALE = {"hundred": "00", "thousand": "000"}
+# Every word that spells (part of) a number: "ten dot zero dot zero dot one" is no email.
+NUMBER_WORDS: frozenset[str] = frozenset(
+    [*_UNITS, *_WEAK_ZERO, *_TEENS, *TENS, *_REPEATS, *_SCALE]
+)
 
 
 class NumberKind(IntEnum):

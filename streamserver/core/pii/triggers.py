@@ -55,7 +55,7 @@ _TRIGGERS = {
     Trigger.EXPIRY: "expiration | expiration date | expires | expire | expiring | expiry"
     " | expiry date | exp | exp date | valid through | valid thru | valid until | good through"
     " | good thru",
-    Trigger.ACCOUNT: "account | acct | customer | reference | confirmation | verification | id"
+    Trigger.ACCOUNT: "account | acct | customer | reference | verification | id"
     " | identification | license key | licence key | product key",
     Trigger.CODE: "code",
     Trigger.SEQUENCE: "order number | order no | order id | tracking number | tracking no"
@@ -63,7 +63,8 @@ _TRIGGERS = {
     " | case id | serial number | serial no | serial | sn | invoice number | invoice no"
     " | claim number | claim no | claim id | booking number | booking reference"
     " | reservation number | transaction number | transaction id | receipt number"
-    " | incident number | work order | work order number",
+    " | incident number | work order | work order number | confirmation | confirmation number"
+    " | confirmation no | confirmation code | confirmation id",
     Trigger.MODEL: "model number | model no | part number | part no | item number | item no"
     " | product number | sku | version number | flight number | flight no | room number"
     " | page number | chapter number | gate number | seat number | table number",
@@ -140,6 +141,21 @@ NON_HEALTH_INSURANCE = {
     "renter's", "life", "travel", "pet", "vehicle", "motor", "boat", "business",
     "liability", "flood", "contents", "property", "motorcycle", "rental",
 }  # fmt: skip
+# A "subscriber ID" is the health plan's (the term on every US insurance card), unless
+# one of these says what is subscribed to.
+_NON_HEALTH_SUBSCRIPTIONS = NON_HEALTH_INSURANCE | {
+    "cable", "internet", "tv", "satellite", "phone", "mobile", "cell", "wireless",
+    "broadband", "streaming", "newspaper", "magazine", "newsletter", "premium", "netflix",
+    "spotify", "sirius", "gym", "club",
+}  # fmt: skip
+# "card" after these holds an account number: "my loyalty card number is ...".
+_ACCOUNT_CARDS = {"loyalty", "membership", "library", "club", "frequent", "points"}
+# "card" after an insurer or a kind of cover is a health card: "my Blue Cross card".
+_HEALTH_CARD_OWNERS = {
+    "cross", "shield", "aetna", "cigna", "humana", "kaiser", "anthem", "unitedhealthcare",
+    "tricare", "bcbs", "medicaid", "medicare", "hmo", "ppo", "dental", "vision",
+    "prescription", "pharmacy",
+}  # fmt: skip
 
 
 def find_triggers(toks: Sequence[Token]) -> list[Trigger | None]:
@@ -180,7 +196,11 @@ def find_triggers(toks: Sequence[Token]) -> list[Trigger | None]:
                 break  # "the Gettysburg address", "to address 3 issues"
             if not _cue_word_ok(toks, i, phrase, prev, nxt):
                 break
-            if phrase == ("card",) and prev in _NOT_PAYMENT_CARDS:
+            if phrase == ("card",) and prev in _HEALTH_CARD_OWNERS:
+                cat = Trigger.HEALTH
+            elif phrase == ("card",) and prev in _ACCOUNT_CARDS:
+                cat = Trigger.ACCOUNT
+            elif phrase == ("card",) and prev in _NOT_PAYMENT_CARDS:
                 break
             if phrase in {("license",), ("licence",)} and prev in _OTHER_LICENSES:
                 cat = Trigger.ACCOUNT
@@ -190,6 +210,12 @@ def find_triggers(toks: Sequence[Token]) -> list[Trigger | None]:
                 and prev in NON_HEALTH_INSURANCE
             ):
                 cat = Trigger.ACCOUNT  # "car insurance policy number"
+            if (
+                cat == Trigger.MEMBER
+                and phrase[0] == "subscriber"
+                and prev not in _NON_HEALTH_SUBSCRIPTIONS
+            ):
+                cat = Trigger.HEALTH  # "the subscriber ID is ..."
             for j in range(i, i + k):
                 out[j] = cat
             i += k - 1
