@@ -105,6 +105,11 @@ class ModelPool:
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="model", initializer=lower_thread_priority
         )
+        # Detection (a few ms of spaCy) gets its own thread: queued behind a Whisper
+        # batch it would wait ~150 ms, delaying every decision and final word.
+        self._detect_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="detect", initializer=lower_thread_priority
+        )
         self._asr_waiting: list[tuple[AsrJob, asyncio.Future[Any]]] = []
         self._asr_batches = 0
         self.busy = 0
@@ -120,15 +125,14 @@ class ModelPool:
         self.busy += 1
         t0 = time.perf_counter()
         try:
-            return await loop.run_in_executor(self._executor, self.engines.run_job, job)
+            return await loop.run_in_executor(self._detect_executor, self.engines.run_job, job)
         finally:
             self.busy -= 1
             log.debug("detect job", extra={"run_ms": round(1000 * (time.perf_counter() - t0), 1)})
 
     @property
     def _asr_slots(self) -> int:
-        # Leave one worker for detection jobs when there are several workers.
-        return max(1, self.workers - 1) if self.workers > 2 else self.workers
+        return self.workers
 
     @property
     def has_room(self) -> bool:
@@ -174,6 +178,7 @@ class ModelPool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._detect_executor.shutdown(wait=False, cancel_futures=True)
 
 
 class SessionRunner:

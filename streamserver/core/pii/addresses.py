@@ -27,7 +27,8 @@ _DIRECTIONS = {
     "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
     "n", "s", "e", "w", "ne", "nw", "se", "sw",
 }  # fmt: skip
-_UNIT_WORDS = {"apartment", "apt", "suite", "ste", "unit", "floor", "flat", "room", "#"}
+_UNIT_WORDS = {"apartment", "apt", "suite", "ste", "unit", "floor", "flat", "room", "#",
+               "number", "no"}  # after a street: "250 Grand Street, number 5"
 # Words that cannot be part of a street name between a house number and the suffix:
 # they make "3 hours on the road" or "20 minutes down the way" a non-address.
 _NOT_STREET_NAME = (
@@ -57,7 +58,11 @@ def _is_street_name_word(tok: Token, num: NumberWord | None) -> bool:
     if num is not None and num.kind == NumberKind.ORDINAL:
         return True  # "5th Avenue"
     bare = tok.bare
-    return is_plain_word(bare) and bare not in _NOT_STREET_NAME and bare not in _STREET_SUFFIXES
+    if not is_plain_word(bare) or bare in _STREET_SUFFIXES:
+        return False
+    # "Grand Street", "Second Avenue": a capitalised word is a name even when it is
+    # also a quantity word; function words never are.
+    return bare not in _NOT_STREET_NAME or (tok.title and bare not in STOP_WORDS)
 
 
 def _house_number_start(
@@ -107,7 +112,12 @@ def address_spans(
             k -= 1
         if k == s:
             continue
-        if tok.bare in _WEAK_SUFFIXES and not all(toks[j].title for j in range(k, s)):
+        # A weak suffix ("Circle", "Way") needs a capitalised name; number words
+        # before it are the house number read into the name ("four forty four Peachtree").
+        if tok.bare in _WEAK_SUFFIXES and not (
+            all(toks[j].title or nums[j] is not None for j in range(k, s))
+            and any(toks[j].title for j in range(k, s))
+        ):
             continue
         start = None
         for name_start in range(k, s):
@@ -123,6 +133,11 @@ def address_spans(
             start = k
         end = _address_tail(toks, nums, s + 1)
         out.append(WordSpan(start, end, LOCATION, SCORE_CONTEXT))
+    # "P.O. Box 4471, Tucson, Arizona 85717", "post office box 12".
+    for i in range(n):
+        box = _po_box_number(toks, nums, i)
+        if box is not None:
+            out.append(WordSpan(i, _address_tail(toks, nums, box), LOCATION, SCORE_CONTEXT))
     # "... live at 36 maple" cut by the window end, or an address whose suffix was lost.
     for i in range(n):
         if trig[i] != Trigger.ADDRESS:
@@ -148,6 +163,39 @@ def address_spans(
         if k == n or toks[i].bare == "address":
             out.append(WordSpan(j, k, LOCATION, SCORE_WEAK))
     return out
+
+
+_PO_BOX = (("p.o", "box"), ("po", "box"), ("p", "o", "box"), ("post", "office", "box"))
+
+
+def _po_box_number(
+    toks: Sequence[Token], nums: Sequence[NumberWord | None], i: int
+) -> int | None:
+    """End of "P.O. Box <number>" starting at word ``i``; None when there is none."""
+    bare = [t.bare for t in toks]
+    for phrase in _PO_BOX:
+        if phrase_at(bare, i, phrase):
+            j = i + len(phrase)
+            k = j
+            while k < len(toks) and k - j < 6 and _kind(nums, k) in _HOUSE_NUMBER_KINDS:
+                k += 1
+            return k if k > j else None
+    return None
+
+
+def _zip_digits_end(nums: Sequence[NumberWord | None], j: int) -> int:
+    """End of a ZIP read in pieces ("9 8 0 0 4", "980 04", "nine eight oh ..."); ``j``
+    when the words from ``j`` are not 5 or 9 digits."""
+    digits, k = 0, j
+    while k < len(nums) and digits < 9:
+        num = nums[k]
+        if num is None or num.kind not in (NumberKind.GROUP, NumberKind.SPELLED, NumberKind.WEAK):
+            break
+        digits += len(num.digits)
+        k += 1
+        if digits in (5, 9) and (k == len(nums) or nums[k] is None):
+            return k
+    return j
 
 
 def _address_tail(toks: Sequence[Token], nums: Sequence[NumberWord | None], j: int) -> int:
@@ -185,6 +233,8 @@ def _address_tail(toks: Sequence[Token], nums: Sequence[NumberWord | None], j: i
         zip_code = num is not None and num.kind == NumberKind.GROUP and len(num.digits) in (5, 9)
         if state or zip_code:
             j += 1
+        elif (end := _zip_digits_end(nums, j)) > j:
+            j = end
         else:
             break
     return j
