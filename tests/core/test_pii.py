@@ -39,29 +39,11 @@ from streamserver.core.pii import (
 from streamserver.core.pii.entities import DEFAULT_ENTITIES
 from streamserver.core.types import WordSpan
 from streamserver.engines.presidio import PresidioPiiDetector
+from tests.core.pii_cases import parse
 
 ANY = "*"  # the words must be flagged; the entity label does not matter
 
 
-def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and the half-open word ranges marked with braces."""
-    words: list[str] = []
-    groups: list[tuple[int, int]] = []
-    start: int | None = None
-    for token in case.split(" "):
-        opens = token.startswith("{")
-        token = token.removeprefix("{")
-        closes = token.endswith("}")
-        token = token.removesuffix("}")
-        if opens:
-            start = len(words)
-        words.append(token[1:] if token.startswith("~") else " " + token)
-        if closes:
-            assert start is not None, case
-            groups.append((start, len(words)))
-            start = None
-    assert start is None, case
-    return words, groups
 
 
 @pytest.fixture(scope="module")

@@ -38,30 +38,12 @@ from streamserver.core.pii.entities import (
 )
 from streamserver.core.types import WordSpan
 from streamserver.engines.presidio import PresidioPiiDetector
+from tests.core.pii_cases import parse
 
 # What the speech rules of web.py, quantities.py and addresses.zip_spans say.
 EVERYDAY = frozenset({URL, IP_ADDRESS, ZIP_CODE, DATE, TIME, MONEY_AMOUNT, PERSON_AGE})
 
 
-def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and the half-open word ranges marked with braces."""
-    words: list[str] = []
-    groups: list[tuple[int, int]] = []
-    start: int | None = None
-    for token in case.split(" "):
-        opens = token.startswith("{")
-        token = token.removeprefix("{")
-        closes = token.endswith("}")
-        token = token.removesuffix("}")
-        if opens:
-            start = len(words)
-        words.append(token[1:] if token.startswith("~") else " " + token)
-        if closes:
-            assert start is not None, case
-            groups.append((start, len(words)))
-            start = None
-    assert start is None, case
-    return words, groups
 
 
 def flagged(spans: list[WordSpan], entity: str | None = None) -> set[int]:

@@ -43,6 +43,7 @@ from streamserver.core.pii.entities import (
     VEHICLE_ID,
 )
 from streamserver.core.types import WordSpan
+from tests.core.pii_cases import parse
 
 # What the identifier and digit rules can say. (Names, emails, amounts, times, dates
 # and URLs have their own tests; a spelled code may also read as a spelled name.)
@@ -54,25 +55,6 @@ RULE_ENTITIES = frozenset({
 })  # fmt: skip
 
 
-def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and the half-open word ranges marked with braces."""
-    words: list[str] = []
-    groups: list[tuple[int, int]] = []
-    start: int | None = None
-    for token in case.split(" "):
-        opens = token.startswith("{")
-        token = token.removeprefix("{")
-        closes = token.endswith("}")
-        token = token.removesuffix("}")
-        if opens:
-            start = len(words)
-        words.append(token[1:] if token.startswith("~") else " " + token)
-        if closes:
-            assert start is not None, case
-            groups.append((start, len(words)))
-            start = None
-    assert start is None, case
-    return words, groups
 
 
 def detect(words: list[str]) -> list[WordSpan]:

@@ -40,6 +40,7 @@ from streamserver.core.pii.entities import (
 from streamserver.core.pii.numbers import classify_number, digit_runs
 from streamserver.core.pii.text import tokenize
 from streamserver.core.types import WordSpan
+from tests.core.pii_cases import parse
 
 # The labels a digit run can get: one of them per run.
 DIGIT_ENTITIES = frozenset({
@@ -48,25 +49,6 @@ DIGIT_ENTITIES = frozenset({
 })  # fmt: skip
 
 
-def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and the half-open word ranges marked with braces."""
-    words: list[str] = []
-    groups: list[tuple[int, int]] = []
-    start: int | None = None
-    for token in case.split(" "):
-        opens = token.startswith("{")
-        token = token.removeprefix("{")
-        closes = token.endswith("}")
-        token = token.removesuffix("}")
-        if opens:
-            start = len(words)
-        words.append(token[1:] if token.startswith("~") else " " + token)
-        if closes:
-            assert start is not None, case
-            groups.append((start, len(words)))
-            start = None
-    assert start is None, case
-    return words, groups
 
 
 def check(case: str, entities: tuple[str, ...], wanted: frozenset[str]) -> None:
