@@ -78,11 +78,12 @@ class Transcript:
         """Replace the labels of the committed words in a detector window."""
         for i in range(first, first + n_committed):
             self._labels.pop(i, None)
-        for span in spans:
+        # Where spans of different entities overlap, a word takes the label of the
+        # surest span, and of the longer one on a tie: "Michael.Johnson at
+        # example.com" is one email, not a name and an email.
+        for span in sorted(spans, key=lambda s: (s.score, s.last - s.first)):
             for i in range(span.first, min(span.last, n_committed)):
-                prev = self._labels.get(first + i)
-                if prev is None or span.score > prev[1]:
-                    self._labels[first + i] = (span.entity, span.score)
+                self._labels[first + i] = (span.entity, span.score)
 
     def render(self, masked: Callable[[Word], bool]) -> list[dict[str, Any]]:
         """Events for what became final since last time, then the partial."""

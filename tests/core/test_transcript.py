@@ -104,3 +104,14 @@ def test_memory_stays_bounded() -> None:
         t.take(update([w(" word", i)]))
         t.render(never)
     assert len(t._words) < 100
+
+
+def test_a_name_inside_an_email_is_labelled_as_the_email() -> None:
+    t = Transcript("entity_name", right_context=1)
+    words = [w(" to", 0), w(" Michael", 1), w(".Johnson", 2), w(" at", 3), w(" example.com", 4)]
+    t.take(update(words, ended=True))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(1, 3, "PERSON", 0.9), WordSpan(1, 5, "EMAIL_ADDRESS", 0.9)])
+    events = t.render(never)
+    assert finals(events) == ["to [EMAIL_ADDRESS]"]
+    assert [e["entity"] for e in events if e["type"] == "redaction"] == ["EMAIL_ADDRESS"]
