@@ -225,3 +225,17 @@ def test_fast_on_a_full_window() -> None:
         timings.append(time.perf_counter() - t0)
     # Loose on purpose (shared CI machines); ~2 ms median on a busy 2-core box.
     assert statistics.median(timings) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("michael.johnson.example.com is fine", "EMAIL_ADDRESS"),
+        ("It is Sarah.Lee.gmail.com okay", "EMAIL_ADDRESS"),
+        ("go to support.acme.com for help", "URL"),
+        ("visit shop.example.com today", "URL"),
+    ],
+)
+def test_a_dotted_address_named_after_a_person_is_an_email(text: str, entity: str) -> None:
+    words = [" " + w for w in text.split()]
+    assert [s.entity for s in find_spoken_entities(words)] == [entity]

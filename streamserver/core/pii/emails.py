@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from streamserver.core.types import WordSpan
 
 from .entities import EMAIL_ADDRESS, SCORE_CONTEXT, SCORE_SHAPE, SCORE_WEAK
+from .name_lists import FIRST_NAMES, SURNAMES
 from .numbers import NUMBER_WORDS
 from .text import EDGE_PUNCTUATION, Token
 from .triggers import LOOKAHEAD, LOOKBACK, Trigger
@@ -89,6 +90,12 @@ def email_spans(toks: Sequence[Token], trig: Sequence[Trigger | None]) -> list[W
     # sent to; a domain said on its own is a URL (web.py).
     for m in _EMAIL_NO_AT_RE.finditer(stream):
         cue = _email_cue(toks, trig, owner[m.start()], owner[m.end() - 1] + 1)
+        if (
+            cue is None
+            and owner[m.start()] == owner[m.end() - 1]  # written as one word by the ASR
+            and _named_local_part(m.group(0))
+        ):
+            cue = False  # "michael.johnson.example.com": a person's address by its shape
         if cue is not None and not _url_like(stream, owner, toks, m.start(), m.end()):
             emit(m.start(), m.end(), SCORE_CONTEXT if cue else SCORE_SHAPE)
     # "mario.mit.mit.mit": three or more dotted labels is an email the ASR mangled.
@@ -139,6 +146,13 @@ _LABEL_JOINERS = {"dot", "underscore", "dash", "hyphen"}
 _PATH_WORDS = {"slash", "backslash"}
 _WEB_WORDS = {"http", "https", "www", "ftp", "website", "site", "url", "link", "web", "page",
               "blog", "browser", "domain", "visit", "ip", "server", "router", "ping"}
+
+
+def _named_local_part(text: str) -> bool:
+    """A dotted address whose first label is a person's name: a website is rarely
+    named "michael.johnson.example.com", an email address often is."""
+    labels = text.lower().split(".")
+    return len(labels) >= 3 and (labels[0] in FIRST_NAMES or labels[0] in SURNAMES)
 
 
 def _email_cue(
