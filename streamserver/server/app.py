@@ -43,6 +43,7 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
+from .fanout import Relay, RelayHub
 
 log = logging.getLogger("streamserver.server")
 
@@ -56,6 +57,7 @@ class ServerState:
     engines: Engines | None = None
     pool: ModelPool | None = None
     active: set[str] = field(default_factory=set)
+    relays: RelayHub = field(default_factory=RelayHub)
     ready: bool = False
     shutting_down: bool = False
 
@@ -88,11 +90,15 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
     async def stream(ws: WebSocket) -> None:
         await StreamHandler(state, ws).run()
 
+    async def listen(ws: WebSocket) -> None:
+        await listen_to_session(state, ws, ws.path_params["session_id"])
+
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             WebSocketRoute("/v1/stream", stream),
+            WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
         ],
         lifespan=lifespan,
     )
@@ -124,6 +130,7 @@ class StreamHandler:
         self.session_id = uuid.uuid4().hex
         self.runner: SessionRunner | None = None
         self.run_task: asyncio.Task[None] | None = None
+        self.relay: Relay | None = None
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -140,6 +147,7 @@ class StreamHandler:
             )
         finally:
             await self._stop_runner()
+            self.state.relays.close(self.session_id)
             self.state.active.discard(self.session_id)
 
     async def _serve(self) -> None:
@@ -192,6 +200,7 @@ class StreamHandler:
         state = self.state
         assert state.engines is not None and state.pool is not None
         session = state.engines.new_session(scfg, self.session_id)
+        self.relay = state.relays.open(self.session_id)
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
         self.run_task = asyncio.create_task(self.runner.run())
         log.info("session started", extra={"session": self.session_id, "pace": scfg.pace,
@@ -234,6 +243,8 @@ class StreamHandler:
         return False  # keepalive: the receive itself reset the idle timer
 
     async def _send(self, out: AudioOut | Event) -> None:
+        if self.relay is not None:
+            self.relay.publish(out)  # redacted output only, never the input
         if isinstance(out, AudioOut):
             await self.ws.send_bytes(out.data)
         else:
@@ -255,6 +266,37 @@ class StreamHandler:
         with contextlib.suppress(Exception):
             await self.ws.send_text(dumps(exc.event()))
             await self.ws.close(exc.close_code)
+
+
+async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) -> None:
+    """``/v1/sessions/{id}/listen``: the session's redacted audio and events, live."""
+    await ws.accept()
+    listener = None
+    relay = None
+    try:
+        if not _authorized(state.cfg, ws):
+            raise Unauthorized("missing or invalid API key")
+        relay = state.relays.get(session_id)
+        listener = relay.subscribe()
+        log.info("listener joined", extra={"session": session_id})
+        while (out := await listener.next()) is not None:
+            if isinstance(out, AudioOut):
+                await ws.send_bytes(out.data)
+            else:
+                await ws.send_text(dumps(out.payload))
+        await ws.close(CLOSE_NORMAL)
+    except ProtocolError as exc:
+        log.info("listener error", extra={"session": session_id, "code": exc.code})
+        with contextlib.suppress(Exception):
+            await ws.send_text(dumps(exc.event()))
+            await ws.close(exc.close_code)
+    except WebSocketDisconnect:
+        pass
+    except Exception:  # the listener's socket broke mid-send: only this listener ends
+        log.exception("listener failed", extra={"session": session_id})
+    finally:
+        if relay is not None and listener is not None:
+            relay.unsubscribe(listener)
 
 
 __all__ = ["CLOSE_GOING_AWAY", "ServerState", "create_app"]

@@ -1,0 +1,124 @@
+"""Relay a live session's redacted output to other listeners (fan-out).
+
+An agent desktop or a recorder subscribes to a running session by its id
+(``/v1/sessions/{id}/listen``) and receives exactly what the session's own client
+receives: the redacted audio (the session's encoding) and the protocol v1 events.
+Never the raw input: a relay only ever sees the runner's outputs.
+
+Every listener has its own bounded queue. A listener that stops reading is cut
+off with ``slow_consumer``; it never slows the session or the other listeners.
+A listener that joins late first gets the session's ``session.begin`` (the
+audio format), then the live stream from that point on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.session import AudioOut, Event
+from ..protocol import CLOSE_TRY_LATER, ProtocolError
+
+MAX_LISTENERS = 8
+LISTENER_QUEUE = 512  # outputs (20-200 ms of audio each, or one event)
+
+
+class UnknownSession(ProtocolError):
+    code = "unknown_session"
+    close_code = 4404
+
+
+class TooManyListeners(ProtocolError):
+    code = "too_many_listeners"
+    close_code = CLOSE_TRY_LATER
+
+
+class SlowListener(ProtocolError):
+    code = "slow_consumer"
+    close_code = 1008
+
+
+_END = object()  # the session ended: close normally
+_CUT = object()  # this listener fell behind: close with slow_consumer
+
+
+@dataclass(eq=False)
+class Listener:
+    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(LISTENER_QUEUE + 1))
+
+    async def next(self) -> AudioOut | Event | None:
+        """The next output; None when the session ended. Raises SlowListener."""
+        item = await self.queue.get()
+        if item is _END:
+            return None
+        if item is _CUT:
+            raise SlowListener("listener is not reading the relayed output")
+        return item  # type: ignore[no-any-return]
+
+
+class Relay:
+    """One session's outputs, copied to its listeners."""
+
+    def __init__(self) -> None:
+        self.listeners: set[Listener] = set()
+        self.begin: Event | None = None
+        self.ended = False
+
+    def subscribe(self) -> Listener:
+        if self.ended:
+            raise UnknownSession("the session has ended")
+        if len(self.listeners) >= MAX_LISTENERS:
+            raise TooManyListeners(f"at most {MAX_LISTENERS} listeners per session")
+        listener = Listener()
+        if self.begin is not None:
+            listener.queue.put_nowait(self.begin)
+        self.listeners.add(listener)
+        return listener
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+
+    def publish(self, out: AudioOut | Event) -> None:
+        if isinstance(out, Event) and out.payload.get("type") == "session.begin":
+            self.begin = out
+        for listener in list(self.listeners):
+            if listener.queue.qsize() >= LISTENER_QUEUE:
+                # Full: drop what it has not read and tell it why (one slot is kept free).
+                self._cut(listener)
+            else:
+                listener.queue.put_nowait(out)
+
+    def end(self) -> None:
+        self.ended = True
+        for listener in list(self.listeners):
+            listener.queue.put_nowait(_END)
+        self.listeners.clear()
+
+    def _cut(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+        while not listener.queue.empty():
+            listener.queue.get_nowait()
+        listener.queue.put_nowait(_CUT)
+
+
+class RelayHub:
+    """Relays of the running sessions, by session id."""
+
+    def __init__(self) -> None:
+        self._relays: dict[str, Relay] = {}
+
+    def open(self, session_id: str) -> Relay:
+        relay = self._relays[session_id] = Relay()
+        return relay
+
+    def get(self, session_id: str) -> Relay:
+        relay = self._relays.get(session_id)
+        if relay is None:
+            raise UnknownSession("no running session with this id")
+        return relay
+
+    def close(self, session_id: str) -> None:
+        relay = self._relays.pop(session_id, None)
+        if relay is not None:
+            relay.end()
