@@ -43,6 +43,7 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
+from .demo import demo_routes
 from .fanout import Relay, RelayHub
 
 log = logging.getLogger("streamserver.server")
@@ -99,6 +100,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
             Route("/readyz", readyz),
             WebSocketRoute("/v1/stream", stream),
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
+            *demo_routes(),
         ],
         lifespan=lifespan,
     )
