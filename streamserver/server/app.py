@@ -45,6 +45,7 @@ from ..protocol import (
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
 from .demo import demo_routes
 from .fanout import Relay, RelayHub
+from .webrtc import WEBRTC_ROUTES, close_webrtc_sessions
 
 log = logging.getLogger("streamserver.server")
 
@@ -79,6 +80,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
             yield
         finally:
             state.shutting_down = True
+            await close_webrtc_sessions(app)
             state.pool.shutdown()
 
     async def healthz(request: Request) -> JSONResponse:
@@ -101,6 +103,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
             WebSocketRoute("/v1/stream", stream),
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
             *demo_routes(),
+            *WEBRTC_ROUTES,
         ],
         lifespan=lifespan,
     )

@@ -1,0 +1,558 @@
+"""WebRTC transport: one peer connection is one session (docs/webrtc.md).
+
+``POST /v1/webrtc/offer`` takes an SDP offer and the session settings of
+protocol v1, answers once ICE gathering is complete (aiortc does not trickle),
+and from then on:
+
+* the client's audio track (Opus, decoded by aiortc) is downmixed to mono
+  ``pcm_s16le`` at 48 kHz and fed to a :class:`~streamserver.runtime.SessionRunner`
+  (``pace=realtime``), with holes in the RTP timeline filled with silence;
+* the redacted audio goes back on :class:`RedactedAudioTrack`: 20 ms frames with
+  ``pts`` counting samples at 48 kHz, starting with ``delay_ms`` of silence at the
+  moment the first input frame arrived, so output position *t* + D carries input
+  sample *t*;
+* the JSON events of protocol v1 go out on the data channel the client opened
+  with the label ``events``; ``close``, ``flush`` and ``keepalive`` come in on it.
+
+Teardown (client ``close``, track ended, connection closed or failed, idle input,
+server shutdown): ``runner.finish()``, the tail is released and sent, then the
+peer connection is closed and the session leaves the server's session count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import av
+import numpy as np
+import orjson
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..config import ConfigError, SessionConfig
+from ..core.session import AudioOut, Event
+from ..protocol import (
+    BadConfig,
+    IdleTimeout,
+    ProtocolError,
+    TooManySessions,
+    Unauthorized,
+    dumps,
+    parse_client_text,
+)
+from ..runtime import SendQueueFull, SessionRunner
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from .app import ServerState
+
+log = logging.getLogger("streamserver.webrtc")
+
+OFFER_PATH = "/v1/webrtc/offer"
+EVENTS_LABEL = "events"
+RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+FRAME_S = FRAME_SAMPLES / RATE
+FRAME_BYTES = 2 * FRAME_SAMPLES  # mono s16le
+TIME_BASE = fractions.Fraction(1, RATE)
+# The session format is fixed by the transport (Opus in, Opus out).
+FIXED_SETTINGS: dict[str, Any] = {
+    "encoding": "pcm_s16le", "sample_rate": RATE, "channels": 1, "pace": "realtime",
+}
+MAX_OFFER_BYTES = 256 * 1024
+MAX_PENDING_EVENTS = 256  # events held until the client's channel opens
+MAX_CHANNEL_BUFFERED = 4 << 20  # bytes queued on the data channel: over it, slow_consumer
+MAX_GAP_FILL_S = 1.0  # an RTP timestamp jump up to this is lost input: filled with silence
+MAX_AHEAD_S = 0.5  # output buffered beyond this: the input clock runs fast, catch up
+MAX_LATE_S = 0.1  # output later than this (a stall): restart the schedule from now
+DRAIN_EXTRA_S = 5.0  # finish(): allowed beyond D for the last decisions
+CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SCTP
+
+_HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "internal_error": 500}
+
+
+def _error_response(exc: ProtocolError) -> JSONResponse:
+    return JSONResponse(exc.event(), status_code=_HTTP_STATUS.get(exc.code, 400))
+
+
+def session_config(raw: object) -> SessionConfig:
+    """Protocol v1 settings from the offer's ``config``; the audio format is fixed."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise BadConfig("config must be a JSON object of session settings")
+    try:
+        given = SessionConfig.from_params(raw)
+    except ConfigError as exc:
+        raise BadConfig(str(exc)) from None
+    for name, value in FIXED_SETTINGS.items():
+        if name in raw and getattr(given, name) != value:
+            raise BadConfig(f"{name} is fixed to {value} over WebRTC")
+    return SessionConfig.from_params(FIXED_SETTINGS, base=given)
+
+
+def frame_to_mono(frame: av.AudioFrame, resampler: list[Any] | None = None) -> np.ndarray:
+    """An audio frame as int16 mono samples at 48 kHz (channels averaged)."""
+    fmt = frame.format.name
+    if frame.sample_rate != RATE or fmt not in ("s16", "s16p", "flt", "fltp"):
+        box = resampler if resampler is not None else []
+        if not box:
+            box.append(av.AudioResampler(format="s16", layout=frame.layout.name, rate=RATE))
+        out = [f for f in box[0].resample(frame)]
+        if not out:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([frame_to_mono(f) for f in out])
+    arr = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        x = arr.reshape(channels, -1).astype(np.float64).mean(axis=0)
+    else:
+        x = arr.reshape(-1, channels).astype(np.float64).mean(axis=1)
+    if fmt in ("flt", "fltp"):
+        x = x * 32768.0
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+class RedactedAudioTrack(MediaStreamTrack):
+    """The session's output as an outbound track: 20 ms frames, 48 kHz s16.
+
+    Output position 0 is the arrival of the first input frame; the first
+    ``delay_ms`` are silence, then the runner's released bytes in order, so
+    input sample *t* is output sample *t* + D. Frames are paced by the wall
+    clock from that moment; a frame whose audio has not been released yet
+    waits for it (nothing is skipped or duplicated: every input sample comes
+    back once, at its position).
+    """
+
+    kind = "audio"
+
+    def __init__(self, delay_ms: int) -> None:
+        super().__init__()
+        self._lead_bytes = 2 * (delay_ms * RATE // 1000)
+        self._buf = bytearray()
+        self._t0: float | None = None
+        self._sent = 0
+        self._ready = asyncio.Event()
+        self._started = asyncio.Event()
+        self._eof = False
+        self.drained = asyncio.Event()  # after end_of_audio(): every byte was sent
+
+    @property
+    def started(self) -> bool:
+        return self._t0 is not None
+
+    @property
+    def buffered_s(self) -> float:
+        return len(self._buf) / 2 / RATE
+
+    def start(self, t0: float) -> None:
+        """The first input frame arrived at ``t0`` (monotonic): output position 0."""
+        if self._t0 is None:
+            self._t0 = t0
+            self._buf[:0] = bytes(self._lead_bytes)
+            self._started.set()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        self._ready.set()
+
+    def end_of_audio(self) -> None:
+        self._eof = True
+        if self._t0 is None or not self._buf:
+            self.drained.set()
+        self._ready.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._started.set()
+        self._ready.set()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._started.wait()
+        while len(self._buf) < FRAME_BYTES and not self._eof and self.readyState == "live":
+            self._ready.clear()
+            await self._ready.wait()
+        if self.readyState != "live" or self._t0 is None:
+            raise MediaStreamError
+        chunk = bytes(self._buf[:FRAME_BYTES])
+        del self._buf[:FRAME_BYTES]
+        if len(chunk) < FRAME_BYTES:  # the end of the stream (or after it): silence
+            chunk += bytes(FRAME_BYTES - len(chunk))
+        if self._eof and not self._buf:
+            self.drained.set()
+        due = self._t0 + self._sent * FRAME_S
+        now = time.monotonic()
+        if now < due:
+            if not self._eof and self.buffered_s > MAX_AHEAD_S:
+                self._t0 -= FRAME_S  # the client's clock is faster than ours
+            else:
+                await asyncio.sleep(due - now)
+        elif now - due > MAX_LATE_S:
+            self._t0 += now - due  # input stalled: pace from here on
+        # Both channels carry the mono result: aiortc's Opus encoder is stereo, and its
+        # mono upmix would lower the level by 3 dB.
+        mono = np.frombuffer(chunk, dtype=np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16",
+                                           layout="stereo")
+        frame.sample_rate = RATE
+        frame.pts = self._sent * FRAME_SAMPLES
+        frame.time_base = TIME_BASE
+        self._sent += 1
+        return frame
+
+
+class WebRtcSession:
+    """One peer connection driving one :class:`SessionRunner`."""
+
+    def __init__(self, state: ServerState, scfg: SessionConfig,
+                 registry: dict[str, WebRtcSession]) -> None:
+        assert state.engines is not None and state.pool is not None
+        self.state = state
+        self.scfg = scfg
+        self.registry = registry
+        self.session_id = uuid.uuid4().hex
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates
+        self.out_track = RedactedAudioTrack(scfg.delay_ms)
+        self.channel: RTCDataChannel | None = None
+        self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._remote: MediaStreamTrack | None = None
+        self._input_open = True
+        self._end: asyncio.Future[ProtocolError | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        session = state.engines.new_session(scfg, self.session_id)
+        self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.done: asyncio.Task[None] | None = None
+
+    # -- set-up ---------------------------------------------------------------------
+    async def negotiate(self, sdp: str) -> str:
+        """Apply the offer, attach the output track, gather, return the answer's SDP."""
+        pc = self.pc
+        pc.on("track", self._on_track)
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception:
+            log.debug("unusable offer", exc_info=True)
+            raise ProtocolError("the SDP offer could not be applied", "bad_offer") from None
+        kinds = [t.kind for t in pc.getTransceivers()]
+        if kinds != ["audio"]:
+            raise ProtocolError("the offer must have exactly one audio track and no video",
+                                "bad_offer")
+        pc.addTrack(self.out_track)
+        await pc.setLocalDescription(await pc.createAnswer())  # gathers every candidate
+        return str(pc.localDescription.sdp)
+
+    def start(self) -> None:
+        self.registry[self.session_id] = self
+        run = asyncio.create_task(self.runner.run())
+        self._tasks.append(run)
+        if self._remote is not None:
+            self._tasks.append(asyncio.create_task(self._read_audio(self._remote)))
+        else:  # cannot happen with an audio m-line, but never hang
+            self.end(ProtocolError("the offer has no audio track", "bad_offer"))
+        self.done = asyncio.create_task(self._supervise(run))
+        log.info("session started", extra={"session": self.session_id, "transport": "webrtc",
+                                           "delay_ms": self.scfg.delay_ms})
+
+    def end(self, reason: ProtocolError | None = None) -> None:
+        """Ask the session to end: ``None`` finishes cleanly, an error fails it."""
+        if not self._end.done():
+            self._end.set_result(reason)
+
+    async def abort(self) -> None:
+        """Negotiation failed: nothing was started yet."""
+        self.out_track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        self.state.active.discard(self.session_id)
+
+    # -- peer-connection callbacks ----------------------------------------------------
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._remote is None:
+            self._remote = track
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label != EVENTS_LABEL or self.channel is not None:
+            return
+        self.channel = channel
+        channel.on("message", self._on_message)
+        channel.on("open", self._flush_pending)
+        if channel.readyState == "open":
+            self._flush_pending()
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        log.debug("connection state", extra={"session": self.session_id, "state": state})
+        if state in ("failed", "closed"):
+            self.end(None)
+
+    def _on_message(self, message: object) -> None:
+        if not isinstance(message, str):
+            self.end(ProtocolError("data channel messages must be JSON text", "invalid_json"))
+            return
+        try:
+            msg = parse_client_text(message)
+        except ProtocolError as exc:
+            self.end(exc)
+            return
+        if msg.type == "configure":
+            self.end(BadConfig("over WebRTC the settings go in the offer's config"))
+        elif msg.type == "flush":
+            if self._input_open:
+                self.runner.flush()
+        elif msg.type == "close":
+            self.end(None)
+        # keepalive: nothing to do
+
+    # -- media and events -------------------------------------------------------------
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        idle = self.state.cfg.idle_timeout_s
+        expected: int | None = None  # next pts, in samples at 48 kHz
+        resampler: list[Any] = []
+        while self._input_open:
+            try:
+                frame = await asyncio.wait_for(track.recv(), idle)
+            except MediaStreamError:
+                self.end(None)
+                return
+            except TimeoutError:
+                self.end(IdleTimeout("no audio within the idle timeout"))
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            pcm = frame_to_mono(frame, resampler)
+            if not self._input_open:
+                return
+            pts = _pts_samples(frame)
+            if expected is not None and pts is not None:
+                gap = pts - expected
+                if 0 < gap <= MAX_GAP_FILL_S * RATE:  # lost packets: keep positions
+                    pcm = np.concatenate([np.zeros(gap, dtype=np.int16), pcm])
+            if pts is not None:
+                expected = pts + frame.samples * RATE // (frame.sample_rate or RATE)
+            if not pcm.size:
+                continue
+            if not self.out_track.started:
+                self.out_track.start(time.monotonic())
+            try:
+                self.runner.push_audio(pcm.tobytes())
+            except ProtocolError as exc:
+                self.end(exc)
+                return
+
+    async def _send(self, out: AudioOut | Event) -> None:
+        if isinstance(out, AudioOut):
+            self.out_track.feed(out.data)
+            return
+        text = dumps(out.payload)
+        channel = self.channel
+        if channel is None or channel.readyState != "open":
+            self._pending.append(text)
+            return
+        if channel.bufferedAmount > MAX_CHANNEL_BUFFERED:
+            self.end(SendQueueFull("client is not reading its events"))
+            return
+        channel.send(text)
+
+    def _flush_pending(self) -> None:
+        channel = self.channel
+        while channel is not None and channel.readyState == "open" and self._pending:
+            channel.send(self._pending.popleft())
+
+    async def _channel_flushed(self) -> None:
+        """Wait (briefly) until queued events have left the data channel."""
+        deadline = time.monotonic() + CLOSE_FLUSH_S
+        channel = self.channel
+        while (channel is not None and channel.readyState == "open"
+               and channel.bufferedAmount > 0 and time.monotonic() < deadline):
+            await asyncio.sleep(0.01)
+
+    # -- teardown -----------------------------------------------------------------------
+    async def _supervise(self, run: asyncio.Task[None]) -> None:
+        try:
+            waiters: set[asyncio.Future[Any]] = {run, self._end}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            # Asked to end, or the runner failed (or ended by itself: drained already).
+            reason = self._end.result() if self._end.done() else _failure(run)
+            if reason is None:
+                reason = await self._drain(run)
+            if reason is not None:
+                await self._fail(run, reason)
+        except asyncio.CancelledError:
+            log.info("session cancelled", extra={"session": self.session_id})
+            raise
+        except Exception:
+            log.exception("webrtc session failed", extra={"session": self.session_id})
+        finally:
+            await self._cleanup(run)
+
+    async def _drain(self, run: asyncio.Task[None]) -> ProtocolError | None:
+        """End of input: release everything, send it, then close. An error, if any."""
+        self._input_open = False
+        if not run.done():
+            self.runner.finish()
+            timeout = self.scfg.delay_ms / 1000 + DRAIN_EXTRA_S
+            await asyncio.wait({run}, timeout=timeout)
+            if not run.done():
+                log.warning("drain timed out", extra={"session": self.session_id})
+                return None
+        failure = _failure(run)
+        if failure is not None:
+            return failure
+        self.out_track.end_of_audio()
+        if self.pc.connectionState == "connected":
+            timeout = self.out_track.buffered_s + 2.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.out_track.drained.wait(), timeout)
+            await self._channel_flushed()
+        return None
+
+    async def _fail(self, run: asyncio.Task[None], exc: ProtocolError) -> None:
+        log.info("session error", extra={"session": self.session_id, "code": exc.code})
+        self._input_open = False
+        await _cancel(run)
+        channel = self.channel
+        if channel is not None and channel.readyState == "open":
+            with contextlib.suppress(Exception):
+                channel.send(dumps(exc.event()))
+            await self._channel_flushed()
+
+    async def _cleanup(self, run: asyncio.Task[None]) -> None:
+        self._input_open = False
+        for task in self._tasks:
+            await _cancel(task)
+        self.out_track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        self.state.active.discard(self.session_id)
+        self.registry.pop(self.session_id, None)
+        if run.done() or run.cancelled():
+            stats = self.runner.session.stats.as_dict()
+            log.info("session ended", extra={"session": self.session_id,
+                                             "transport": "webrtc", "stats": stats})
+
+
+def _pts_samples(frame: av.AudioFrame) -> int | None:
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return int(frame.pts * frame.time_base * RATE)
+
+
+def _failure(run: asyncio.Task[None]) -> ProtocolError | None:
+    if not run.done() or run.cancelled():
+        return None
+    exc = run.exception()
+    if exc is None:
+        return None
+    if isinstance(exc, ProtocolError):
+        return exc
+    log.error("session runner failed", exc_info=exc)
+    return ProtocolError("internal error", "internal_error")
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+# -- HTTP ---------------------------------------------------------------------------------
+def _registry(app: Starlette) -> dict[str, WebRtcSession]:
+    reg: dict[str, WebRtcSession] | None = getattr(app.state, "webrtc_sessions", None)
+    if reg is None:
+        reg = {}
+        app.state.webrtc_sessions = reg
+    return reg
+
+
+async def _read_offer(request: Request) -> dict[str, Any]:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_OFFER_BYTES:
+            raise ProtocolError("the offer body is too large", "message_too_big")
+    try:
+        obj = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError:
+        raise ProtocolError("the body must be a JSON object", "invalid_json") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("the body must be a JSON object", "invalid_json")
+    if obj.get("type") != "offer" or not isinstance(obj.get("sdp"), str):
+        raise ProtocolError('the body needs "sdp" and "type": "offer"', "bad_offer")
+    return obj
+
+
+async def webrtc_offer(request: Request) -> JSONResponse:
+    """``POST /v1/webrtc/offer``: answer an SDP offer and start a session."""
+    from .app import _authorized
+
+    state: ServerState = request.app.state.streamserver
+    cfg = state.cfg
+    try:
+        if not _authorized(cfg, request):  # type: ignore[arg-type]  # headers + query only
+            raise Unauthorized("missing or invalid API key")
+        body = await _read_offer(request)
+        scfg = session_config(body.get("config"))
+        if state.shutting_down or not state.ready:
+            raise TooManySessions("server is not accepting sessions; try later")
+        if len(state.active) >= cfg.max_sessions:
+            raise TooManySessions("server is at capacity; try later")
+    except ProtocolError as exc:
+        return _error_response(exc)
+    session = WebRtcSession(state, scfg, _registry(request.app))
+    state.active.add(session.session_id)  # no await since the capacity check
+    try:
+        sdp = await session.negotiate(body["sdp"])
+    except ProtocolError as exc:
+        await session.abort()
+        return _error_response(exc)
+    except Exception:
+        log.exception("webrtc negotiation failed", extra={"session": session.session_id})
+        await session.abort()
+        return _error_response(ProtocolError("internal error", "internal_error"))
+    if state.shutting_down:
+        await session.abort()
+        return _error_response(TooManySessions("server is shutting down; try later"))
+    session.start()
+    return JSONResponse({"sdp": sdp, "type": "answer", "session_id": session.session_id})
+
+
+async def close_webrtc_sessions(app: Starlette, timeout_s: float = 12.0) -> None:
+    """Server shutdown: finish every WebRTC session (drain, ``session.end``, close)."""
+    reg = _registry(app)
+    sessions = list(reg.values())
+    if not sessions:
+        return
+    for s in sessions:
+        s.end(None)
+    tasks = [s.done for s in sessions if s.done is not None]
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        await _cancel(task)
+
+
+WEBRTC_ROUTES = [Route(OFFER_PATH, webrtc_offer, methods=["POST"])]
