@@ -58,6 +58,7 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import SendQueueFull, SessionRunner
+from .fanout import Relay
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -86,7 +87,8 @@ MAX_LATE_S = 0.1  # output later than this (a stall): restart the schedule from 
 DRAIN_EXTRA_S = 5.0  # finish(): allowed beyond D for the last decisions
 CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SCTP
 
-_HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "internal_error": 500}
+_HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "internal_error": 500,
+                "unknown_session": 404, "too_many_listeners": 503}
 
 
 def _error_response(exc: ProtocolError) -> JSONResponse:
@@ -241,6 +243,7 @@ class WebRtcSession:
             asyncio.get_running_loop().create_future()
         )
         session = state.engines.new_session(scfg, self.session_id)
+        self.relay = state.relays.open(self.session_id)  # fan-out to listeners
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
         self._tasks: list[asyncio.Task[Any]] = []
         self.done: asyncio.Task[None] | None = None
@@ -288,6 +291,7 @@ class WebRtcSession:
         with contextlib.suppress(Exception):
             await self.pc.close()
         self.state.active.discard(self.session_id)
+        self.state.relays.close(self.session_id)
 
     # -- peer-connection callbacks ----------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -364,6 +368,7 @@ class WebRtcSession:
                 return
 
     async def _send(self, out: AudioOut | Event) -> None:
+        self.relay.publish(out)  # redacted output only
         if isinstance(out, AudioOut):
             self.out_track.feed(out.data)
             return
@@ -448,6 +453,7 @@ class WebRtcSession:
         with contextlib.suppress(Exception):
             await self.pc.close()
         self.state.active.discard(self.session_id)
+        self.state.relays.close(self.session_id)
         self.registry.pop(self.session_id, None)
         if run.done() or run.cancelled():
             stats = self.runner.session.stats.as_dict()
@@ -555,4 +561,127 @@ async def close_webrtc_sessions(app: Starlette, timeout_s: float = 12.0) -> None
         await _cancel(task)
 
 
-WEBRTC_ROUTES = [Route(OFFER_PATH, webrtc_offer, methods=["POST"])]
+# -- listening in over WebRTC (fan-out) ---------------------------------------------------
+
+LISTEN_PATH = "/v1/sessions/{session_id}/listen/webrtc"
+
+
+class WebRtcListener:
+    """A receive-only peer that hears a running session's redacted output.
+
+    The session's released audio (whatever its encoding) is decoded, downmixed,
+    resampled to 48 kHz and paced out on a :class:`RedactedAudioTrack` from the
+    moment the listener joined; its events go out on the ``events`` data channel.
+    It ends with the session, or when the peer goes away. Never the raw input.
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self.listener = relay.subscribe()
+        self.relay = relay
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.track = RedactedAudioTrack(0)
+        self.channel: RTCDataChannel | None = None
+        self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
+        self.task: asyncio.Task[None] | None = None
+
+    async def negotiate(self, sdp: str) -> str:
+        pc = self.pc
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception:
+            raise ProtocolError("the SDP offer could not be applied", "bad_offer") from None
+        if [t.kind for t in pc.getTransceivers()] != ["audio"]:
+            raise ProtocolError("the offer must have exactly one audio transceiver",
+                                "bad_offer")
+        pc.addTrack(self.track)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._pump())
+
+    async def close(self) -> None:
+        self.relay.unsubscribe(self.listener)
+        self.track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        if channel.label == EVENTS_LABEL and self.channel is None:
+            self.channel = channel
+            channel.on("open", self._flush)
+            if channel.readyState == "open":
+                self._flush()
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and self.task is not None:
+            self.task.cancel()
+
+    def _flush(self) -> None:
+        channel = self.channel
+        while channel is not None and channel.readyState == "open" and self._pending:
+            channel.send(self._pending.popleft())
+
+    def _send_event(self, payload: dict[str, Any]) -> None:
+        self._pending.append(dumps(payload))
+        self._flush()
+
+    async def _pump(self) -> None:
+        from .. import audio as audio_mod
+
+        fmt: audio_mod.AudioFormat | None = None
+        resampler: audio_mod.StreamingResampler | None = None
+        try:
+            while (out := await self.listener.next()) is not None:
+                if isinstance(out, Event):
+                    cfg = out.payload.get("config")
+                    if out.payload.get("type") == "session.begin" and isinstance(cfg, dict):
+                        fmt = audio_mod.AudioFormat(cfg["encoding"], cfg["sample_rate"],
+                                                    cfg["channels"])
+                        resampler = audio_mod.StreamingResampler(fmt.sample_rate, RATE)
+                    self._send_event(out.payload)
+                elif fmt is not None and resampler is not None:
+                    mono = audio_mod.to_mono_float(audio_mod.decode(out.data, fmt))
+                    self.track.start(time.monotonic())
+                    self.track.feed(audio_mod.to_int16(resampler.push(mono)).tobytes())
+            self.track.end_of_audio()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.track.drained.wait(), self.track.buffered_s + 2)
+        except ProtocolError as exc:  # fell behind: cut off
+            self._send_event(exc.event())
+        finally:
+            await asyncio.sleep(0.2)  # let the last events leave the channel
+            await self.close()
+
+
+async def webrtc_listen(request: Request) -> JSONResponse:
+    """``POST /v1/sessions/{id}/listen/webrtc``: hear a running session over WebRTC."""
+    from .app import _authorized
+
+    state: ServerState = request.app.state.streamserver
+    try:
+        if not _authorized(state.cfg, request):  # type: ignore[arg-type]
+            raise Unauthorized("missing or invalid API key")
+        body = await _read_offer(request)
+        listener = WebRtcListener(state.relays.get(request.path_params["session_id"]))
+    except ProtocolError as exc:
+        return _error_response(exc)
+    try:
+        sdp = await listener.negotiate(body["sdp"])
+    except ProtocolError as exc:
+        await listener.close()
+        return _error_response(exc)
+    except Exception:
+        log.exception("webrtc listener negotiation failed")
+        await listener.close()
+        return _error_response(ProtocolError("internal error", "internal_error"))
+    listener.start()
+    return JSONResponse({"sdp": sdp, "type": "answer"})
+
+
+WEBRTC_ROUTES = [
+    Route(OFFER_PATH, webrtc_offer, methods=["POST"]),
+    Route(LISTEN_PATH, webrtc_listen, methods=["POST"]),
+]

@@ -283,3 +283,79 @@ def test_webrtc_offer_rejects_bad_requests(server, body: Any, status: int, code:
     got, answer = _http(server.http + "/v1/webrtc/offer", body)
     assert (got, answer["type"], answer["code"]) == (status, "error", code)
     assert asyncio.run(_sessions(server)) == 0
+
+
+class Listener:
+    """A receive-only aiortc peer listening in on a running session."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.channel = self.pc.createDataChannel("events")
+        self.events: list[dict[str, Any]] = []
+        self.frames: list[np.ndarray] = []
+        self.ended = asyncio.Event()
+        self.channel.on("message", self._on_message)
+        self.pc.on("track", lambda track: asyncio.ensure_future(self._read(track)))
+
+    def _on_message(self, msg: str) -> None:
+        self.events.append(json.loads(msg))
+        if self.events[-1]["type"] == "session.end":
+            self.ended.set()
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with pytest.raises(MediaStreamError):
+            while True:
+                self.frames.append(frame_to_mono(await track.recv()))
+
+    async def connect(self, server, session_id: str) -> tuple[int, dict[str, Any]]:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        body = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
+        url = f"{server.http}/v1/sessions/{session_id}/listen/webrtc"
+        status, answer = await asyncio.to_thread(_http, url, body)
+        if status == 200:
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        return status, answer
+
+
+def test_webrtc_listener_hears_the_redacted_session(server) -> None:
+    speech = _input_48k()
+    track = WavTrack(np.concatenate([speech, np.zeros(2 * RATE, dtype=np.int16)]))
+
+    async def go() -> tuple[Client, Listener, int]:
+        client = Client(track)
+        await client.connect(server, {"delay_ms": DELAY_MS})
+        listener = Listener()
+        status, answer = await listener.connect(server, client.session_id)
+        assert status == 200, answer
+        await asyncio.wait_for(track.done.wait(), timeout=60)
+        client.channel.send(json.dumps({"type": "close"}))
+        await asyncio.wait_for(client.ended.wait(), timeout=30)
+        await asyncio.wait_for(listener.ended.wait(), timeout=10)
+        await client.close()
+        await listener.pc.close()
+        return client, listener, await _wait_sessions(server, 0, timeout=15)
+
+    client, listener, after = asyncio.run(go())
+    assert after == 0  # listeners never count as sessions, nor keep one alive
+    heard = listener.events
+    assert heard[0]["type"] == "session.begin" and heard[-1]["type"] == "session.end"
+    assert heard[0]["session_id"] == client.session_id
+    finals = [e["text"] for e in heard if e["type"] == "transcript.final"]
+    assert finals and finals == [e["text"] for e in client.events
+                                 if e["type"] == "transcript.final"]
+    assert "linda" not in json.dumps(heard).lower() and "0175" not in json.dumps(heard)
+    audio = np.concatenate(listener.frames).astype(np.float64)
+    assert audio.size > RATE and np.sqrt(np.mean(audio**2)) > 100  # the session's audio
+
+
+def test_listening_to_an_unknown_session_is_refused(server) -> None:
+    async def go() -> tuple[int, dict[str, Any]]:
+        listener = Listener()
+        try:
+            return await listener.connect(server, "nope")
+        finally:
+            await listener.pc.close()
+
+    status, body = asyncio.run(go())
+    assert status == 404 and body["code"] == "unknown_session"
