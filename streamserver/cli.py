@@ -18,7 +18,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from . import audio as audio_mod
-from .config import DELAY_MS_DEFAULT, AsrConfig, ConfigError, ServerConfig, SessionConfig
+from .config import (
+    DELAY_MS_DEFAULT,
+    AsrConfig,
+    ConfigError,
+    ServerConfig,
+    SessionConfig,
+    hash_api_key,
+)
 from .logs import setup_logging
 
 
@@ -45,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--max-sessions", type=int, default=None)
     serve.add_argument("--api-key", action="append", default=None, help="require this key")
+
+    hk = sub.add_parser("hash-key", help="print the SHA-256 of an API key read from stdin "
+                                         "(for STREAMSERVER_API_KEY_HASHES)")
+    hk.set_defaults(command="hash-key")
 
     red = sub.add_parser("redact", help="redact a WAV file in-process (pace=asap)")
     red.add_argument("input", type=Path)
@@ -215,6 +226,16 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _cmd_hash_key(args: argparse.Namespace) -> int:
+    # From stdin, not argv: a key on the command line would end up in shell history.
+    key = sys.stdin.readline().strip()
+    if not key:
+        print("streamserver hash-key: give the key on stdin", file=sys.stderr)
+        return 2
+    print(hash_api_key(key))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -245,7 +266,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
-    handler = {"serve": _cmd_serve, "redact": _cmd_redact, "stream": _cmd_stream}[args.command]
+    handler = {"serve": _cmd_serve, "redact": _cmd_redact, "stream": _cmd_stream,
+               "hash-key": _cmd_hash_key}[args.command]
     return handler(args)
 
 

@@ -9,6 +9,7 @@ with a message that is safe to send to the client.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -171,6 +172,15 @@ def _coerce(name: str, raw: Any) -> Any:
         raise ConfigError(f"invalid value for {name}") from None
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def hash_api_key(key: str) -> str:
+    """How an API key is kept: its SHA-256, hex. Keys are long random secrets, so a
+    plain (unsalted) hash is enough and lets a key be checked without storing it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
@@ -212,7 +222,9 @@ class AsrConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    api_keys: tuple[str, ...] = ()
+    # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
+    # soon as they are read and never kept, logged or stored.
+    api_key_hashes: tuple[str, ...] = ()
     asr: AsrConfig = field(default_factory=AsrConfig)
     # Model calls run in a bounded pool; the queue in front of it is bounded too.
     workers: int = 2
@@ -229,12 +241,18 @@ class ServerConfig:
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
         """Defaults, then ``STREAMSERVER_*`` environment variables, then overrides."""
-        keys = tuple(k for k in os.environ.get("STREAMSERVER_API_KEYS", "").split(",") if k)
+        keys = [k for k in os.environ.get("STREAMSERVER_API_KEYS", "").split(",") if k]
+        keys += list(overrides.pop("api_keys", None) or ())
+        hashes = [h.strip().lower() for h in
+                  os.environ.get("STREAMSERVER_API_KEY_HASHES", "").split(",") if h.strip()]
+        if any(not _SHA256_HEX.fullmatch(h) for h in hashes):
+            raise ConfigError("STREAMSERVER_API_KEY_HASHES must be SHA-256 hex digests "
+                              "(streamserver hash-key KEY prints one)")
         d = cls()
         cfg = cls(
             host=os.environ.get("STREAMSERVER_HOST", d.host),
             port=_env_int("STREAMSERVER_PORT", d.port),
-            api_keys=keys,
+            api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
                 model=os.environ.get("STREAMSERVER_MODEL", ""),
                 step_ms=_env_int("STREAMSERVER_ASR_STEP_MS", d.asr.step_ms),

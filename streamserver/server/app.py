@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import __version__
 from ..audio import AudioFormatError
-from ..config import ConfigError, ServerConfig, SessionConfig
+from ..config import ConfigError, ServerConfig, SessionConfig, hash_api_key
 from ..core.session import AudioOut, Event
 from ..engines.bundle import Engines
 from ..protocol import (
@@ -112,17 +112,18 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
 
 
 def _authorized(cfg: ServerConfig, ws: WebSocket) -> bool:
-    if not cfg.api_keys:
+    if not cfg.api_key_hashes:
         return True
     header = ws.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         offered = header[7:]
     else:
         offered = ws.query_params.get("token", "")
-    # Constant-time compare against every key (no early exit on a match).
+    # Hash, then a constant-time compare against every accepted hash (no early exit).
+    digest = hash_api_key(offered).encode()
     ok = False
-    for key in cfg.api_keys:
-        ok |= hmac.compare_digest(offered.encode(), key.encode())
+    for accepted in cfg.api_key_hashes:
+        ok |= hmac.compare_digest(digest, accepted.encode())
     return ok
 
 

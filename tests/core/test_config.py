@@ -81,3 +81,20 @@ def test_docs_list_every_entity_and_alias() -> None:
         assert f"`{entity}`" in doc
     for alias in ALIASES:
         assert f"`{alias}`" in doc or alias.upper() in CATALOGUE
+
+
+def test_api_keys_are_kept_only_as_hashes(monkeypatch) -> None:
+    import hashlib
+
+    from streamserver.config import ServerConfig, hash_api_key
+
+    other = hashlib.sha256(b"from-a-vault").hexdigest()
+    monkeypatch.setenv("STREAMSERVER_API_KEYS", "env-key-1")
+    monkeypatch.setenv("STREAMSERVER_API_KEY_HASHES", other.upper())
+    cfg = ServerConfig.from_env(api_keys=("flag-key-2",))
+    assert set(cfg.api_key_hashes) == {hash_api_key("env-key-1"), hash_api_key("flag-key-2"),
+                                       other}
+    assert "env-key-1" not in repr(cfg) and "flag-key-2" not in repr(cfg)
+    monkeypatch.setenv("STREAMSERVER_API_KEY_HASHES", "not-a-digest")
+    with pytest.raises(ConfigError, match="SHA-256"):
+        ServerConfig.from_env()

@@ -294,17 +294,25 @@ def test_server_logs_carry_no_transcript_text(server) -> None:
 
 
 def test_api_key_required_when_configured(tmp_path: Path) -> None:
+    import hashlib
+
     from tests.conftest import start_server, stop_server
 
-    srv = start_server(tmp_path, "--api-key", "s3cret-key")
+    # One key given in plain (hashed at start-up), one only as its hash.
+    vault_hash = hashlib.sha256(b"vault-key").hexdigest()
+    srv = start_server(tmp_path, "--api-key", "s3cret-key",
+                       env={"STREAMSERVER_API_KEY_HASHES": vault_hash})
     try:
         q = "?encoding=pcm_s16le&sample_rate=16000&pace=asap"
         _, events, close = run(_raw_session(srv.url + q, []))
         assert events[0]["code"] == "unauthorized" and close == 4401
-        _, _, ev = run(stream_file(FIXTURES / "dev_009.wav", srv.url,
-                                     {"encoding": "pcm_s16le"}, pace="asap",
-                                     api_key="s3cret-key"))
-        assert ev[-1]["type"] == "session.end"
+        _, events, close = run(_raw_session(srv.url + q + "&token=wrong", []))
+        assert events[0]["code"] == "unauthorized" and close == 4401
+        for key in ("s3cret-key", "vault-key"):
+            _, _, ev = run(stream_file(FIXTURES / "dev_009.wav", srv.url,
+                                         {"encoding": "pcm_s16le"}, pace="asap", api_key=key))
+            assert ev[-1]["type"] == "session.end"
+        assert "s3cret-key" not in srv.log_text()
     finally:
         stop_server(srv)
 
