@@ -31,6 +31,7 @@ from .config import AsrConfig, ServerConfig
 from .core.asr import AsrJob
 from .core.session import AudioOut, Event, Job, Session
 from .engines.bundle import Engines
+from .metrics import Metrics
 from .protocol import ProtocolError, TooFast
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,10 @@ class ModelPool:
     flight, so the waiting list is bounded by the number of sessions.
     """
 
-    def __init__(self, engines: Engines, workers: int, max_batch: int = 8) -> None:
+    def __init__(self, engines: Engines, workers: int, max_batch: int = 8,
+                 metrics: Metrics | None = None) -> None:
         self.engines = engines
+        self.metrics = metrics
         self.workers = workers
         self.max_batch = max_batch
         self._executor = ThreadPoolExecutor(
@@ -128,11 +131,18 @@ class ModelPool:
             return await loop.run_in_executor(self._detect_executor, self.engines.run_job, job)
         finally:
             self.busy -= 1
-            log.debug("detect job", extra={"run_ms": round(1000 * (time.perf_counter() - t0), 1)})
+            seconds = time.perf_counter() - t0
+            log.debug("detect job", extra={"run_ms": round(1000 * seconds, 1)})
+            if self.metrics is not None:
+                self.metrics.observe_stage("pii", seconds)
 
     @property
     def _asr_slots(self) -> int:
         return self.workers
+
+    @property
+    def asr_waiting(self) -> int:
+        return len(self._asr_waiting)
 
     @property
     def has_room(self) -> bool:
@@ -159,10 +169,14 @@ class ModelPool:
             results = await loop.run_in_executor(
                 self._executor, self.engines.asr.transcribe_batch, items
             )
+            seconds = time.perf_counter() - t0
             log.debug("asr batch", extra={
                 "batch": len(batch), "audio_s": round(sum(a.size for a, _ in items) / 16000, 2),
-                "run_ms": round(1000 * (time.perf_counter() - t0), 1),
+                "run_ms": round(1000 * seconds, 1),
             })
+            if self.metrics is not None:
+                self.metrics.observe_stage("asr", seconds)
+                self.metrics.asr_batch_size.observe(len(batch))
         except Exception as exc:  # every session in the batch fails closed
             for _, fut in batch:
                 if not fut.done():
@@ -211,7 +225,10 @@ class SessionRunner:
     def push_audio(self, data: bytes) -> None:
         """Accept audio (raises ProtocolError on bad frames or a too-fast client)."""
         now = time.monotonic()
-        self.session.push_audio(data, now)
+        t0 = time.perf_counter()
+        self.session.push_audio(data, now)  # decode, resample, VAD, keypad tones
+        if self.pool.metrics is not None:
+            self.pool.metrics.observe_stage("analysis", time.perf_counter() - t0)
         if self.realtime:
             # In real time, held audio stays near D; more means the client sends
             # faster than real time (or we stalled): refuse rather than grow.

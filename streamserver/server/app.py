@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -27,6 +27,7 @@ from ..audio import AudioFormatError
 from ..config import ConfigError, ServerConfig, SessionConfig, hash_api_key
 from ..core.session import AudioOut, Event
 from ..engines.bundle import Engines
+from ..metrics import Metrics
 from ..protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -60,6 +61,7 @@ class ServerState:
     pool: ModelPool | None = None
     active: set[str] = field(default_factory=set)
     relays: RelayHub = field(default_factory=RelayHub)
+    metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
     shutting_down: bool = False
 
@@ -73,7 +75,9 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
         if state.engines is None:
             state.engines = await asyncio.to_thread(load_engines, cfg.asr, cfg.workers)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        state.pool = ModelPool(state.engines, cfg.workers)
+        state.pool = ModelPool(state.engines, cfg.workers, metrics=state.metrics)
+        state.metrics.track_active(lambda: len(state.active))
+        state.metrics.track_asr_queue(lambda: state.pool.asr_waiting if state.pool else 0)
         state.ready = True
         log.info("ready", extra={"port": cfg.port, "workers": cfg.workers})
         try:
@@ -93,6 +97,9 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
     async def stream(ws: WebSocket) -> None:
         await StreamHandler(state, ws).run()
 
+    async def metrics(request: Request) -> Response:
+        return Response(state.metrics.exposition(), media_type=state.metrics.content_type)
+
     async def listen(ws: WebSocket) -> None:
         await listen_to_session(state, ws, ws.path_params["session_id"])
 
@@ -100,6 +107,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             WebSocketRoute("/v1/stream", stream),
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
             *demo_routes(),
@@ -137,6 +145,7 @@ class StreamHandler:
         self.runner: SessionRunner | None = None
         self.run_task: asyncio.Task[None] | None = None
         self.relay: Relay | None = None
+        self.error_code: str | None = None
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -208,6 +217,7 @@ class StreamHandler:
         session = state.engines.new_session(scfg, self.session_id)
         self.relay = state.relays.open(self.session_id)
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
+        state.metrics.sessions_started.labels("websocket").inc()
         self.run_task = asyncio.create_task(self.runner.run())
         log.info("session started", extra={"session": self.session_id, "pace": scfg.pace,
                                            "rate": scfg.sample_rate, "delay_ms": scfg.delay_ms})
@@ -251,6 +261,8 @@ class StreamHandler:
     async def _send(self, out: AudioOut | Event) -> None:
         if self.relay is not None:
             self.relay.publish(out)  # redacted output only, never the input
+        if isinstance(out, Event) and out.payload.get("type") == "redaction":
+            self.state.metrics.redactions.labels(str(out.payload["entity"])).inc()
         if isinstance(out, AudioOut):
             await self.ws.send_bytes(out.data)
         else:
@@ -264,9 +276,14 @@ class StreamHandler:
         if self.run_task is not None and self.runner is not None:
             stats = self.runner.session.stats.as_dict()
             log.info("session ended", extra={"session": self.session_id, "stats": stats})
+            self.state.metrics.session_ended("websocket", stats, self.error_code)
+            self.runner = None
 
     async def _close_with_error(self, exc: ProtocolError) -> None:
         log.info("session error", extra={"session": self.session_id, "code": exc.code})
+        self.error_code = exc.code
+        if self.runner is None:  # refused before a session started
+            self.state.metrics.session_errors.labels(exc.code).inc()
         await self._stop_runner()
         self.run_task = None
         with contextlib.suppress(Exception):
@@ -285,6 +302,7 @@ async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) 
         relay = state.relays.get(session_id)
         listener = relay.subscribe()
         log.info("listener joined", extra={"session": session_id})
+        state.metrics.listeners.inc()
         while (out := await listener.next()) is not None:
             if isinstance(out, AudioOut):
                 await ws.send_bytes(out.data)
@@ -303,6 +321,7 @@ async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) 
     finally:
         if relay is not None and listener is not None:
             relay.unsubscribe(listener)
+            state.metrics.listeners.dec()
 
 
 __all__ = ["CLOSE_GOING_AWAY", "ServerState", "create_app"]

@@ -247,6 +247,7 @@ class WebRtcSession:
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
         self._tasks: list[asyncio.Task[Any]] = []
         self.done: asyncio.Task[None] | None = None
+        self.error_code: str | None = None
 
     # -- set-up ---------------------------------------------------------------------
     async def negotiate(self, sdp: str) -> str:
@@ -277,6 +278,7 @@ class WebRtcSession:
         else:  # cannot happen with an audio m-line, but never hang
             self.end(ProtocolError("the offer has no audio track", "bad_offer"))
         self.done = asyncio.create_task(self._supervise(run))
+        self.state.metrics.sessions_started.labels("webrtc").inc()
         log.info("session started", extra={"session": self.session_id, "transport": "webrtc",
                                            "delay_ms": self.scfg.delay_ms})
 
@@ -369,6 +371,8 @@ class WebRtcSession:
 
     async def _send(self, out: AudioOut | Event) -> None:
         self.relay.publish(out)  # redacted output only
+        if isinstance(out, Event) and out.payload.get("type") == "redaction":
+            self.state.metrics.redactions.labels(str(out.payload["entity"])).inc()
         if isinstance(out, AudioOut):
             self.out_track.feed(out.data)
             return
@@ -437,6 +441,7 @@ class WebRtcSession:
 
     async def _fail(self, run: asyncio.Task[None], exc: ProtocolError) -> None:
         log.info("session error", extra={"session": self.session_id, "code": exc.code})
+        self.error_code = exc.code
         self._input_open = False
         await _cancel(run)
         channel = self.channel
@@ -459,6 +464,7 @@ class WebRtcSession:
             stats = self.runner.session.stats.as_dict()
             log.info("session ended", extra={"session": self.session_id,
                                              "transport": "webrtc", "stats": stats})
+            self.state.metrics.session_ended("webrtc", stats, self.error_code)
 
 
 def _pts_samples(frame: av.AudioFrame) -> int | None:

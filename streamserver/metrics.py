@@ -1,0 +1,87 @@
+"""Prometheus metrics (``GET /metrics``): counts, seconds and timings, never content.
+
+One :class:`Metrics` per server process, on its own registry (tests can run
+several servers in one process without their metrics mixing). Labels are closed
+sets (entity names, error codes, stage names, transports), so cardinality stays
+bounded whatever clients send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+# Seconds: a VAD window is ~0.1 ms, a detection ~5-20 ms, a Whisper batch 50-500 ms.
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Metrics:
+    """The server's metrics; call sites pass numbers, never text."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sessions_started = Counter(
+            "streamserver_sessions_started", "Sessions started", ["transport"], registry=r)
+        self.sessions_ended = Counter(
+            "streamserver_sessions_ended", "Sessions ended", ["transport"], registry=r)
+        self.session_errors = Counter(
+            "streamserver_session_errors", "Sessions ended by an error, by code", ["code"],
+            registry=r)
+        self.sessions_active = Gauge(
+            "streamserver_sessions_active", "Sessions running now", registry=r)
+        self.audio_in = Counter(
+            "streamserver_audio_in_seconds", "Audio received", registry=r)
+        self.audio_out = Counter(
+            "streamserver_audio_out_seconds", "Audio released", registry=r)
+        self.speech = Counter(
+            "streamserver_speech_seconds", "Speech (VAD) released", registry=r)
+        self.masked = Counter(
+            "streamserver_masked_seconds", "Audio masked (beep or silence)", registry=r)
+        self.deadline_masked = Counter(
+            "streamserver_deadline_masked_seconds",
+            "Speech masked because its decision missed the release deadline", registry=r)
+        self.redactions = Counter(
+            "streamserver_redactions", "Redacted spans, by entity", ["entity"], registry=r)
+        self.stage_seconds = Histogram(
+            "streamserver_stage_seconds", "Time per call of a pipeline stage",
+            ["stage"], buckets=_STAGE_BUCKETS, registry=r)
+        self.asr_batch_size = Histogram(
+            "streamserver_asr_batch_size", "Sessions' buffers per Whisper call",
+            buckets=(1, 2, 3, 4, 6, 8), registry=r)
+        self.asr_queue = Gauge(
+            "streamserver_asr_queue_depth", "Whisper jobs waiting for a worker", registry=r)
+        self.listeners = Gauge(
+            "streamserver_listeners", "Fan-out listeners connected", registry=r)
+
+    def track_active(self, count: Callable[[], int]) -> None:
+        self.sessions_active.set_function(lambda: float(count()))
+
+    def track_asr_queue(self, depth: Callable[[], int]) -> None:
+        self.asr_queue.set_function(lambda: float(depth()))
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage_seconds.labels(stage).observe(seconds)
+
+    def session_ended(self, transport: str, stats: Mapping[str, float | int],
+                      error_code: str | None = None) -> None:
+        self.sessions_ended.labels(transport).inc()
+        if error_code:
+            self.session_errors.labels(error_code).inc()
+        self.audio_in.inc(float(stats.get("audio_in_ms", 0)) / 1000)
+        self.audio_out.inc(float(stats.get("audio_out_ms", 0)) / 1000)
+        self.speech.inc(float(stats.get("speech_ms", 0)) / 1000)
+        self.masked.inc(float(stats.get("masked_ms", 0)) / 1000)
+        self.deadline_masked.inc(float(stats.get("deadline_masked_ms", 0)) / 1000)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

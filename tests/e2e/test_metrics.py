@@ -1,0 +1,38 @@
+"""Prometheus /metrics: counts and timings move with real sessions, and carry no content."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.request
+
+from streamserver.cli import stream_file
+from tests.conftest import FIXTURES
+
+
+def _metrics(server) -> str:
+    with urllib.request.urlopen(server.http + "/metrics") as r:
+        assert r.headers["content-type"].startswith("text/plain")
+        return r.read().decode()
+
+
+def _value(text: str, name: str) -> float:
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_metrics_follow_a_session(server) -> None:
+    before = _metrics(server)
+    asyncio.run(stream_file(FIXTURES / "dev_008.wav", server.url, {"encoding": "pcm_s16le"},
+                            pace="asap"))
+    after = _metrics(server)
+    started = 'streamserver_sessions_started_total{transport="websocket"}'
+    assert _value(after, started) == _value(before, started) + 1
+    audio = "streamserver_audio_in_seconds_total"
+    assert _value(after, audio) >= _value(before, audio) + 5.0  # dev_008 is ~8 s
+    person = 'streamserver_redactions_total{entity="PERSON"}'
+    assert _value(after, person) >= _value(before, person) + 1
+    for stage in ("asr", "pii", "analysis"):
+        assert _value(after, f'streamserver_stage_seconds_count{{stage="{stage}"}}') > 0
+    assert "streamserver_sessions_active" in after and "streamserver_asr_queue_depth" in after
+    assert "Linda" not in after and "0175" not in after
