@@ -62,6 +62,7 @@ from streamserver.core.pii.entities import (
     SCORE_SHAPE,
     TAX_ID,
     US_SSN,
+    spans_without,
 )
 from streamserver.core.pii.text import (
     EDGE_PUNCTUATION,
@@ -499,20 +500,12 @@ def clean_organizations(
     for span in orgs:
         if sum(is_capital_letter(toks[j]) for j in range(span.first, span.last)) >= 2:
             continue
-        j = span.first
-        while j < span.last:
-            if j in people:
-                j += 1
-                continue
-            k = j
-            while k < span.last and k not in people:
-                k += 1
-            first, last = j, k
+        for piece in spans_without([span], people):
+            first, last = piece.first, piece.last
             while first < last and (toks[first].bare in STOP_WORDS or not toks[first].bare):
                 first += 1
             while last > first and toks[last - 1].bare in STOP_WORDS | _ORG_JOINERS:
                 last -= 1
             if any(_org_word(toks[m]) for m in range(first, last)):
                 out.append(WordSpan(first, last, ORGANIZATION, span.score))
-            j = k
     return out

@@ -146,3 +146,20 @@ def merge_spans(spans: Iterable[WordSpan]) -> list[WordSpan]:
         out.append(cur)
     out.sort(key=lambda s: (s.first, s.last, s.entity))
     return out
+
+
+def spans_without(spans: Iterable[WordSpan], drop: set[int]) -> list[WordSpan]:
+    """``spans`` with the words in ``drop`` cut out (a span may split in pieces)."""
+    out = []
+    for s in spans:
+        j = s.first
+        while j < s.last:
+            if j in drop:
+                j += 1
+                continue
+            k = j
+            while k < s.last and k not in drop:
+                k += 1
+            out.append(WordSpan(j, k, s.entity, s.score))
+            j = k
+    return out

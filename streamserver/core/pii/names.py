@@ -31,7 +31,7 @@ from difflib import SequenceMatcher
 
 from streamserver.core.types import WordSpan
 
-from .entities import PERSON, SCORE_CONTEXT, SCORE_SHAPE
+from .entities import PERSON, SCORE_CONTEXT, SCORE_SHAPE, spans_without
 from .name_lists import (
     AMBIGUOUS_FIRST_NAMES,
     NAME_PARTICLES,
@@ -332,26 +332,11 @@ def person_spans(toks: Sequence[Token], named_words: frozenset[int]) -> list[Wor
     out.extend(_names_before_cues(toks, bare, named_words))
     out.extend(_common_first_names(toks, bare))
     out.extend(_spelled_name_spans(toks, spelled, named_words))
-    out = _without(out, codes)
+    out = spans_without(out, codes)
     out.extend(_repeated_names(toks, out, codes))
     return out
 
 
-def _without(spans: Iterable[WordSpan], drop: set[int]) -> list[WordSpan]:
-    """``spans`` minus the words in ``drop`` (the example words of a spelled code)."""
-    out = []
-    for s in spans:
-        j = s.first
-        while j < s.last:
-            if j in drop:
-                j += 1
-                continue
-            k = j
-            while k < s.last and k not in drop:
-                k += 1
-            out.append(WordSpan(j, k, s.entity, s.score))
-            j = k
-    return out
 
 
 def _name_after_strong_trigger(
