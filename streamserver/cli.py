@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--max-sessions", type=int, default=None)
     serve.add_argument("--api-key", action="append", default=None, help="require this key")
+    serve.add_argument("--log-level", default=argparse.SUPPRESS,
+                       help="debug, info, warning or error (also before the command)")
+    serve.add_argument("--certfile", default=None,
+                       help="TLS certificate chain (PEM): serve https:// and wss:// "
+                            "(with --keyfile; env STREAMSERVER_CERTFILE)")
+    serve.add_argument("--keyfile", default=None,
+                       help="the certificate's private key (PEM, unencrypted; "
+                            "env STREAMSERVER_KEYFILE)")
+    serve.add_argument("--shutdown-grace", type=float, default=None, metavar="SECONDS",
+                       help="on SIGTERM, how long running sessions may drain their delay "
+                            "line before they are closed anyway (default 15)")
 
     hk = sub.add_parser("hash-key", help="print the SHA-256 of an API key read from stdin "
                                          "(for STREAMSERVER_API_KEY_HASHES)")
@@ -236,9 +247,31 @@ def _cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def check_tls_files(cfg: ServerConfig) -> None:
+    """Raise ConfigError unless the TLS files (if any) are a readable cert and its key."""
+    import ssl
 
+    if not cfg.tls_certfile:
+        return
+    for what, path in (("certfile", cfg.tls_certfile), ("keyfile", cfg.tls_keyfile)):
+        try:
+            Path(path).open("rb").close()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+    def no_password() -> bytes:
+        raise ConfigError("the keyfile is encrypted; give an unencrypted key")
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cfg.tls_certfile, cfg.tls_keyfile, password=no_password)
+    except ssl.SSLError as exc:
+        why = f" ({exc.reason})" if exc.reason else ""
+        raise ConfigError(f"certfile and keyfile are not a PEM certificate and its private "
+                          f"key{why}") from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.app import create_app
 
     try:
@@ -247,20 +280,58 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             max_sessions=args.max_sessions,
             api_keys=tuple(args.api_key) if args.api_key else None,
             asr_model=args.model,
+            tls_certfile=args.certfile, tls_keyfile=args.keyfile,
+            shutdown_grace_s=args.shutdown_grace,
         )
+        check_tls_files(cfg)
     except ConfigError as exc:
         print(f"streamserver serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        create_app(cfg),
+    return _run_uvicorn(create_app(cfg), cfg)
+
+
+def _run_uvicorn(app: Any, cfg: ServerConfig) -> int:
+    """uvicorn, with sessions drained on SIGTERM/SIGINT before it closes connections.
+
+    Plain uvicorn closes open WebSockets at once (1012) when it stops: the audio
+    held in each delay line would be lost.
+    """
+    import signal
+    import socket
+
+    import uvicorn
+
+    from .server.app import drain_sessions
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await drain_sessions(app)  # bounded by cfg.shutdown_grace_s
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
         host=cfg.host,
         port=cfg.port,
         ws="websockets-sansio",
         ws_max_size=cfg.max_message_bytes,
         log_config=None,
-        timeout_graceful_shutdown=15,
+        # Sessions are drained already; this bounds the HTTP requests still open.
+        timeout_graceful_shutdown=5,
+        ssl_certfile=cfg.tls_certfile or None,
+        ssl_keyfile=cfg.tls_keyfile or None,
     )
-    return 0
+    server = DrainingServer(config)
+    # Once stopped, uvicorn re-raises the signal it caught so that its default
+    # action still happens; for SIGTERM that is death by signal (status -15). The
+    # shutdown was the graceful one, so let that re-raised SIGTERM do nothing.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # the re-raised SIGINT
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if server.started else 1
 
 
 def main(argv: list[str] | None = None) -> int:

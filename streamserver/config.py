@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from .core.pii.entities import ALIASES, CATALOGUE
 from .core.pii.entities import DEFAULT_ENTITIES as DEFAULT_ENTITIES
+from .webhooks import WebhookUrlError, validate_url
 
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 PCM_RATES = (8000, 16000, 24000, 48000)
@@ -54,6 +55,13 @@ class SessionConfig:
     use_hypothesis_evidence: bool = True
     # Detections scoring below this are ignored (0..1; our rules score 0.6-0.9).
     score_threshold: float = 0.5
+    # Artefacts (docs/privacy.md): keep the redacted audio and final transcript,
+    # encrypted, for retention_s (0 = the server's retention; shorter only).
+    # None = the server's default (ServerConfig.record_sessions).
+    record: bool | None = None
+    retention_s: int = 0
+    # POSTed a signed "redacted_audio_ready" when the recording is stored.
+    webhook_url: str = ""
 
     @classmethod
     def from_params(
@@ -104,6 +112,13 @@ class SessionConfig:
             raise ConfigError(_entities_error(unknown))
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ConfigError("score_threshold must be within 0..1")
+        if self.retention_s < 0:
+            raise ConfigError("retention_s must be >= 0 (0 = the server's retention)")
+        if self.webhook_url:
+            try:
+                validate_url(self.webhook_url)
+            except WebhookUrlError as exc:
+                raise ConfigError(str(exc)) from None
 
 
 SUPPORTED_ENTITIES: tuple[str, ...] = tuple(CATALOGUE)
@@ -142,14 +157,14 @@ def parse_entities(raw: Any) -> tuple[str, ...]:
 def _coerce(name: str, raw: Any) -> Any:
     """Query strings arrive as text, JSON as typed values: accept both."""
     try:
-        if name in ("sample_rate", "channels", "delay_ms", "mask_padding_ms"):
+        if name in ("sample_rate", "channels", "delay_ms", "mask_padding_ms", "retention_s"):
             if isinstance(raw, bool):
                 raise ValueError
             value = int(raw)
             if isinstance(raw, float) and raw != value:
                 raise ValueError
             return value
-        if name == "use_hypothesis_evidence":
+        if name in ("use_hypothesis_evidence", "record"):
             if isinstance(raw, bool):
                 return raw
             if str(raw).lower() in ("1", "true", "yes", "on"):
@@ -165,10 +180,12 @@ def _coerce(name: str, raw: Any) -> Any:
             return float(raw)
         if not isinstance(raw, str):
             raise ValueError
+        if name == "webhook_url":
+            return raw.strip()  # case matters in paths and tokens
         return raw.strip().lower()
     except ConfigError:
         raise
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"invalid value for {name}") from None
 
 
@@ -183,7 +200,29 @@ def hash_api_key(key: str) -> str:
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw else default
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +275,27 @@ class ServerConfig:
     # Output queue towards a slow client, in messages.
     send_queue_messages: int = 512
     idle_timeout_s: float = 60.0
+    # TLS: uvicorn serves https/wss when both are set (PEM files).
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    # SIGTERM/SIGINT: sessions stop taking input and drain their delay line for
+    # up to this long (above the largest delay_ms, 10 s), then close anyway.
+    shutdown_grace_s: float = 15.0
     log_level: str = "info"
+    # Artefacts (docs/privacy.md). Recording is possible only with data keys
+    # (STREAMSERVER_DATA_KEYS or data_key_file): everything at rest is sealed.
+    data_dir: str = "streamserver-data"
+    # "" = LocalStore in data_dir; "s3://bucket/prefix" = an S3-compatible store
+    # (endpoint and credentials from the usual AWS_* variables; extra "s3").
+    storage_url: str = ""
+    data_key_file: str = ""
+    record_sessions: bool = False  # record every session that does not opt out
+    retention_s: int = 24 * 3600  # the default and the maximum a session may ask for
+    sweep_interval_s: float = 60.0
+    # Base of the URLs in webhooks ("https://redact.example.com"); "" = the
+    # scheme and host the session's client connected to.
+    public_url: str = ""
+    webhook_secret_file: str = ""  # or STREAMSERVER_WEBHOOK_SECRET
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
@@ -261,6 +320,19 @@ class ServerConfig:
             ),
             workers=_env_int("STREAMSERVER_WORKERS", d.workers),
             max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
+            tls_certfile=os.environ.get("STREAMSERVER_CERTFILE", d.tls_certfile),
+            tls_keyfile=os.environ.get("STREAMSERVER_KEYFILE", d.tls_keyfile),
+            shutdown_grace_s=_env_float("STREAMSERVER_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
+            data_dir=os.environ.get("STREAMSERVER_DATA_DIR", d.data_dir),
+            storage_url=os.environ.get("STREAMSERVER_STORAGE_URL", d.storage_url),
+            data_key_file=os.environ.get("STREAMSERVER_DATA_KEY_FILE", d.data_key_file),
+            record_sessions=_env_bool("STREAMSERVER_RECORD_SESSIONS", d.record_sessions),
+            retention_s=_env_int("STREAMSERVER_RETENTION_S", d.retention_s),
+            sweep_interval_s=float(os.environ.get("STREAMSERVER_SWEEP_INTERVAL_S")
+                                   or d.sweep_interval_s),
+            public_url=os.environ.get("STREAMSERVER_PUBLIC_URL", d.public_url),
+            webhook_secret_file=os.environ.get("STREAMSERVER_WEBHOOK_SECRET_FILE",
+                                               d.webhook_secret_file),
         )
         asr_over = {
             k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None
@@ -277,5 +349,17 @@ class ServerConfig:
             raise ConfigError("port must be 1..65535")
         if self.workers < 1 or self.max_sessions < 1:
             raise ConfigError("workers and max_sessions must be >= 1")
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ConfigError("TLS needs both certfile and keyfile")
+        if not 0 <= self.shutdown_grace_s <= 3600:
+            raise ConfigError("shutdown_grace_s must be within 0..3600")
         if not 200 <= self.asr.min_step_ms <= self.asr.step_ms or self.asr.max_buffer_ms < 3000:
             raise ConfigError("asr 200 <= min_step_ms <= step_ms and max_buffer_ms >= 3000")
+        if self.retention_s < 1 or self.sweep_interval_s <= 0:
+            raise ConfigError("retention_s must be >= 1 and sweep_interval_s > 0")
+        if self.storage_url and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?",
+                                                 self.storage_url):
+            raise ConfigError("storage_url must be empty (local data_dir) or s3://bucket[/prefix]")
+        if self.public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?",
+                                                self.public_url):
+            raise ConfigError("public_url must be http(s)://host[:port][/path]")

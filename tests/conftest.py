@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -49,7 +50,13 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> RunningServer:
+def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None,
+                 tls: ssl.SSLContext | None = None) -> RunningServer:
+    """``streamserver serve`` on a free port; returns once ``/readyz`` says ready.
+
+    ``tls``: the server serves TLS (pass ``--certfile``/``--keyfile`` in ``extra``);
+    readiness is polled over https with this client context.
+    """
     port = _free_port()
     log_path = tmp / f"server-{port}.log"
     log = log_path.open("wb")
@@ -57,15 +64,16 @@ def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None) -> R
         [sys.executable, "-m", "streamserver.cli", "serve", "--port", str(port), *extra],
         stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp), env={**os.environ, **(env or {})},
     )
-    http = f"http://127.0.0.1:{port}"
+    http = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    url = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}/v1/stream"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("server exited:\n" + log_path.read_text(errors="replace"))
         try:
-            with urllib.request.urlopen(http + "/readyz", timeout=1) as r:
+            with urllib.request.urlopen(http + "/readyz", timeout=1, context=tls) as r:
                 if r.status == 200:
-                    return RunningServer(f"ws://127.0.0.1:{port}/v1/stream", http, proc, log_path)
+                    return RunningServer(url, http, proc, log_path)
         except OSError:
             pass
         time.sleep(0.2)

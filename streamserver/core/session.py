@@ -411,6 +411,10 @@ def _public_config(cfg: SessionConfig) -> dict[str, Any]:
         "delay_ms": cfg.delay_ms, "entities": list(cfg.entities),
         "audio_redaction": cfg.audio_redaction, "text_substitution": cfg.text_substitution,
         "pace": cfg.pace, "on_deadline": cfg.on_deadline, "score_threshold": cfg.score_threshold,
+        # Where the output goes besides the client; never the webhook URL itself
+        # (its query may hold a token).
+        "record": bool(cfg.record), "retention_s": cfg.retention_s if cfg.record else 0,
+        "webhook": bool(cfg.webhook_url),
     }
 
 

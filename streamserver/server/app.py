@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import __version__
 from ..audio import AudioFormatError
-from ..config import ConfigError, ServerConfig, SessionConfig, hash_api_key
+from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
 from ..engines.bundle import Engines
 from ..metrics import Metrics
@@ -44,8 +46,11 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
+from .auth import ANONYMOUS, caller
 from .demo import demo_routes
 from .fanout import Relay, RelayHub
+from .recording import Archive, RecordingPlan, SessionRecording, open_archive
+from .sessions_api import SESSION_ROUTES
 from .webrtc import WEBRTC_ROUTES, close_webrtc_sessions
 
 log = logging.getLogger("streamserver.server")
@@ -64,6 +69,18 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
     shutting_down: bool = False
+    archive: Archive | None = None  # the artefact store, webhooks (docs/privacy.md)
+    drain_deadline: float = 0.0  # monotonic; set when draining starts
+    _draining: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def drain_signal(self) -> asyncio.Future[None]:
+        """Resolved when the server starts draining (:func:`drain_sessions`).
+
+        One future shared by every session, created in the running loop.
+        """
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_future()
+        return self._draining
 
 
 def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
@@ -78,14 +95,18 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
         state.pool = ModelPool(state.engines, cfg.workers, metrics=state.metrics)
         state.metrics.track_active(lambda: len(state.active))
         state.metrics.track_asr_queue(lambda: state.pool.asr_waiting if state.pool else 0)
+        state.archive = await asyncio.to_thread(open_archive, cfg)
+        state.archive.start()
         state.ready = True
         log.info("ready", extra={"port": cfg.port, "workers": cfg.workers})
         try:
             yield
         finally:
             state.shutting_down = True
-            await close_webrtc_sessions(app)
+            await close_webrtc_sessions(app, cfg.shutdown_grace_s)
             state.pool.shutdown()
+            if state.archive is not None:
+                await state.archive.close()
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -110,6 +131,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
             Route("/metrics", metrics),
             WebSocketRoute("/v1/stream", stream),
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
+            *SESSION_ROUTES,
             *demo_routes(),
             *WEBRTC_ROUTES,
         ],
@@ -119,20 +141,40 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
     return app
 
 
-def _authorized(cfg: ServerConfig, ws: WebSocket) -> bool:
-    if not cfg.api_key_hashes:
-        return True
-    header = ws.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        offered = header[7:]
-    else:
-        offered = ws.query_params.get("token", "")
-    # Hash, then a constant-time compare against every accepted hash (no early exit).
-    digest = hash_api_key(offered).encode()
-    ok = False
-    for accepted in cfg.api_key_hashes:
-        ok |= hmac.compare_digest(digest, accepted.encode())
-    return ok
+# After the deadline, how long sessions get to send their close before the ASGI
+# server's own shutdown closes what is left.
+DRAIN_CLOSE_S = 2.0
+
+
+async def drain_sessions(app: Starlette) -> None:
+    """Graceful shutdown; call on SIGTERM *before* the ASGI server closes connections.
+
+    From here on new sessions are refused (``server_busy``, 1013) and ``/readyz``
+    says 503. Every running session stops reading input, releases everything it
+    accepted, sends ``session.end`` and closes (WebSocket: 1001). Returns once all
+    have ended, or ``shutdown_grace_s`` (+ :data:`DRAIN_CLOSE_S`) after the call:
+    at the deadline a session still draining closes 1001 without ``session.end``.
+    Safe to call more than once.
+    """
+    state: ServerState = app.state.streamserver
+    draining = state.drain_signal()
+    if draining.done():
+        return
+    state.shutting_down = True
+    state.ready = False
+    state.drain_deadline = time.monotonic() + state.cfg.shutdown_grace_s
+    draining.set_result(None)
+    log.info("draining %d session(s), grace %.1f s", len(state.active),
+             state.cfg.shutdown_grace_s)
+    webrtc = asyncio.create_task(close_webrtc_sessions(app, state.cfg.shutdown_grace_s))
+    while state.active and time.monotonic() < state.drain_deadline + DRAIN_CLOSE_S:
+        await asyncio.sleep(0.05)
+    await webrtc
+    log.info("drained; %d session(s) left", len(state.active))
+
+
+def _authorized(cfg: ServerConfig, conn: HTTPConnection) -> bool:
+    return caller(cfg, conn) is not None
 
 
 class StreamHandler:
@@ -146,6 +188,8 @@ class StreamHandler:
         self.run_task: asyncio.Task[None] | None = None
         self.relay: Relay | None = None
         self.error_code: str | None = None
+        self.owner = ANONYMOUS
+        self.recording: SessionRecording | None = None
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -167,8 +211,10 @@ class StreamHandler:
 
     async def _serve(self) -> None:
         cfg = self.state.cfg
-        if not _authorized(cfg, self.ws):
+        owner = caller(cfg, self.ws)
+        if owner is None:
             raise Unauthorized("missing or invalid API key")
+        self.owner = owner
         if self.state.shutting_down or not self.state.ready:
             raise TooManySessions("server is not accepting sessions; try later")
         if len(self.state.active) >= cfg.max_sessions:
@@ -180,10 +226,10 @@ class StreamHandler:
         while True:
             if self.runner is not None and not self.runner.realtime:
                 await self._wait_room()
-            try:
-                msg = await asyncio.wait_for(self.ws.receive(), cfg.idle_timeout_s)
-            except TimeoutError:
-                raise IdleTimeout("no message within the idle timeout") from None
+            msg = await self._receive()
+            if msg is None:
+                await self._end_for_shutdown()
+                return
             if msg["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(msg.get("code", 1000))
             data = msg.get("bytes")
@@ -197,10 +243,44 @@ class StreamHandler:
         await self.run_task
         await self.ws.close(CLOSE_NORMAL)
 
+    async def _receive(self) -> Message | None:
+        """The client's next message; None once the server drains (read no more then)."""
+        draining = self.state.drain_signal()
+        if draining.done():
+            return None
+        receive = asyncio.ensure_future(self.ws.receive())
+        waiters: set[asyncio.Future[Any]] = {receive, draining}
+        try:
+            await asyncio.wait(waiters, timeout=self.state.cfg.idle_timeout_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            receive.cancel()  # no-op once it has a message
+        if receive.done() and not receive.cancelled():
+            return receive.result()  # arrived before the drain: accepted
+        if draining.done():
+            return None
+        raise IdleTimeout("no message within the idle timeout")
+
+    async def _end_for_shutdown(self) -> None:
+        """Server draining: end the input as a client ``close`` would, release all
+        accepted audio and ``session.end``, then close 1001. At the drain deadline
+        the runner is stopped and the socket closed 1001 without ``session.end``."""
+        if self.runner is not None and self.run_task is not None:
+            self.runner.finish()
+            left = self.state.drain_deadline - time.monotonic()
+            await asyncio.wait({self.run_task}, timeout=max(0.0, left))
+            if self.run_task.done():
+                self.run_task.result()  # re-raise a runner failure
+            else:
+                log.warning("drain deadline passed", extra={"session": self.session_id})
+                await self._stop_runner()
+        await self.ws.close(CLOSE_GOING_AWAY, "server shutting down")
+
     async def _wait_room(self) -> None:
         assert self.runner is not None and self.run_task is not None
         room = asyncio.ensure_future(self.runner.wait_for_room())
-        await asyncio.wait({room, self.run_task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({room, self.run_task, self.state.drain_signal()},
+                           return_when=asyncio.FIRST_COMPLETED)
         room.cancel()
         if self.run_task.done():
             self.run_task.result()  # re-raise a runner failure
@@ -214,6 +294,12 @@ class StreamHandler:
     def _start(self, scfg: SessionConfig) -> None:
         state = self.state
         assert state.engines is not None and state.pool is not None
+        plan = self._recording_plan(scfg)
+        if plan is not None and state.archive is not None:  # session.begin echoes it
+            scfg = replace(scfg, record=True, retention_s=plan.retention_s)
+            scheme = "https" if self.ws.url.scheme == "wss" else "http"
+            self.recording = state.archive.open(self.session_id, self.owner, scfg, plan,
+                                                f"{scheme}://{self.ws.url.netloc}")
         session = state.engines.new_session(scfg, self.session_id)
         self.relay = state.relays.open(self.session_id)
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
@@ -221,6 +307,14 @@ class StreamHandler:
         self.run_task = asyncio.create_task(self.runner.run())
         log.info("session started", extra={"session": self.session_id, "pace": scfg.pace,
                                            "rate": scfg.sample_rate, "delay_ms": scfg.delay_ms})
+
+    def _recording_plan(self, scfg: SessionConfig) -> RecordingPlan | None:
+        if self.state.archive is None:
+            return None
+        try:
+            return self.state.archive.plan(scfg)
+        except ConfigError as exc:
+            raise BadConfig(str(exc)) from None
 
     def _on_audio(self, data: bytes) -> None:
         if self.runner is None:
@@ -259,6 +353,9 @@ class StreamHandler:
         return False  # keepalive: the receive itself reset the idle timer
 
     async def _send(self, out: AudioOut | Event) -> None:
+        # Stored before session.end, so a client that saw it can fetch at once.
+        if self.recording is not None and (done := await self.recording.output(out)):
+            await self._send(Event(done))
         if self.relay is not None:
             self.relay.publish(out)  # redacted output only, never the input
         if isinstance(out, Event) and out.payload.get("type") == "redaction":
@@ -273,6 +370,9 @@ class StreamHandler:
             self.run_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.run_task
+        if self.recording is not None and self.runner is not None:  # ended early
+            await self.recording.end(self.runner.session.stats.as_dict(), complete=False,
+                                     error_code=self.error_code)
         if self.run_task is not None and self.runner is not None:
             stats = self.runner.session.stats.as_dict()
             log.info("session ended", extra={"session": self.session_id, "stats": stats})
@@ -324,4 +424,4 @@ async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) 
             state.metrics.listeners.dec()
 
 
-__all__ = ["CLOSE_GOING_AWAY", "ServerState", "create_app"]
+__all__ = ["CLOSE_GOING_AWAY", "ServerState", "create_app", "drain_sessions"]

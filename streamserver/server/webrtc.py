@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -58,7 +59,9 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import SendQueueFull, SessionRunner
+from .auth import ANONYMOUS, caller
 from .fanout import Relay
+from .recording import RecordingPlan, SessionRecording
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -227,10 +230,17 @@ class WebRtcSession:
     """One peer connection driving one :class:`SessionRunner`."""
 
     def __init__(self, state: ServerState, scfg: SessionConfig,
-                 registry: dict[str, WebRtcSession]) -> None:
+                 registry: dict[str, WebRtcSession], owner: str = ANONYMOUS,
+                 plan: RecordingPlan | None = None, base_url: str = "") -> None:
         assert state.engines is not None and state.pool is not None
         self.state = state
+        if plan is not None:  # session.begin echoes it as resolved
+            scfg = replace(scfg, record=True, retention_s=plan.retention_s)
         self.scfg = scfg
+        self.owner = owner
+        self.plan = plan
+        self.base_url = base_url
+        self.recording: SessionRecording | None = None
         self.registry = registry
         self.session_id = uuid.uuid4().hex
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates
@@ -271,6 +281,9 @@ class WebRtcSession:
 
     def start(self) -> None:
         self.registry[self.session_id] = self
+        if self.plan is not None and self.state.archive is not None:
+            self.recording = self.state.archive.open(
+                self.session_id, self.owner, self.scfg, self.plan, self.base_url)
         run = asyncio.create_task(self.runner.run())
         self._tasks.append(run)
         if self._remote is not None:
@@ -370,6 +383,9 @@ class WebRtcSession:
                 return
 
     async def _send(self, out: AudioOut | Event) -> None:
+        # Stored before session.end, so a client that saw it can fetch at once.
+        if self.recording is not None and (done := await self.recording.output(out)):
+            await self._send(Event(done))
         self.relay.publish(out)  # redacted output only
         if isinstance(out, Event) and out.payload.get("type") == "redaction":
             self.state.metrics.redactions.labels(str(out.payload["entity"])).inc()
@@ -460,6 +476,9 @@ class WebRtcSession:
         self.state.active.discard(self.session_id)
         self.state.relays.close(self.session_id)
         self.registry.pop(self.session_id, None)
+        if self.recording is not None:  # ended early: keep what was released
+            await self.recording.end(self.runner.session.stats.as_dict(), complete=False,
+                                     error_code=self.error_code)
         if run.done() or run.cancelled():
             stats = self.runner.session.stats.as_dict()
             log.info("session ended", extra={"session": self.session_id,
@@ -520,22 +539,26 @@ async def _read_offer(request: Request) -> dict[str, Any]:
 
 async def webrtc_offer(request: Request) -> JSONResponse:
     """``POST /v1/webrtc/offer``: answer an SDP offer and start a session."""
-    from .app import _authorized
-
     state: ServerState = request.app.state.streamserver
     cfg = state.cfg
     try:
-        if not _authorized(cfg, request):  # type: ignore[arg-type]  # headers + query only
+        owner = caller(cfg, request)
+        if owner is None:
             raise Unauthorized("missing or invalid API key")
         body = await _read_offer(request)
         scfg = session_config(body.get("config"))
+        try:
+            plan = state.archive.plan(scfg) if state.archive is not None else None
+        except ConfigError as exc:
+            raise BadConfig(str(exc)) from None
         if state.shutting_down or not state.ready:
             raise TooManySessions("server is not accepting sessions; try later")
         if len(state.active) >= cfg.max_sessions:
             raise TooManySessions("server is at capacity; try later")
     except ProtocolError as exc:
         return _error_response(exc)
-    session = WebRtcSession(state, scfg, _registry(request.app))
+    session = WebRtcSession(state, scfg, _registry(request.app), owner, plan,
+                            f"{request.url.scheme}://{request.url.netloc}")
     state.active.add(session.session_id)  # no await since the capacity check
     try:
         sdp = await session.negotiate(body["sdp"])

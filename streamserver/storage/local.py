@@ -82,6 +82,8 @@ class LocalStore:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a committed delete stays deleted
+            # Deleted rows are overwritten with zeros, not left in free pages.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the local store ({type(exc).__name__})") from None
@@ -185,6 +187,14 @@ class LocalStore:
             session_id, owner, row[0], row[1], tuple(kinds), status_of(row[1], now)
         )
 
+    def set_expiry(self, session_id: str, expires_at: float) -> bool:
+        check_keys(session_id)
+        with self._transaction() as db:
+            db.execute("UPDATE artefacts SET expires = ? WHERE session_id = ?",
+                       (expires_at, session_id))
+            return db.execute("UPDATE sessions SET expires = ? WHERE session_id = ?",
+                              (expires_at, session_id)).rowcount > 0
+
     def delete(self, session_id: str) -> bool:
         check_keys(session_id)
         with self._transaction() as db:
@@ -201,6 +211,7 @@ class LocalStore:
             # stay (rolled back) and the caller sees the error, so nothing is half gone.
             for name in files:
                 self._unlink(name, strict=True)
+        self._scrub_log()
         return found
 
     def purge_expired(self, now: float) -> int:
@@ -215,7 +226,17 @@ class LocalStore:
             )
             for name in files:
                 self._unlink(name, strict=True)
+        if files:
+            self._scrub_log()
         return len(files)
+
+    def _scrub_log(self) -> None:
+        """Empty the write-ahead log: its old frames still hold the deleted rows."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise StoreError(f"metadata database error ({type(exc).__name__})") from None
 
     def _write_blob(self, sealed: bytes) -> str:
         name = f"{secrets.token_hex(16)}.bin"

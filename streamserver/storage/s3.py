@@ -89,6 +89,16 @@ class S3Store:
             session_id, rec["owner"], rec["created"], expires, kinds, status_of(expires, now)
         )
 
+    def set_expiry(self, session_id: str, expires_at: float) -> bool:
+        check_keys(session_id)
+        with self._lock:
+            rec = self._load(session_id)
+            if rec is None:
+                return False
+            rec["artefacts"] = dict.fromkeys(rec["artefacts"], expires_at)
+            self._save(session_id, rec)
+        return True
+
     def delete(self, session_id: str) -> bool:
         check_keys(session_id)
         with self._lock:

@@ -72,6 +72,10 @@ class ArtefactStore(Protocol):
     def record(self, session_id: str) -> SessionRecord | None:
         """The session's metadata, or None if nothing is stored for it."""
 
+    def set_expiry(self, session_id: str, expires_at: float) -> bool:
+        """Give every artefact of a session the same expiry (retention counts from
+        the session's end); False if nothing is stored for it."""
+
     def delete(self, session_id: str) -> bool:
         """Remove every artefact and the record of a session; False if there was none."""
 

@@ -130,6 +130,20 @@ def test_expiry_and_purge(store: ArtefactStore, clock: FakeClock) -> None:
     assert store.record("s1") is None
 
 
+def test_set_expiry_moves_every_artefact(store: ArtefactStore, clock: FakeClock) -> None:
+    store.put("s1", KIND_AUDIO, AUDIO, clock.t + 10, "o")
+    store.put("s1", KIND_TRANSCRIPT, TRANSCRIPT, clock.t + 100, "o")
+    assert store.set_expiry("s1", clock.t + 50) is True
+    assert store.set_expiry("nobody", clock.t + 50) is False
+    clock.t += 20  # past the audio's first expiry: extended
+    assert store.get("s1", KIND_AUDIO) == AUDIO
+    rec = store.record("s1")
+    assert rec is not None and rec.expires == pytest.approx(clock.t + 30)
+    clock.t += 30  # the transcript's was shortened to the same instant
+    assert store.purge_expired(clock.t) == 2
+    assert store.record("s1") is None
+
+
 def test_concurrent_puts(store: ArtefactStore, clock: FakeClock) -> None:
     def put(i: int) -> None:
         store.put(f"s{i % 4}", f"k{i}", f"data-{i}".encode(), clock.t + 60, "o")

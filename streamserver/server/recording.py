@@ -1,0 +1,483 @@
+"""Session artefacts: the redacted audio and final transcript, kept encrypted for a while.
+
+Off by default; a session asks with ``record=true`` (or the server records every
+session). What is recorded is what the client receives — the redacted output —
+never the input. The audio goes to the store in 1 MiB parts while the session
+runs, so memory stays bounded however long the call; the transcript (redacted
+``transcript.final`` and ``redaction`` events) and a metadata record follow when
+it ends, and every artefact's expiry is then set to end + retention.
+
+All store writes of one session go through one writer task, in order; the live
+path only appends to a buffer and never waits on the disk. If the disk falls
+behind by more than :data:`MAX_QUEUED_PARTS`, the recording is abandoned (its
+parts deleted, status ``failed``) rather than slowing the call or growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import struct
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, ServerConfig, SessionConfig
+from ..core.session import AudioOut, Event
+from ..storage import (
+    KIND_METADATA,
+    KIND_TRANSCRIPT,
+    ArtefactStore,
+    KeyRing,
+    KeyRingError,
+    LocalStore,
+    S3Store,
+    StoreError,
+    sweep_forever,
+)
+from ..storage.crypto import ENV_VAR as KEYS_ENV
+from ..webhooks import WebhookSender
+
+log = logging.getLogger("streamserver.recording")
+
+WEBHOOK_SECRET_ENV = "STREAMSERVER_WEBHOOK_SECRET"
+
+AUDIO_PART_BYTES = 1 << 20
+MAX_QUEUED_PARTS = 8  # 8 MiB of redacted audio waiting for the disk, at most
+MAX_AUDIO_PARTS = 100_000  # kind names hold 5 digits: 100 GB per session
+
+# Metadata "status": recording (live, in this process) -> ready | failed.
+# A record left "recording" by a process that died is reported "interrupted".
+STATUS_RECORDING = "recording"
+STATUS_READY = "ready"
+STATUS_FAILED = "failed"
+STATUS_INTERRUPTED = "interrupted"
+
+_WAV_FORMAT = {"pcm_s16le": (1, 16), "alaw": (6, 8), "mulaw": (7, 8)}
+
+
+def audio_part_kind(index: int) -> str:
+    return f"audio_{index:05d}"
+
+
+def wav_header(encoding: str, sample_rate: int, channels: int, data_bytes: int) -> bytes:
+    """A RIFF/WAVE header for ``data_bytes`` of audio in a protocol v1 encoding.
+
+    PCM gets the 16-byte ``fmt`` chunk; A-law and mu-law (WAVE_FORMAT_ALAW/MULAW)
+    the 18-byte one plus a ``fact`` chunk, as the WAVE spec asks of non-PCM data.
+    An odd data size needs one pad byte after the data (the caller appends it).
+    """
+    tag, bits = _WAV_FORMAT[encoding]
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, sample_rate, sample_rate * block, block, bits)
+    chunks = b""
+    if tag != 1:
+        fmt += struct.pack("<H", 0)
+        chunks = b"fact" + struct.pack("<II", 4, data_bytes // block)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + chunks
+    riff_size = len(body) + 8 + data_bytes + (data_bytes & 1)
+    return b"RIFF" + struct.pack("<I", riff_size) + body + b"data" + struct.pack("<I", data_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingPlan:
+    """What a session asked for, checked against what the server allows."""
+
+    retention_s: int
+    webhook_url: str
+
+
+def plan_recording(scfg: SessionConfig, cfg: ServerConfig, store_ready: bool,
+                   webhooks_ready: bool) -> RecordingPlan | None:
+    """None when the session is not recorded; raises ConfigError (safe to show)."""
+    record = cfg.record_sessions if scfg.record is None else scfg.record
+    if not record:
+        if scfg.webhook_url or scfg.retention_s:
+            raise ConfigError("webhook_url and retention_s need record=true")
+        return None
+    if not store_ready:
+        raise ConfigError("recording is not enabled on this server (no data keys configured)")
+    if scfg.retention_s > cfg.retention_s:
+        raise ConfigError(f"retention_s may not exceed the server's {cfg.retention_s} s")
+    if scfg.webhook_url and not webhooks_ready:
+        raise ConfigError("webhook_url needs the server's webhook secret to be configured")
+    return RecordingPlan(scfg.retention_s or cfg.retention_s, scfg.webhook_url)
+
+
+class Recorder:
+    """Records one session's redacted output. Use from the session's event loop.
+
+    :meth:`feed` is called with every output (cheap, never waits); then exactly
+    one of :meth:`finish` (the session ended) or :meth:`cancel` (deleted while live).
+    """
+
+    def __init__(self, store: ArtefactStore, session_id: str, owner: str,
+                 scfg: SessionConfig, plan: RecordingPlan,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.owner = owner
+        self.scfg = scfg
+        self.plan = plan
+        self._clock = clock
+        self.created = clock()
+        self.status = STATUS_RECORDING
+        self.audio_bytes = 0
+        self.parts = 0
+        self._buffer = bytearray()
+        self._segments: list[dict[str, Any]] = []
+        self._redactions: list[dict[str, Any]] = []
+        self._ops: deque[Callable[[], Any] | None] = deque()
+        self._parts_queued = 0
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._done = False
+        self._cancelled = False
+        self.metadata: dict[str, Any] = {}
+
+    # -- live path -------------------------------------------------------------------
+    def start(self) -> None:
+        """Write the ``recording`` record first, so the session is visible at once."""
+        self._writer = asyncio.create_task(self._write_all(), name=f"recorder-{self.session_id}")
+        self._enqueue(self._put_metadata_op(self._metadata(STATUS_RECORDING)))
+
+    def feed(self, out: AudioOut | Event) -> None:
+        if self._done or self.status == STATUS_FAILED:
+            return
+        if isinstance(out, AudioOut):
+            self._buffer += out.data
+            self.audio_bytes += len(out.data)
+            while len(self._buffer) >= AUDIO_PART_BYTES:
+                self._queue_part(bytes(self._buffer[:AUDIO_PART_BYTES]))
+                del self._buffer[:AUDIO_PART_BYTES]
+            return
+        kind = out.payload.get("type")
+        if kind == "transcript.final":
+            self._segments.append(out.payload)
+        elif kind == "redaction":
+            self._redactions.append(out.payload)
+
+    def _queue_part(self, data: bytes) -> None:
+        if self._parts_queued >= MAX_QUEUED_PARTS or self.parts >= MAX_AUDIO_PARTS:
+            self._fail("storage too slow" if self.parts < MAX_AUDIO_PARTS else "too long")
+            return
+        kind = audio_part_kind(self.parts)
+        self.parts += 1
+        self._parts_queued += 1
+        expires = self.created + self.plan.retention_s
+
+        def put() -> None:
+            try:
+                self.store.put(self.session_id, kind, data, expires, self.owner)
+            finally:
+                self._parts_queued -= 1
+
+        self._enqueue(put)
+
+    def _fail(self, reason: str) -> None:
+        log.warning("recording failed", extra={"session": self.session_id, "code": reason})
+        self.status = STATUS_FAILED
+        self._buffer.clear()
+        self._segments.clear()
+        self._redactions.clear()
+
+    # -- end -------------------------------------------------------------------------
+    async def finish(self, stats: dict[str, Any], complete: bool,
+                     error_code: str | None = None) -> dict[str, Any]:
+        """Store the rest and the metadata; returns the metadata (status ready/failed)."""
+        if self._done:
+            return self.metadata
+        self._done = True
+        ended = self._clock()
+        if self.status != STATUS_FAILED and self._buffer:
+            self._queue_part(bytes(self._buffer))
+            self._buffer.clear()
+        if self.status != STATUS_FAILED:
+            transcript = {"session_id": self.session_id, "segments": self._segments,
+                          "redactions": self._redactions}
+            body = json.dumps(transcript, separators=(",", ":")).encode()
+            self._enqueue(lambda: self.store.put(self.session_id, KIND_TRANSCRIPT, body,
+                                                 ended + self.plan.retention_s, self.owner))
+        meta_final = {"ended": ended, "complete": complete, "error_code": error_code,
+                      "stats": stats}
+        expires = ended + self.plan.retention_s
+
+        def seal_up() -> None:
+            if self._cancelled:
+                return
+            if self.status == STATUS_FAILED:  # keep only the record that says so
+                self.store.delete(self.session_id)
+            meta = self._metadata(self.status if self.status == STATUS_FAILED else STATUS_READY)
+            meta.update(meta_final, expires=expires)
+            self.store.put(self.session_id, KIND_METADATA, json.dumps(meta).encode(),
+                           expires, self.owner)
+            self.store.set_expiry(self.session_id, expires)
+            self.metadata = meta
+
+        self._enqueue(seal_up)
+        await self._close_writer()
+        if not self.metadata and not self._cancelled:  # the store failed: say so if it can
+            self.status = STATUS_FAILED
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(seal_up)
+        log.info("recording stored" if self.status != STATUS_FAILED else "recording abandoned",
+                 extra={"session": self.session_id,
+                        "stats": {"audio_bytes": self.audio_bytes, "parts": self.parts,
+                                  "segments": len(self._segments)}})
+        return self.metadata
+
+    async def cancel(self) -> None:
+        """Stop writing at once (the session is being deleted); in-flight writes finish."""
+        self._done = self._cancelled = True
+        self.status = STATUS_FAILED
+        self._ops.clear()
+        self._buffer.clear()
+        self._segments.clear()
+        await self._close_writer()
+
+    # -- the writer ------------------------------------------------------------------
+    def _enqueue(self, op: Callable[[], Any] | None) -> None:
+        self._ops.append(op)
+        self._wake.set()
+
+    async def _close_writer(self) -> None:
+        self._enqueue(None)
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_all(self) -> None:
+        while True:
+            while not self._ops:
+                self._wake.clear()
+                await self._wake.wait()
+            op = self._ops.popleft()
+            if op is None:
+                return
+            try:
+                await asyncio.to_thread(op)
+            except (StoreError, OSError) as exc:
+                if self.status != STATUS_FAILED:
+                    self._fail(type(exc).__name__)
+            except Exception:
+                log.exception("recording write failed", extra={"session": self.session_id})
+                if self.status != STATUS_FAILED:
+                    self._fail("internal_error")
+
+    def _put_metadata_op(self, meta: dict[str, Any]) -> Callable[[], None]:
+        body = json.dumps(meta).encode()
+        expires = self.created + self.plan.retention_s
+        return lambda: self.store.put(self.session_id, KIND_METADATA, body, expires, self.owner)
+
+    def _metadata(self, status: str) -> dict[str, Any]:
+        s = self.scfg
+        return {
+            "session_id": self.session_id, "status": status, "created": self.created,
+            "expires": self.created + self.plan.retention_s, "retention_s": self.plan.retention_s,
+            "audio": {"encoding": s.encoding, "sample_rate": s.sample_rate,
+                      "channels": s.channels, "bytes": self.audio_bytes, "parts": self.parts},
+            "policy": {"entities": list(s.entities), "delay_ms": s.delay_ms,
+                       "audio_redaction": s.audio_redaction},
+            "webhook": bool(self.plan.webhook_url),
+        }
+
+
+class Archive:
+    """The server's artefact side: the store, the live recorders, the webhook sender."""
+
+    def __init__(self, cfg: ServerConfig, store: ArtefactStore | None,
+                 sender: WebhookSender | None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.sender = sender
+        self.recorders: dict[str, Recorder] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """In the running loop: the webhook workers and the sweeper (which purges at
+        once what expired while the server was down, then every interval)."""
+        if self.sender is not None:
+            self.sender.start()
+        if self.store is not None:
+            self._sweeper = asyncio.create_task(
+                sweep_forever(self.store, self.cfg.sweep_interval_s), name="sweeper")
+
+    def plan(self, scfg: SessionConfig) -> RecordingPlan | None:
+        return plan_recording(scfg, self.cfg, self.store is not None, self.sender is not None)
+
+    def open(self, session_id: str, owner: str, scfg: SessionConfig, plan: RecordingPlan,
+             base_url: str) -> SessionRecording:
+        """Start recording a session; ``base_url`` is where its client reached us."""
+        assert self.store is not None
+        recorder = Recorder(self.store, session_id, owner, scfg, plan)
+        self.recorders[session_id] = recorder
+        recorder.start()
+        return SessionRecording(self, recorder, self.cfg.public_url or base_url)
+
+    async def _finish(self, recorder: Recorder, stats: dict[str, Any], complete: bool,
+                      error_code: str | None, base_url: str) -> dict[str, Any] | None:
+        """End a recording and announce it; returns the ``recording`` event for the
+        client, or None if the session was deleted while it ran."""
+        if self.recorders.get(recorder.session_id) is not recorder:
+            return None
+        try:
+            meta = await recorder.finish(stats, complete, error_code)
+        finally:
+            self.recorders.pop(recorder.session_id, None)
+        event: dict[str, Any] = {"type": "recording", "session_id": recorder.session_id,
+                                 "status": meta.get("status", STATUS_FAILED)}
+        if event["status"] == STATUS_READY:
+            url = audio_url(base_url, recorder.session_id)
+            event.update(redacted_audio_url=url, expires=meta["expires"])
+            if recorder.plan.webhook_url and self.sender is not None:
+                self.sender.submit(recorder.plan.webhook_url, {
+                    "status": "redacted_audio_ready", "session_id": recorder.session_id,
+                    "redacted_audio_url": url})
+        return event
+
+    async def delete(self, session_id: str) -> bool:
+        assert self.store is not None
+        recorder = self.recorders.pop(session_id, None)
+        if recorder is not None:
+            await recorder.cancel()
+        return await asyncio.to_thread(self.store.delete, session_id)
+
+    async def metadata(self, session_id: str, owner: str) -> dict[str, Any] | None:
+        """The session's metadata if it exists, is not expired and belongs to ``owner``."""
+        assert self.store is not None
+        record = await asyncio.to_thread(self.store.record, session_id)
+        if record is None or record.status != "active" or not _same(record.owner, owner):
+            return None
+        blob = await asyncio.to_thread(self.store.get, session_id, KIND_METADATA)
+        if blob is None:
+            return None
+        meta: dict[str, Any] = json.loads(blob)
+        if meta["status"] == STATUS_RECORDING and session_id not in self.recorders:
+            meta["status"] = STATUS_INTERRUPTED
+        return meta
+
+    async def audio(self, session_id: str, meta: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The WAV file: header, then the parts one at a time (bounded memory)."""
+        assert self.store is not None
+        fmt = meta["audio"]
+        size = fmt["bytes"]
+        yield wav_header(fmt["encoding"], fmt["sample_rate"], fmt["channels"], size)
+        for index in range(fmt["parts"]):
+            part = await asyncio.to_thread(self.store.get, session_id, audio_part_kind(index))
+            if part is None:  # deleted or expired mid-download: stop short
+                return
+            yield part
+        if size & 1:
+            yield b"\0"
+
+    async def transcript(self, session_id: str) -> bytes | None:
+        assert self.store is not None
+        return await asyncio.to_thread(self.store.get, session_id, KIND_TRANSCRIPT)
+
+    async def close(self) -> None:
+        """After the sessions ended: last webhooks get their grace, then the store closes."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self.sender is not None:
+            await self.sender.close()
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
+class SessionRecording:
+    """A transport's handle on its session's recording (WebSocket and WebRTC alike)."""
+
+    def __init__(self, archive: Archive, recorder: Recorder, base_url: str) -> None:
+        self.archive = archive
+        self.recorder = recorder
+        self.base_url = base_url
+        self._ended = False
+
+    async def output(self, out: AudioOut | Event) -> dict[str, Any] | None:
+        """Record one output. At ``session.end`` the rest is stored first and the
+        ``recording`` event to send before it is returned (None if deleted)."""
+        if isinstance(out, Event) and out.payload.get("type") == "session.end":
+            return await self.end(out.payload.get("stats") or {}, complete=True)
+        self.recorder.feed(out)
+        return None
+
+    async def end(self, stats: dict[str, Any], complete: bool,
+                  error_code: str | None = None) -> dict[str, Any] | None:
+        """Store what was recorded; once (later calls do nothing)."""
+        if self._ended:
+            return None
+        self._ended = True
+        return await self.archive._finish(self.recorder, stats, complete, error_code,
+                                          self.base_url)
+
+
+def audio_url(base: str, session_id: str) -> str:
+    return f"{base.rstrip('/')}/v1/sessions/{session_id}/redacted-audio"
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def open_archive(cfg: ServerConfig, environ: Mapping[str, str] | None = None) -> Archive:
+    """The store and webhook sender the config asks for (blocking: run in a thread).
+
+    Recording needs data keys: without them the server runs with no store and a
+    session asking for ``record=true`` is refused. Raises ConfigError.
+    """
+    env = os.environ if environ is None else environ
+    keyring: KeyRing | None = None
+    try:
+        if cfg.data_key_file:
+            keyring = KeyRing.from_file(cfg.data_key_file)
+        elif env.get(KEYS_ENV, "").strip():
+            keyring = KeyRing.from_env(env)
+    except KeyRingError as exc:
+        raise ConfigError(str(exc)) from None
+    if keyring is None:
+        if cfg.record_sessions:
+            raise ConfigError(f"record_sessions needs data keys ({KEYS_ENV} or data_key_file)")
+        return Archive(cfg, None, None)
+    store = _open_store(cfg, keyring)
+    secret = _webhook_secret(cfg, env)
+    sender = WebhookSender(secret) if secret else None
+    log.info("artefact store open", extra={"stats": {"key_ids": len(keyring.key_ids),
+                                                     "retention_s": cfg.retention_s}})
+    return Archive(cfg, store, sender)
+
+
+def _open_store(cfg: ServerConfig, keyring: KeyRing) -> ArtefactStore:
+    if not cfg.storage_url:
+        try:
+            return LocalStore(cfg.data_dir, keyring)
+        except StoreError as exc:
+            raise ConfigError(f"data_dir: {exc}") from None
+    try:
+        import boto3
+    except ImportError:
+        raise ConfigError("an s3:// storage_url needs boto3 (pip install "
+                          "'streamserver[s3]')") from None
+    bucket, _, prefix = cfg.storage_url[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    # Endpoint, region and credentials come from the usual AWS_* variables
+    # (AWS_ENDPOINT_URL for MinIO, Ceph, moto...).
+    client = boto3.client("s3")
+    return S3Store(bucket, client, keyring, prefix=f"{prefix}/" if prefix else "")
+
+
+def _webhook_secret(cfg: ServerConfig, env: Mapping[str, str]) -> bytes:
+    if cfg.webhook_secret_file:
+        try:
+            return Path(cfg.webhook_secret_file).read_bytes().strip()
+        except OSError:
+            raise ConfigError("cannot read the webhook secret file") from None
+    return env.get(WEBHOOK_SECRET_ENV, "").strip().encode()

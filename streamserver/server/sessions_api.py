@@ -1,0 +1,145 @@
+"""REST API over a session's stored artefacts (docs/api.md; OpenAPI at /openapi.json).
+
+``GET /v1/sessions/{id}``, ``GET .../redacted-audio``, ``GET .../transcript`` and
+``DELETE /v1/sessions/{id}``, with the same API keys as the stream. A session's
+artefacts are visible only to the key that created it: any other key — like an
+unknown, expired or deleted id — gets 404, so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .auth import caller
+from .openapi import OPENAPI
+from .recording import (
+    STATUS_FAILED,
+    STATUS_INTERRUPTED,
+    STATUS_READY,
+    STATUS_RECORDING,
+    Archive,
+    audio_url,
+    wav_header,
+)
+
+if TYPE_CHECKING:
+    from .app import ServerState
+
+_SESSION_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: anything else cannot exist
+_NO_STORE = {"Cache-Control": "no-store"}
+_WAIT = {STATUS_RECORDING: 202}  # "processing": try again
+_GONE = {STATUS_FAILED: 409, STATUS_INTERRUPTED: 409}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"type": "error", "code": code, "message": message},
+                        status_code=status, headers=_NO_STORE)
+
+
+_NOT_FOUND = ("not_found", "no such session (unknown, expired, deleted, or not yours)")
+
+
+async def _find(request: Request) -> tuple[Archive, str, dict[str, Any]] | JSONResponse:
+    """The archive, the session id and its metadata — or the error response."""
+    state: ServerState = request.app.state.streamserver
+    owner = caller(state.cfg, request)
+    if owner is None:
+        return _error(401, "unauthorized", "missing or invalid API key")
+    archive = state.archive
+    session_id = request.path_params["session_id"]
+    if archive is None or archive.store is None or not _SESSION_ID.fullmatch(session_id):
+        return _error(404, *_NOT_FOUND)
+    meta = await archive.metadata(session_id, owner)
+    if meta is None:
+        return _error(404, *_NOT_FOUND)
+    return archive, session_id, meta
+
+
+def _base_url(request: Request) -> str:
+    state: ServerState = request.app.state.streamserver
+    return state.cfg.public_url or f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def get_session(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    _, session_id, meta = found
+    base = _base_url(request).rstrip("/")
+    body = {
+        "session_id": session_id, "status": meta["status"],
+        "created": meta["created"], "ended": meta.get("ended"), "expires": meta["expires"],
+        "retention_s": meta["retention_s"], "complete": meta.get("complete"),
+        "error_code": meta.get("error_code"), "audio": meta["audio"],
+        "policy": meta["policy"], "stats": meta.get("stats"),
+    }
+    if meta["status"] == STATUS_READY:
+        body["redacted_audio_url"] = audio_url(base, session_id)
+        body["transcript_url"] = f"{base}/v1/sessions/{session_id}/transcript"
+    return JSONResponse(body, headers=_NO_STORE)
+
+
+def _not_ready(meta: dict[str, Any]) -> JSONResponse | None:
+    status = meta["status"]
+    if status in _WAIT:
+        return JSONResponse({"status": "processing"}, status_code=_WAIT[status],
+                            headers=_NO_STORE)
+    if status in _GONE:
+        return JSONResponse({"status": status}, status_code=_GONE[status], headers=_NO_STORE)
+    return None
+
+
+async def get_audio(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    archive, session_id, meta = found
+    if (wait := _not_ready(meta)) is not None:
+        return wait
+    fmt = meta["audio"]
+    size = fmt["bytes"]
+    header_len = len(wav_header(fmt["encoding"], fmt["sample_rate"], fmt["channels"], size))
+    return StreamingResponse(
+        archive.audio(session_id, meta), media_type="audio/wav",
+        headers={**_NO_STORE, "Content-Length": str(header_len + size + (size & 1)),
+                 "Content-Disposition": f'attachment; filename="{session_id}.wav"'})
+
+
+async def get_transcript(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    archive, session_id, meta = found
+    if (wait := _not_ready(meta)) is not None:
+        return wait
+    body = await archive.transcript(session_id)
+    if body is None:
+        return _error(404, *_NOT_FOUND)
+    return Response(body, media_type="application/json", headers=_NO_STORE)
+
+
+async def delete_session(request: Request) -> Response:
+    found = await _find(request)
+    if isinstance(found, Response):
+        return found
+    archive, session_id, _ = found
+    await archive.delete(session_id)
+    return Response(status_code=204, headers=_NO_STORE)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(OPENAPI)
+
+
+SESSION_ROUTES = [
+    Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/v1/sessions/{session_id}/redacted-audio", get_audio, methods=["GET"]),
+    Route("/v1/sessions/{session_id}/transcript", get_transcript, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]
