@@ -63,10 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--shutdown-grace", type=float, default=None, metavar="SECONDS",
                        help="on SIGTERM, how long running sessions may drain their delay "
                             "line before they are closed anyway (default 15)")
+    rec = serve.add_argument_group(
+        "recorded sessions (docs/privacy.md; need data keys: STREAMSERVER_DATA_KEYS "
+        "or --data-key-file, made with `streamserver gen-data-key`)")
+    rec.add_argument("--data-dir", default=None,
+                     help="the local store (default ./streamserver-data)")
+    rec.add_argument("--storage-url", default=None,
+                     help="s3://bucket[/prefix] instead of --data-dir (AWS_* variables)")
+    rec.add_argument("--data-key-file", default=None, help="key_id:base64 lines; first seals")
+    rec.add_argument("--record-sessions", action="store_true", default=None,
+                     help="record every session that does not ask record=false")
+    rec.add_argument("--retention", type=int, default=None, metavar="SECONDS",
+                     help="how long artefacts are kept, and the most a session may ask "
+                          "(default 86400)")
+    rec.add_argument("--sweep-interval", type=float, default=None, metavar="SECONDS",
+                     help="how often expired artefacts are purged (default 60)")
+    rec.add_argument("--public-url", default=None,
+                     help="base of the URLs given in webhooks (default: as the client "
+                          "connected)")
+    rec.add_argument("--webhook-secret-file", default=None,
+                     help="the webhook signing secret (or STREAMSERVER_WEBHOOK_SECRET)")
 
     hk = sub.add_parser("hash-key", help="print the SHA-256 of an API key read from stdin "
                                          "(for STREAMSERVER_API_KEY_HASHES)")
     hk.set_defaults(command="hash-key")
+    sub.add_parser("gen-data-key", help="print a new data key line (key_id:base64) for "
+                                        "STREAMSERVER_DATA_KEYS or a --data-key-file")
 
     red = sub.add_parser("redact", help="redact a WAV file in-process (pace=asap)")
     red.add_argument("input", type=Path)
@@ -273,6 +295,7 @@ def check_tls_files(cfg: ServerConfig) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.app import create_app
+    from .server.recording import open_archive
 
     try:
         cfg = ServerConfig.from_env(
@@ -282,12 +305,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             asr_model=args.model,
             tls_certfile=args.certfile, tls_keyfile=args.keyfile,
             shutdown_grace_s=args.shutdown_grace,
+            data_dir=args.data_dir, storage_url=args.storage_url,
+            data_key_file=args.data_key_file, record_sessions=args.record_sessions,
+            retention_s=args.retention, sweep_interval_s=args.sweep_interval,
+            public_url=args.public_url, webhook_secret_file=args.webhook_secret_file,
         )
         check_tls_files(cfg)
+        archive = open_archive(cfg)  # keys, store and secret checked before binding
     except ConfigError as exc:
         print(f"streamserver serve: {exc}", file=sys.stderr)
         return 2
-    return _run_uvicorn(create_app(cfg), cfg)
+    return _run_uvicorn(create_app(cfg, archive=archive), cfg)
+
+
+def _cmd_gen_data_key(args: argparse.Namespace) -> int:
+    import time
+
+    from .storage import KeyRing
+
+    # A dated id: rotation is "prepend a newer line, drop old ones after the retention".
+    print(f"k{time.strftime('%Y%m%d')}:{KeyRing.generate_key()}")
+    return 0
 
 
 def _run_uvicorn(app: Any, cfg: ServerConfig) -> int:
@@ -338,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     handler = {"serve": _cmd_serve, "redact": _cmd_redact, "stream": _cmd_stream,
-               "hash-key": _cmd_hash_key}[args.command]
+               "hash-key": _cmd_hash_key, "gen-data-key": _cmd_gen_data_key}[args.command]
     return handler(args)
 
 

@@ -62,6 +62,9 @@ class Metrics:
             "streamserver_asr_queue_depth", "Whisper jobs waiting for a worker", registry=r)
         self.listeners = Gauge(
             "streamserver_listeners", "Fan-out listeners connected", registry=r)
+        self.recordings = Counter(
+            "streamserver_recordings", "Recorded sessions stored, by status (ready, failed)",
+            ["status"], registry=r)
 
     def track_active(self, count: Callable[[], int]) -> None:
         self.sessions_active.set_function(lambda: float(count()))

@@ -83,9 +83,11 @@ class ServerState:
         return self._draining
 
 
-def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
-    """The ASGI app. ``engines`` may be passed in (tests share one load)."""
-    state = ServerState(cfg, engines)
+def create_app(cfg: ServerConfig, engines: Engines | None = None,
+               archive: Archive | None = None) -> Starlette:
+    """The ASGI app. ``engines`` may be passed in (tests share one load), and so may
+    the ``archive`` (the CLI opens it first, to report a bad store before binding)."""
+    state = ServerState(cfg, engines, archive=archive)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,7 +97,9 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None) -> Starlette:
         state.pool = ModelPool(state.engines, cfg.workers, metrics=state.metrics)
         state.metrics.track_active(lambda: len(state.active))
         state.metrics.track_asr_queue(lambda: state.pool.asr_waiting if state.pool else 0)
-        state.archive = await asyncio.to_thread(open_archive, cfg)
+        if state.archive is None:
+            state.archive = await asyncio.to_thread(open_archive, cfg)
+        state.archive.metrics = state.metrics
         state.archive.start()
         state.ready = True
         log.info("ready", extra={"port": cfg.port, "workers": cfg.workers})

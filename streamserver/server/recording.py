@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
+from ..metrics import Metrics
 from ..storage import (
     KIND_METADATA,
     KIND_TRANSCRIPT,
@@ -297,6 +298,7 @@ class Archive:
         self.store = store
         self.sender = sender
         self.recorders: dict[str, Recorder] = {}
+        self.metrics: Metrics | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -332,6 +334,8 @@ class Archive:
             self.recorders.pop(recorder.session_id, None)
         event: dict[str, Any] = {"type": "recording", "session_id": recorder.session_id,
                                  "status": meta.get("status", STATUS_FAILED)}
+        if self.metrics is not None:
+            self.metrics.recordings.labels(event["status"]).inc()
         if event["status"] == STATUS_READY:
             url = audio_url(base_url, recorder.session_id)
             event.update(redacted_audio_url=url, expires=meta["expires"])

@@ -44,8 +44,10 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 _NOT_FOUND = ("not_found", "no such session (unknown, expired, deleted, or not yours)")
 
 
-async def _find(request: Request) -> tuple[Archive, str, dict[str, Any]] | JSONResponse:
-    """The archive, the session id and its metadata — or the error response."""
+async def _find(request: Request, ready: bool = False,
+                ) -> tuple[Archive, str, dict[str, Any]] | JSONResponse:
+    """The archive, the session id and its metadata — or the response to give instead
+    (an error; with ``ready``, also "processing" or "failed" when not ready)."""
     state: ServerState = request.app.state.streamserver
     owner = caller(state.cfg, request)
     if owner is None:
@@ -57,6 +59,8 @@ async def _find(request: Request) -> tuple[Archive, str, dict[str, Any]] | JSONR
     meta = await archive.metadata(session_id, owner)
     if meta is None:
         return _error(404, *_NOT_FOUND)
+    if ready and (wait := _not_ready(meta)) is not None:
+        return wait
     return archive, session_id, meta
 
 
@@ -95,12 +99,10 @@ def _not_ready(meta: dict[str, Any]) -> JSONResponse | None:
 
 
 async def get_audio(request: Request) -> Response:
-    found = await _find(request)
+    found = await _find(request, ready=True)
     if isinstance(found, Response):
         return found
     archive, session_id, meta = found
-    if (wait := _not_ready(meta)) is not None:
-        return wait
     fmt = meta["audio"]
     size = fmt["bytes"]
     header_len = len(wav_header(fmt["encoding"], fmt["sample_rate"], fmt["channels"], size))
@@ -111,12 +113,10 @@ async def get_audio(request: Request) -> Response:
 
 
 async def get_transcript(request: Request) -> Response:
-    found = await _find(request)
+    found = await _find(request, ready=True)
     if isinstance(found, Response):
         return found
-    archive, session_id, meta = found
-    if (wait := _not_ready(meta)) is not None:
-        return wait
+    archive, session_id, _ = found
     body = await archive.transcript(session_id)
     if body is None:
         return _error(404, *_NOT_FOUND)

@@ -305,6 +305,8 @@ def test_webhook_is_signed_and_retried_until_the_receiver_accepts(rec: Recording
         assert not verify(SECRET.encode(), body, headers[SIGNATURE_HEADER], now=t + 3600)
     # The link works, for the owner.
     assert http("GET", payload["redacted_audio_url"])[0] == 200
+    metrics = http("GET", f"{rec.server.http}/metrics", key=None)[1].decode()
+    assert 'streamserver_recordings_total{status="ready"}' in metrics
 
 
 def test_openapi_describes_the_routes(rec: Recording) -> None:
@@ -383,3 +385,45 @@ def test_webrtc_session_is_recorded_too(rec: Recording) -> None:
             middle = stored[int((span["start_s"] + 0.25) * RATE):int((span["end_s"] - 0.25) * RATE)]
             assert _beep_share(middle, RATE) > 0.8, span["entity"]
     assert _beep_share(stored[:int(0.8 * RATE)], RATE) < 0.2  # "My name is" is not
+
+
+def test_s3_compatible_store_behind_the_same_api(tmp_path: Path, keys: str) -> None:
+    """The server on an S3 API (moto in server mode): sealed objects, gone on delete."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    moto.start()
+    aws = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3.create_bucket(Bucket="calls")
+    (tmp_path / "tmp").mkdir()
+    env = {**_env(tmp_path, keys), **aws, "STREAMSERVER_STORAGE_URL": "s3://calls/redacted"}
+    srv = start_server(tmp_path, env=env)
+    try:
+        out, events = record_clip(srv, "dev_008.wav")
+        sid = events[0]["session_id"]
+        objects = s3.list_objects_v2(Bucket="calls")["Contents"]
+        keys_ = {o["Key"] for o in objects}
+        assert {f"redacted/{sid}/record", f"redacted/{sid}/audio_00000",
+                f"redacted/{sid}/transcript_json"} <= keys_
+        for key in keys_:  # sealed: no transcript text, no PCM
+            blob = s3.get_object(Bucket="calls", Key=key)["Body"].read()
+            assert b"#####" not in blob and out[8000:8400].tobytes() not in blob
+        status, wav_bytes, _ = http("GET", f"{srv.http}/v1/sessions/{sid}/redacted-audio")
+        with wave.open(io.BytesIO(wav_bytes)) as w:
+            stored = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 1)
+        assert status == 200
+        np.testing.assert_array_equal(stored, out)
+        assert http("DELETE", f"{srv.http}/v1/sessions/{sid}")[0] == 204
+        assert s3.list_objects_v2(Bucket="calls").get("KeyCount", 0) == 0
+        assert http("GET", f"{srv.http}/v1/sessions/{sid}")[0] == 404
+        assert not (tmp_path / "data").exists()  # nothing went to the local disk
+    finally:
+        stop_server(srv)
+        moto.stop()

@@ -70,3 +70,35 @@ def test_stream_command_against_running_server(server, tmp_path: Path) -> None:
     transcript = json.loads(out_json.read_text())
     assert "pine" not in transcript["text"].lower()
     assert any(r["entity"] == "LOCATION" for r in transcript["redactions"])
+
+
+def _cli(*args: str, env: dict[str, str] | None = None,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "streamserver.cli", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_gen_data_key_makes_a_usable_key() -> None:
+    from streamserver.storage import KeyRing
+
+    line = _cli("gen-data-key").stdout.strip()
+    ring = KeyRing.parse(line)
+    assert ring.open(ring.seal(b"x", b"aad"), b"aad") == b"x"
+    assert _cli("gen-data-key").stdout.strip() != line  # fresh every time
+
+
+@pytest.mark.parametrize("args,env,words", [
+    (["--record-sessions"], {}, "record_sessions needs data keys"),
+    ([], {"STREAMSERVER_DATA_KEYS": "k1:not-base64!"}, "not valid base64"),
+    (["--data-key-file", "/nonexistent/keys"], {}, "cannot read the data key file"),
+    (["--storage-url", "ftp://x"], {}, "storage_url"),
+    (["--retention", "0"], {}, "retention_s"),
+])
+def test_serve_refuses_a_bad_storage_config_before_loading(tmp_path: Path, args: list[str],
+                                                          env: dict[str, str], words: str) -> None:
+    done = _cli("serve", "--port", "1", *args, env={"STREAMSERVER_DATA_KEYS": "", **env},
+                cwd=tmp_path)
+    assert done.returncode == 2 and words in done.stderr
+    assert "not-base64" not in done.stderr  # a key is never echoed
