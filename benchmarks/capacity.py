@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,11 @@ def start_server(port: int, workers: int, max_sessions: int, log: Path,
     raise RuntimeError("server did not start")
 
 
-async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: float
+async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: float,
+                      on_event: Callable[[dict[str, Any]], None] | None = None
                       ) -> dict[str, Any]:
+    """Stream ``program`` at real-time pace, then ``close``; ``on_event`` sees every
+    JSON event as it arrives (``benchmarks/soak.py`` uses it)."""
     import websockets
 
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
@@ -119,27 +123,32 @@ async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: f
         task = asyncio.create_task(sender())
         received = 0
         closing = False
-        async for msg in ws:
-            now = time.monotonic()
-            if isinstance(msg, bytes):
-                received += len(msg) // 2
-                k = (received - 1) // FRAME
-                closing = closing or task.done()
-                if not closing and sent_at[k] > 0:
-                    jitter.append(now - (sent_at[k] + delay_s))
-            else:
-                ev = json.loads(msg)
-                if ev["type"] == "transcript.final" and not task.done():
-                    # Every word counts, not just the event's last one.
-                    for word in ev["words"]:
-                        end_frame = min(int(word["end"] * 50), sent_at.size - 1)
-                        if sent_at[end_frame] > 0:
-                            lags.append(now - sent_at[end_frame])
-                elif ev["type"] == "session.end":
-                    stats = ev["stats"]
-                elif ev["type"] == "error":
-                    errors.append(ev["code"])
-        await task
+        try:
+            async for msg in ws:
+                now = time.monotonic()
+                if isinstance(msg, bytes):
+                    received += len(msg) // 2
+                    k = (received - 1) // FRAME
+                    closing = closing or task.done()
+                    if not closing and sent_at[k] > 0:
+                        jitter.append(now - (sent_at[k] + delay_s))
+                else:
+                    ev = json.loads(msg)
+                    if on_event is not None:
+                        on_event(ev)
+                    if ev["type"] == "transcript.final" and not task.done():
+                        # Every word counts, not just the event's last one.
+                        for word in ev["words"]:
+                            end_frame = min(int(word["end"] * 50), sent_at.size - 1)
+                            if sent_at[end_frame] > 0:
+                                lags.append(now - sent_at[end_frame])
+                    elif ev["type"] == "session.end":
+                        stats = ev["stats"]
+                    elif ev["type"] == "error":
+                        errors.append(ev["code"])
+            await task
+        finally:
+            task.cancel()  # the server closed early: do not leave the sender behind
     return {"jitter": jitter, "lags": lags, "stats": stats, "errors": errors,
             "received": received, "sent": int(program.size)}
 

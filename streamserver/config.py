@@ -267,14 +267,27 @@ class ServerConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
     # Model calls run in a bounded pool; the queue in front of it is bounded too.
     workers: int = 2
+    # Limits (README "Limits"). Sessions over either count get "try later".
     max_sessions: int = 32
+    max_sessions_per_key: int = 0  # 0 = only max_sessions
+    # A session ends (input closed, delay line drained, code max_duration) after
+    # this long on the wall clock, or once it has sent this much audio.
+    max_session_s: float = 4 * 3600.0
     max_message_bytes: int = 1 << 20
+    allowed_encodings: tuple[str, ...] = ENCODINGS
     # How much input audio (seconds) a session may hold before the server pushes
     # back (asap: stops reading; realtime: error "too_fast").
     max_pending_audio_s: float = 12.0
-    # Output queue towards a slow client, in messages.
-    send_queue_messages: int = 512
+    # Output waiting for a slow client: over the high water a realtime session is
+    # closed (slow_consumer) and an asap one stops reading input until the queue
+    # is back under the low water. The message count bounds it too.
+    send_high_water_bytes: int = 2 << 20
+    send_low_water_bytes: int = 512 << 10
+    send_queue_messages: int = 512  # ~10 s of 20 ms frames
     idle_timeout_s: float = 60.0
+    # A model call taking longer fails its session closed (audio masked, error
+    # model_timeout, no more model calls for it): a hung model cannot hold a session.
+    model_timeout_s: float = 30.0
     # TLS: uvicorn serves https/wss when both are set (PEM files).
     tls_certfile: str = ""
     tls_keyfile: str = ""
@@ -320,6 +333,22 @@ class ServerConfig:
             ),
             workers=_env_int("STREAMSERVER_WORKERS", d.workers),
             max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
+            max_sessions_per_key=_env_int("STREAMSERVER_MAX_SESSIONS_PER_KEY",
+                                          d.max_sessions_per_key),
+            max_session_s=_env_float("STREAMSERVER_MAX_SESSION_S", d.max_session_s),
+            max_message_bytes=_env_int("STREAMSERVER_MAX_MESSAGE_BYTES", d.max_message_bytes),
+            allowed_encodings=tuple(
+                e.strip().lower() for e in os.environ.get(
+                    "STREAMSERVER_ALLOWED_ENCODINGS", ",".join(d.allowed_encodings)).split(",")
+                if e.strip()),
+            max_pending_audio_s=_env_float("STREAMSERVER_MAX_PENDING_AUDIO_S",
+                                           d.max_pending_audio_s),
+            send_high_water_bytes=_env_int("STREAMSERVER_SEND_HIGH_WATER_BYTES",
+                                           d.send_high_water_bytes),
+            send_low_water_bytes=_env_int("STREAMSERVER_SEND_LOW_WATER_BYTES",
+                                          d.send_low_water_bytes),
+            idle_timeout_s=_env_float("STREAMSERVER_IDLE_TIMEOUT_S", d.idle_timeout_s),
+            model_timeout_s=_env_float("STREAMSERVER_MODEL_TIMEOUT_S", d.model_timeout_s),
             tls_certfile=os.environ.get("STREAMSERVER_CERTFILE", d.tls_certfile),
             tls_keyfile=os.environ.get("STREAMSERVER_KEYFILE", d.tls_keyfile),
             shutdown_grace_s=_env_float("STREAMSERVER_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
@@ -349,6 +378,19 @@ class ServerConfig:
             raise ConfigError("port must be 1..65535")
         if self.workers < 1 or self.max_sessions < 1:
             raise ConfigError("workers and max_sessions must be >= 1")
+        if self.max_sessions_per_key < 0:
+            raise ConfigError("max_sessions_per_key must be >= 0 (0 = no per-key limit)")
+        if self.max_session_s <= 0 or self.idle_timeout_s <= 0 or self.model_timeout_s <= 0:
+            raise ConfigError("max_session_s, idle_timeout_s and model_timeout_s must be > 0")
+        if not 1024 <= self.max_message_bytes <= 64 << 20:
+            raise ConfigError("max_message_bytes must be within 1 KiB..64 MiB")
+        bad = sorted(set(self.allowed_encodings) - set(ENCODINGS))
+        if bad or not self.allowed_encodings:
+            raise ConfigError(f"allowed_encodings must be some of {', '.join(ENCODINGS)}")
+        if not 0 < self.send_low_water_bytes < self.send_high_water_bytes:
+            raise ConfigError("0 < send_low_water_bytes < send_high_water_bytes")
+        if self.max_pending_audio_s <= 0 or self.send_queue_messages < 16:
+            raise ConfigError("max_pending_audio_s must be > 0, send_queue_messages >= 16")
         if bool(self.tls_certfile) != bool(self.tls_keyfile):
             raise ConfigError("TLS needs both certfile and keyfile")
         if not 0 <= self.shutdown_grace_s <= 3600:

@@ -83,6 +83,13 @@ class IdleTimeout(ProtocolError):
     close_code = CLOSE_TIMEOUT
 
 
+class SessionTooLong(ProtocolError):
+    """The session reached ``max_session_s``: its input is closed and drained."""
+
+    code = "max_duration"
+    close_code = CLOSE_POLICY
+
+
 CLIENT_MESSAGE_TYPES = ("configure", "flush", "close", "keepalive")
 
 

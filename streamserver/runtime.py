@@ -85,6 +85,9 @@ def load_engines(asr_cfg: AsrConfig, workers: int) -> Engines:
     return box["engines"]  # type: ignore[no-any-return]
 
 
+EVENT_BYTES = 256  # what an event counts for in the send buffer (most are smaller)
+
+
 class SendQueueFull(ProtocolError):
     code = "slow_consumer"
     close_code = 1008
@@ -212,14 +215,22 @@ class SessionRunner:
         self._wake = asyncio.Event()
         self._room = asyncio.Event()  # asap backpressure: set while input may be read
         self._room.set()
+        # The send buffer: outputs waiting for the client, bounded in messages (hard
+        # cap) and in bytes (high/low water; see ServerConfig.send_high_water_bytes).
         self._outq: asyncio.Queue[AudioOut | Event | None] = asyncio.Queue(
             maxsize=server_cfg.send_queue_messages
         )
+        self._queued_bytes = 0
+        self._send_paused = False  # asap: input paused until the buffer drains
+        self._models_failed = False  # a model call timed out: no more calls
         self._finished = asyncio.Event()
         self._started = time.monotonic()
         self._failure: BaseException | None = None
         self.realtime = session.cfg.pace == "realtime"
         self._max_pending = int(server_cfg.max_pending_audio_s * 16000)
+        metrics = pool.metrics
+        if metrics is not None:
+            session.time_vad(lambda seconds: metrics.observe_stage("vad", seconds))
 
     # -- input from the transport -----------------------------------------------
     def push_audio(self, data: bytes) -> None:
@@ -235,7 +246,7 @@ class SessionRunner:
             limit = self.session.cfg.delay_ms * 16 + self._max_pending
             if self.session.held_analysis_samples > limit:
                 raise TooFast("audio arrives faster than real time; use pace=asap for files")
-        elif self._asap_backlog_full():
+        elif self._asap_backlog_full() or self._send_paused:
             self._room.clear()
         self._wake.set()
         self._pump()
@@ -258,6 +269,7 @@ class SessionRunner:
         self.session.finish()
         self._room.set()
         self._wake.set()
+        self._pump()  # nothing may be left to run: release the tail now
 
     def fail(self, exc: ProtocolError) -> None:
         """Report a client error on this session (then the transport closes it)."""
@@ -272,8 +284,11 @@ class SessionRunner:
             tasks.append(asyncio.create_task(self._clock()))
         try:
             await self._finished.wait()
-            await self._outq.put(None)
-            await tasks[1]
+            if self._failure is None:  # drain what is queued, then stop
+                await self._outq.put(None)
+                await tasks[1]
+            # On a failure the sender may be stuck on a client that reads nothing:
+            # it is cancelled, not waited for.
         finally:
             for t in tasks:
                 t.cancel()
@@ -292,8 +307,26 @@ class SessionRunner:
                     await self._wake.wait()
                     continue
                 while job is not None:
+                    if self._models_failed:  # fail closed at once: its audio is masked
+                        self.session.fail_job(job)
+                        job = None
+                        break
                     try:
-                        result = await self.pool.run(job)
+                        # Not wait_for: on 3.11 it can swallow a cancellation that
+                        # races with the result, and the session would never end.
+                        async with asyncio.timeout(self.cfg.model_timeout_s):
+                            result = await self.pool.run(job)
+                    except TimeoutError:
+                        # A hung model thread cannot be stopped; stop sending this
+                        # session's work to it, mask, say so, and carry on releasing.
+                        log.error("model call timed out",
+                                  extra={"session": self.session.session_id})
+                        self._models_failed = True
+                        self.session.fail_job(job)
+                        self.session.error_event(
+                            "model_timeout", "a model call timed out; the rest of the "
+                            "session's speech is masked")
+                        job = None
                     except Exception:
                         log.exception("model call failed",
                                       extra={"session": self.session.session_id})
@@ -322,21 +355,39 @@ class SessionRunner:
     def _pump(self) -> None:
         """Release what is due and queue the outputs for the sender."""
         self.session.release(time.monotonic() if self.realtime else None)
-        if not self.realtime and not self._asap_backlog_full():
+        if not self.realtime and not self._asap_backlog_full() and not self._send_paused:
             self._room.set()
         if self._queue_outputs():
             self._check_done()
 
     def _queue_outputs(self) -> bool:
-        """Move the session's outputs to the bounded send queue; False when it is full."""
+        """Move the session's outputs to the send buffer; False when the client has
+        fallen too far behind (realtime: over the high water; any pace: hard cap)."""
         for out in self.session.take_outputs():
             try:
                 self._outq.put_nowait(out)
             except asyncio.QueueFull:
-                self._failure = SendQueueFull("client is not reading its output")
-                self._finished.set()
-                return False
+                return self._slow_consumer()
+            self._queued_bytes += _size(out)
+        if self._over_high_water():
+            if self.realtime:  # the release clock cannot wait for the client
+                return self._slow_consumer()
+            self._send_paused = True  # asap: read no more input until it drains
+            self._room.clear()
         return True
+
+    def _slow_consumer(self) -> bool:
+        self._failure = SendQueueFull("client is not reading its output")
+        self._finished.set()
+        return False
+
+    def _over_high_water(self) -> bool:
+        return (self._queued_bytes > self.cfg.send_high_water_bytes
+                or self._outq.qsize() > self._outq.maxsize * 3 // 4)
+
+    def _under_low_water(self) -> bool:
+        return (self._queued_bytes < self.cfg.send_low_water_bytes
+                and self._outq.qsize() < self._outq.maxsize // 4)
 
     def _check_done(self) -> bool:
         s = self.session
@@ -353,4 +404,14 @@ class SessionRunner:
             out = await self._outq.get()
             if out is None:
                 return
+            self._queued_bytes -= _size(out)
+            if self._send_paused and self._under_low_water():
+                self._send_paused = False
+                if not self._asap_backlog_full():
+                    self._room.set()
             await self._send(out)
+
+
+def _size(out: AudioOut | Event) -> int:
+    """Bytes an output takes in the send buffer (events: a typical JSON size)."""
+    return len(out.data) if isinstance(out, AudioOut) else EVENT_BYTES

@@ -80,3 +80,32 @@ def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
     for key in ("jitter_ms_p50", "jitter_ms_p99", "cpu_s_per_audio_s", "peak_rss_mb"):
         assert isinstance(level[key], float)
     assert 0.0 <= level["deadline_masked_share"] <= 1.0
+
+
+def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
+    """One slot, ~18 s of short calls (one abrupt, one with a listener); shape only."""
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--data", str(tmp_path),
+         "--sessions", "1", "--minutes", "0.3", "--sample-s", "1", "--call-min-s", "4",
+         "--call-max-s", "6", "--delay-ms", "500", "--abrupt", "0.3", "--listen", "0.5",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert out.with_suffix(".log").exists()
+    for key in ("command", "date", "commit", "machine", "samples", "calls", "rss_start_mb",
+                "rss_end_mb", "rss_peak_mb", "rss_growth_mb", "rss_growth_mb_per_hour",
+                "calls_completed", "audio_hours", "deadline_masked_share", "errors", "verdict"):
+        assert key in result, key
+    assert result["calls_completed"] >= 1 and len(result["calls"]) == result["calls_completed"]
+    assert any("speech_ms" in c for c in result["calls"])  # a call ran to session.end
+    assert len(result["samples"]) >= 3
+    assert {"t_s", "rss_mb", "cpu_pct", "sessions", "calls_done"} <= set(result["samples"][0])
+    assert isinstance(result["rss_growth_mb_per_hour"], float)
+    assert 0.0 <= result["deadline_masked_share"] <= 1.0
+    assert result["errors"] == {}
+    assert set(result["verdict"]) == {"rss_growth_ok", "deadline_masked_ok", "errors_ok",
+                                      "state_released_ok"}

@@ -21,6 +21,7 @@ client's own samples so output is bit-identical wherever nothing is masked.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,20 @@ class Session:
         self._outbox.append(Event({"type": "session.begin", "session_id": session_id,
                                    "protocol": 1, "config": _public_config(cfg)}))
 
+    def time_vad(self, observe: Callable[[float], None]) -> None:
+        """Report the seconds of every VAD model call to ``observe`` (metrics)."""
+        inner = self._vad_stream
+
+        class Timed:
+            def push(self, samples: np.ndarray) -> list[float]:
+                t0 = time.perf_counter()
+                try:
+                    return inner.push(samples)
+                finally:
+                    observe(time.perf_counter() - t0)
+
+        self._vad_stream = Timed()
+
     # -- input -------------------------------------------------------------------
     def push_audio(self, data: bytes, now: float = 0.0) -> None:
         """Accept whole frames of the client's encoding. Raises AudioFormatError."""
@@ -247,11 +262,20 @@ class Session:
         return None
 
     def fail_job(self, job: Job) -> None:
-        """A model call raised or timed out: its audio stays undecided (fails closed)."""
+        """A model call raised or timed out: the audio it covered is masked.
+
+        Fail closed: nobody heard that audio (or checked its words), so it is
+        masked even if a later pass over the same audio succeeds — model errors
+        are rare and a leak is worse than a beep. Without this the frontier would
+        move past it as if decided clean once the utterance is closed.
+        """
         self.stats.failed_jobs += 1
         if isinstance(job, AsrJob):
+            self._plan.add(job.buffer_start, job.buffer_end)
             self._asr.abandon_job(job)
         else:
+            if job.words:
+                self._plan.add(min(w.start for w in job.words), max(w.end for w in job.words))
             self._pending_detect = None
             self._pending_update = None
         self._advance_silence_frontier()

@@ -40,6 +40,7 @@ from ..protocol import (
     IdleTimeout,
     MessageTooBig,
     ProtocolError,
+    SessionTooLong,
     TooManySessions,
     Unauthorized,
     dumps,
@@ -65,6 +66,7 @@ class ServerState:
     engines: Engines | None = None
     pool: ModelPool | None = None
     active: set[str] = field(default_factory=set)
+    owners: dict[str, str] = field(default_factory=dict)  # session id -> API key hash
     relays: RelayHub = field(default_factory=RelayHub)
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
@@ -72,6 +74,27 @@ class ServerState:
     archive: Archive | None = None  # the artefact store, webhooks (docs/privacy.md)
     drain_deadline: float = 0.0  # monotonic; set when draining starts
     _draining: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def admit(self, session_id: str, owner: str) -> None:
+        """Count a new session in, or raise TooManySessions ("try later", 1013).
+
+        Every transport calls this before starting a session and :meth:`leave` when
+        it ends; running sessions are never affected by a refusal."""
+        cfg = self.cfg
+        if self.shutting_down or not self.ready:
+            raise TooManySessions("server is not accepting sessions; try later")
+        if len(self.active) >= cfg.max_sessions:
+            raise TooManySessions("server is at capacity; try later")
+        per_key = cfg.max_sessions_per_key
+        if per_key and sum(o == owner for o in self.owners.values()) >= per_key:
+            raise TooManySessions("this API key is at its session limit; try later",
+                                  "key_busy")
+        self.active.add(session_id)
+        self.owners[session_id] = owner
+
+    def leave(self, session_id: str) -> None:
+        self.active.discard(session_id)
+        self.owners.pop(session_id, None)
 
     def drain_signal(self) -> asyncio.Future[None]:
         """Resolved when the server starts draining (:func:`drain_sessions`).
@@ -193,6 +216,9 @@ class StreamHandler:
         self.relay: Relay | None = None
         self.error_code: str | None = None
         self.owner = ANONYMOUS
+        # The session's end of life (max_session_s), on the wall clock.
+        self.expires_at = time.monotonic() + state.cfg.max_session_s
+        self.too_long = False
         self.recording: SessionRecording | None = None
 
     async def run(self) -> None:
@@ -211,7 +237,7 @@ class StreamHandler:
         finally:
             await self._stop_runner()
             self.state.relays.close(self.session_id)
-            self.state.active.discard(self.session_id)
+            self.state.leave(self.session_id)
 
     async def _serve(self) -> None:
         cfg = self.state.cfg
@@ -219,11 +245,7 @@ class StreamHandler:
         if owner is None:
             raise Unauthorized("missing or invalid API key")
         self.owner = owner
-        if self.state.shutting_down or not self.state.ready:
-            raise TooManySessions("server is not accepting sessions; try later")
-        if len(self.state.active) >= cfg.max_sessions:
-            raise TooManySessions("server is at capacity; try later")
-        self.state.active.add(self.session_id)
+        self.state.admit(self.session_id, owner)
         params = {k: v for k, v in self.ws.query_params.items() if k not in _TRANSPORT_PARAMS}
         if "encoding" in params and "sample_rate" in params:
             self._start(self._config(params))
@@ -232,7 +254,7 @@ class StreamHandler:
                 await self._wait_room()
             msg = await self._receive()
             if msg is None:
-                await self._end_for_shutdown()
+                await (self._end_too_long() if self.too_long else self._end_for_shutdown())
                 return
             if msg["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(msg.get("code", 1000))
@@ -248,20 +270,26 @@ class StreamHandler:
         await self.ws.close(CLOSE_NORMAL)
 
     async def _receive(self) -> Message | None:
-        """The client's next message; None once the server drains (read no more then)."""
+        """The client's next message; None once the server drains or the session
+        reached max_session_s (``too_long``): read no more then."""
         draining = self.state.drain_signal()
-        if draining.done():
+        left = self.expires_at - time.monotonic()
+        self.too_long |= left <= 0
+        if draining.done() or self.too_long:
             return None
         receive = asyncio.ensure_future(self.ws.receive())
         waiters: set[asyncio.Future[Any]] = {receive, draining}
         try:
-            await asyncio.wait(waiters, timeout=self.state.cfg.idle_timeout_s,
+            await asyncio.wait(waiters, timeout=min(self.state.cfg.idle_timeout_s, left),
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             receive.cancel()  # no-op once it has a message
         if receive.done() and not receive.cancelled():
             return receive.result()  # arrived before the drain: accepted
         if draining.done():
+            return None
+        if time.monotonic() >= self.expires_at:
+            self.too_long = True
             return None
         raise IdleTimeout("no message within the idle timeout")
 
@@ -280,6 +308,20 @@ class StreamHandler:
                 await self._stop_runner()
         await self.ws.close(CLOSE_GOING_AWAY, "server shutting down")
 
+    async def _end_too_long(self) -> None:
+        """max_session_s reached: say so, then end as a client ``close`` would
+        (every accepted sample released, ``session.end``), then close 1008."""
+        exc = SessionTooLong(f"the session reached the server's limit of "
+                             f"{self.state.cfg.max_session_s:g} s; input closed")
+        log.info("session too long", extra={"session": self.session_id, "code": exc.code})
+        self.error_code = exc.code
+        if self.runner is None or self.run_task is None:
+            raise exc
+        self.runner.fail(exc)  # the error event, in order with the output
+        self.runner.finish()
+        await self.run_task
+        await self.ws.close(exc.close_code, "max_duration")
+
     async def _wait_room(self) -> None:
         assert self.runner is not None and self.run_task is not None
         room = asyncio.ensure_future(self.runner.wait_for_room())
@@ -291,9 +333,14 @@ class StreamHandler:
 
     def _config(self, params: Mapping[str, object]) -> SessionConfig:
         try:
-            return SessionConfig.from_params(params)
+            scfg = SessionConfig.from_params(params)
         except ConfigError as exc:
             raise BadConfig(str(exc)) from None
+        allowed = self.state.cfg.allowed_encodings
+        if scfg.encoding not in allowed:
+            raise BadConfig(f"encoding {scfg.encoding} is not allowed on this server; "
+                            f"allowed: {', '.join(allowed)}")
+        return scfg
 
     def _start(self, scfg: SessionConfig) -> None:
         state = self.state
@@ -334,6 +381,9 @@ class StreamHandler:
             self.runner.push_audio(data)
         except AudioFormatError as exc:
             raise BadAudio(str(exc)) from None
+        # asap sends audio faster than the clock: its length counts against the limit too.
+        if self.runner.session.stats.audio_in_ms >= 1000 * self.state.cfg.max_session_s:
+            self.too_long = True
 
     def _on_text(self, text: str) -> bool:
         """Handle a JSON message; True when the client closed its input."""

@@ -90,7 +90,7 @@ MAX_LATE_S = 0.1  # output later than this (a stall): restart the schedule from 
 DRAIN_EXTRA_S = 5.0  # finish(): allowed beyond D for the last decisions
 CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SCTP
 
-_HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "internal_error": 500,
+_HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "key_busy": 429, "internal_error": 500,
                 "unknown_session": 404, "too_many_listeners": 503}
 
 
@@ -231,7 +231,8 @@ class WebRtcSession:
 
     def __init__(self, state: ServerState, scfg: SessionConfig,
                  registry: dict[str, WebRtcSession], owner: str = ANONYMOUS,
-                 plan: RecordingPlan | None = None, base_url: str = "") -> None:
+                 plan: RecordingPlan | None = None, base_url: str = "",
+                 session_id: str = "") -> None:
         assert state.engines is not None and state.pool is not None
         self.state = state
         if plan is not None:  # session.begin echoes it as resolved
@@ -242,7 +243,7 @@ class WebRtcSession:
         self.base_url = base_url
         self.recording: SessionRecording | None = None
         self.registry = registry
-        self.session_id = uuid.uuid4().hex
+        self.session_id = session_id or uuid.uuid4().hex
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates
         self.out_track = RedactedAudioTrack(scfg.delay_ms)
         self.channel: RTCDataChannel | None = None
@@ -305,7 +306,7 @@ class WebRtcSession:
         self.out_track.stop()
         with contextlib.suppress(Exception):
             await self.pc.close()
-        self.state.active.discard(self.session_id)
+        self.state.leave(self.session_id)
         self.state.relays.close(self.session_id)
 
     # -- peer-connection callbacks ----------------------------------------------------
@@ -473,7 +474,7 @@ class WebRtcSession:
         self.out_track.stop()
         with contextlib.suppress(Exception):
             await self.pc.close()
-        self.state.active.discard(self.session_id)
+        self.state.leave(self.session_id)
         self.state.relays.close(self.session_id)
         self.registry.pop(self.session_id, None)
         if self.recording is not None:  # ended early: keep what was released
@@ -551,15 +552,18 @@ async def webrtc_offer(request: Request) -> JSONResponse:
             plan = state.archive.plan(scfg) if state.archive is not None else None
         except ConfigError as exc:
             raise BadConfig(str(exc)) from None
-        if state.shutting_down or not state.ready:
-            raise TooManySessions("server is not accepting sessions; try later")
-        if len(state.active) >= cfg.max_sessions:
-            raise TooManySessions("server is at capacity; try later")
+        if "pcm_s16le" not in cfg.allowed_encodings:  # what WebRTC audio becomes
+            raise BadConfig("WebRTC needs pcm_s16le, which is not allowed on this server")
+        session_id = uuid.uuid4().hex
+        state.admit(session_id, owner)
     except ProtocolError as exc:
         return _error_response(exc)
-    session = WebRtcSession(state, scfg, _registry(request.app), owner, plan,
-                            f"{request.url.scheme}://{request.url.netloc}")
-    state.active.add(session.session_id)  # no await since the capacity check
+    try:
+        session = WebRtcSession(state, scfg, _registry(request.app), owner, plan,
+                                f"{request.url.scheme}://{request.url.netloc}", session_id)
+    except BaseException:
+        state.leave(session_id)
+        raise
     try:
         sdp = await session.negotiate(body["sdp"])
     except ProtocolError as exc:

@@ -32,7 +32,7 @@ def test_metrics_follow_a_session(server) -> None:
     assert _value(after, audio) >= _value(before, audio) + 5.0  # dev_008 is ~8 s
     person = 'streamserver_redactions_total{entity="PERSON"}'
     assert _value(after, person) >= _value(before, person) + 1
-    for stage in ("asr", "pii", "analysis"):
+    for stage in ("asr", "pii", "analysis", "vad"):
         assert _value(after, f'streamserver_stage_seconds_count{{stage="{stage}"}}') > 0
     assert "streamserver_sessions_active" in after and "streamserver_asr_queue_depth" in after
     assert "Linda" not in after and "0175" not in after

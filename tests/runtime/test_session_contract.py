@@ -87,6 +87,12 @@ def test_model_failure_fails_closed_and_session_continues(vad_model, clip) -> No
     assert audio.size == clip.shape[0]
     assert s.stats.failed_jobs > 0
     assert events_of(out)[-1]["type"] == "session.end"
+    # Nobody heard the speech: it is masked (before the fix it went out in clear
+    # once the failed utterance closed and the frontier moved past it).
+    from streamserver.evaluation import masked_speech_share
+
+    masked, speech = masked_speech_share(clip[:, 0], audio, RATE)
+    assert masked / speech > 0.9
 
 
 def events_of(outs: list[AudioOut | Event]) -> list[dict]:

@@ -1,0 +1,162 @@
+"""Limits against a real server with small limits.
+
+Each limit is a named setting (README "Limits"); going over it ends or refuses
+only the session concerned, with a typed error, and running sessions go on. The
+send buffer's high and low water are tested on the runner (tests/runtime/
+test_faults.py): over loopback the kernel's socket buffers hold megabytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import websockets
+
+from streamserver import audio as audio_mod
+from tests.conftest import FIXTURES, RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.e2e
+
+KEY_A, KEY_B = "key-a-0123456789", "key-b-0123456789"
+RATE = 16000
+FRAME = RATE // 50
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    env = {"STREAMSERVER_API_KEYS": f"{KEY_A},{KEY_B}",
+           "STREAMSERVER_MAX_SESSIONS_PER_KEY": "1",
+           "STREAMSERVER_MAX_SESSION_S": "3",
+           "STREAMSERVER_ALLOWED_ENCODINGS": "pcm_s16le"}
+    srv = start_server(tmp_path_factory.mktemp("limits"), "--max-sessions", "2", env=env)
+    yield srv
+    stop_server(srv)
+
+
+def clip() -> np.ndarray:
+    samples, rate = audio_mod.read_wav(FIXTURES / "dev_001.wav")
+    assert rate == RATE
+    return samples[:, 0]
+
+
+class Session:
+    """A raw protocol v1 client that records everything it gets."""
+
+    def __init__(self, url: str, key: str, query: str = "pace=realtime") -> None:
+        self.url = f"{url}?encoding=pcm_s16le&sample_rate={RATE}&{query}&token={key}"
+        self.audio = bytearray()
+        self.events: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.sent = 0
+
+    async def run(self, samples: np.ndarray, realtime: bool = True, **connect: Any) -> None:
+        async with websockets.connect(self.url, **connect) as ws:
+            reader = asyncio.create_task(self._read(ws))
+            t0 = time.monotonic()
+            try:
+                for i in range(0, samples.size, FRAME):
+                    await ws.send(samples[i:i + FRAME].tobytes())
+                    self.sent += samples[i:i + FRAME].size * 2
+                    if realtime:
+                        await asyncio.sleep(max(0.0, t0 + (i + FRAME) / RATE - time.monotonic()))
+                await ws.send(json.dumps({"type": "close"}))
+            except websockets.ConnectionClosed:
+                pass  # the server ended it: what the test looks at
+            await reader
+            self.close_code = ws.close_code
+
+    async def _read(self, ws: Any) -> None:
+        try:
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    self.audio += msg
+                else:
+                    self.events.append(json.loads(msg))
+        except websockets.ConnectionClosed:
+            pass
+
+    def error(self) -> str | None:
+        return next((e["code"] for e in self.events if e["type"] == "error"), None)
+
+
+def test_sessions_per_key_and_server_capacity(limited: RunningServer) -> None:
+    samples = clip()[: 5 * RATE // 2]  # under the 3 s max_session_s
+
+    async def scenario() -> tuple[Session, Session, Session, Session]:
+        a1, b1 = Session(limited.url, KEY_A), Session(limited.url, KEY_B)
+        running = [asyncio.create_task(a1.run(samples))]
+        await asyncio.sleep(0.5)
+        a2 = Session(limited.url, KEY_A)  # key A has its one session; the server has room
+        await a2.run(samples[:RATE])
+        running.append(asyncio.create_task(b1.run(samples)))
+        await asyncio.sleep(0.5)
+        b2 = Session(limited.url, KEY_B)  # now the server is full (2)
+        await b2.run(samples[:RATE])
+        await asyncio.gather(*running)
+        return a1, b1, a2, b2
+
+    a1, b1, a2, b2 = asyncio.run(scenario())
+    assert (a2.error(), a2.close_code) == ("key_busy", 1013)
+    assert (b2.error(), b2.close_code) == ("server_busy", 1013)
+    for s in (a1, b1):  # the running sessions were not disturbed
+        assert s.error() is None and s.close_code == 1000
+        assert len(s.audio) == s.sent == samples.size * 2
+        assert s.events[-1]["type"] == "session.end"
+    # Once they ended, key A may start again.
+    again = Session(limited.url, KEY_A, "pace=asap")
+    asyncio.run(again.run(samples[:RATE], realtime=False))
+    assert again.error() is None and again.close_code == 1000
+
+
+@pytest.mark.parametrize("pace", ["realtime", "asap"])
+def test_max_session_duration_drains_then_closes(limited: RunningServer, pace: str) -> None:
+    samples = clip()  # 8.4 s, over the 3 s limit
+    s = Session(limited.url, KEY_A, f"pace={pace}&delay_ms=1000")
+    asyncio.run(s.run(samples, realtime=pace == "realtime"))
+    types = [e["type"] for e in s.events]
+    assert s.error() == "max_duration" and s.close_code == 1008
+    # The error comes first, then every accepted sample and session.end.
+    assert types[-1] == "session.end" and types.index("error") < types.index("session.end")
+    stats = s.events[-1]["stats"]
+    assert stats["audio_out_ms"] == stats["audio_in_ms"]
+    assert len(s.audio) == stats["audio_in_ms"] * RATE // 1000 * 2
+    assert 3000 <= stats["audio_in_ms"] <= 4000 and len(s.audio) < samples.size * 2
+
+
+def test_disallowed_encoding_is_refused(limited: RunningServer) -> None:
+    async def go() -> tuple[list[dict[str, Any]], int | None]:
+        url = f"{limited.url}?encoding=mulaw&sample_rate=8000&token={KEY_A}"
+        events = []
+        async with websockets.connect(url) as ws:
+            try:
+                async for msg in ws:
+                    events.append(json.loads(msg))
+            except websockets.ConnectionClosedError:
+                pass
+            return events, ws.close_code
+
+    events, code = asyncio.run(go())
+    assert events[0]["code"] == "bad_config" and code == 4400
+    assert "allowed: pcm_s16le" in events[0]["message"]
+
+
+def test_limits_are_validated_at_start(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    for env, words in [({"STREAMSERVER_ALLOWED_ENCODINGS": "opus"}, "allowed_encodings"),
+                       ({"STREAMSERVER_SEND_LOW_WATER_BYTES": "99999999"}, "send_low_water"),
+                       ({"STREAMSERVER_MAX_SESSION_S": "0"}, "max_session_s"),
+                       ({"STREAMSERVER_MAX_SESSIONS_PER_KEY": "x"}, "must be an integer")]:
+        done = subprocess.run([sys.executable, "-m", "streamserver.cli", "serve"],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                              env={**os.environ, **env})
+        assert done.returncode == 2 and words in done.stderr, done.stderr
