@@ -1,8 +1,9 @@
-"""Smoke test: ``benchmarks/quality_vs_delay.py`` runs end to end on the fixtures.
+"""Smoke tests: the benchmark scripts run end to end on tiny inputs.
 
-One pii_dev clip and one real ``a*`` clip (both in ``tests/fixtures``), two
-delays: checks the JSON's shape and that every share lies in [0, 1]. Does not
-need ``../shared``.
+``quality_vs_delay.py`` on one pii_dev clip and one real ``a*`` clip (both in
+``tests/fixtures``), ``capacity.py`` one short level, ``soak.py`` a few short
+calls, ``cpu_costs.py`` a few runs. They check the JSON's shape, never a figure:
+figures are measured by the benchmarks themselves, on a quiet machine.
 """
 
 from __future__ import annotations
@@ -109,3 +110,16 @@ def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
     assert result["errors"] == {}
     assert set(result["verdict"]) == {"rss_growth_ok", "deadline_masked_ok", "errors_ok",
                                       "state_released_ok"}
+
+
+def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "cpu_costs.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cpu_costs.py"),
+                           "--runs", "5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())["figures"]
+    for name in ("spoken_rules_window", "spoken_rules_everyday", "person_spans",
+                 "detector_detect", "detector_detect_every_entity_40_words"):
+        assert figures[name]["runs"] >= 5 and figures[name]["median_ms"] > 0
+    assert figures["pathological_worst_ms"] > 0 and figures["dtmf_per_frame_us"]["best"] > 0

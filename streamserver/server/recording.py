@@ -234,6 +234,10 @@ class Recorder:
                                   "segments": len(self._segments)}})
         return self.metadata
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
     async def cancel(self) -> None:
         """Stop writing at once (the session is being deleted); in-flight writes finish."""
         self._done = self._cancelled = True
@@ -332,6 +336,8 @@ class Archive:
             meta = await recorder.finish(stats, complete, error_code)
         finally:
             self.recorders.pop(recorder.session_id, None)
+        if recorder.cancelled:  # deleted while it was being stored
+            return None
         event: dict[str, Any] = {"type": "recording", "session_id": recorder.session_id,
                                  "status": meta.get("status", STATUS_FAILED)}
         if self.metrics is not None:

@@ -53,6 +53,7 @@ from ..protocol import (
     BadConfig,
     IdleTimeout,
     ProtocolError,
+    SessionTooLong,
     TooManySessions,
     Unauthorized,
     dumps,
@@ -420,7 +421,15 @@ class WebRtcSession:
     async def _supervise(self, run: asyncio.Task[None]) -> None:
         try:
             waiters: set[asyncio.Future[Any]] = {run, self._end}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waiters, timeout=self.state.cfg.max_session_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # max_session_s: say so, then end as a hang-up would
+                too_long = SessionTooLong(
+                    f"the session reached the server's limit of "
+                    f"{self.state.cfg.max_session_s:g} s; input closed")
+                self.error_code = too_long.code
+                self.runner.fail(too_long)
+                self.end()
             # Asked to end, or the runner failed (or ended by itself: drained already).
             reason = self._end.result() if self._end.done() else _failure(run)
             if reason is None:

@@ -6,10 +6,6 @@ one before (no leading space), as Whisper sometimes writes "-5500107".
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
-
 
 def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Words and the half-open word ranges marked with braces."""
@@ -30,13 +26,3 @@ def parse(case: str) -> tuple[list[str], list[tuple[int, int]]]:
             start = None
     assert start is None, case
     return words, groups
-
-
-def median_seconds(call: Callable[[], object], runs: int) -> float:
-    """Median wall time of ``call`` over ``runs`` calls (a loose speed guard)."""
-    timings = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - t0)
-    return statistics.median(timings)

@@ -9,7 +9,6 @@ flagged as that entity. Hard negatives must not be flagged as any of ``EVERYDAY`
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import pytest
@@ -38,7 +37,7 @@ from streamserver.core.pii.entities import (
 )
 from streamserver.core.types import WordSpan
 from streamserver.engines.presidio import PresidioPiiDetector
-from tests.core.pii_cases import median_seconds, parse
+from tests.core.pii_cases import parse
 
 # What the speech rules of web.py, quantities.py and addresses.zip_spans say.
 EVERYDAY = frozenset({URL, IP_ADDRESS, ZIP_CODE, DATE, TIME, MONEY_AMOUNT, PERSON_AGE})
@@ -400,8 +399,10 @@ def test_partial_values_score_weak() -> None:
         assert find_spoken_entities(words, {entity}) == [WordSpan(*groups[0], entity, SCORE_WEAK)]
 
 
-def test_rules_are_fast_and_never_blow_up() -> None:
-    """Long runs of joiners, dots and digits (the shapes the patterns read) stay fast."""
+def test_rules_never_blow_up() -> None:
+    """Long runs of joiners, dots and digits (the shapes the patterns read) finish:
+    a guard against catastrophic backtracking, which would take minutes. (What the
+    rules cost is measured in benchmarks/cpu_costs.py, not asserted here.)"""
     nasty = [
         " dot" * 60,
         " a" + " dot a" * 40,
@@ -420,14 +421,7 @@ def test_rules_are_fast_and_never_blow_up() -> None:
         words = [" " + w for w in words]
         t0 = time.perf_counter()
         find_spoken_entities(words, EVERYDAY)
-        assert time.perf_counter() - t0 < 0.25, text[:40]
-    words, _ = parse(" ".join(c for c, _ in POSITIVES[:12]))
-    timings = []
-    for start in range(0, len(words) - 40, 3):
-        t0 = time.perf_counter()
-        find_spoken_entities(words[start : start + 40], EVERYDAY)
-        timings.append(time.perf_counter() - t0)
-    assert statistics.median(timings) < 0.01
+        assert time.perf_counter() - t0 < 5, text[:40]
 
 
 # ------------------------------------------------- presidio: organisations and friends
@@ -554,14 +548,3 @@ def test_detector_entities() -> None:
     assert PresidioPiiDetector(entities=frozenset({BANKING_INFORMATION}))._presidio_entities == [
         "IBAN_CODE"
     ]
-
-
-def test_detector_fast_with_every_entity(detector: PresidioPiiDetector) -> None:
-    words, _ = parse(
-        "Hi, this is Maria Davis from Acme Insurance, I'm 42, my zip is 9 0 2 1 0 and "
-        "I paid $45.99 on March 3rd at 3:30 pm, the site is acme dot com slash help and "
-        "my IP is 192.168.0.1, thanks."
-    )
-    assert len(words) >= 40
-    # Loose on purpose (shared machines); ~9 ms median on a 2-core box.
-    assert median_seconds(lambda: detector.detect(words), 30) < 0.1

@@ -37,7 +37,7 @@ from streamserver.core.pii.entities import (
 from streamserver.core.pii.numbers import classify_number, digit_runs
 from streamserver.core.pii.text import tokenize
 from streamserver.core.types import WordSpan
-from tests.core.pii_cases import median_seconds, parse
+from tests.core.pii_cases import parse
 
 # The labels a digit run can get: one of them per run.
 DIGIT_ENTITIES = frozenset({
@@ -205,18 +205,6 @@ def test_spelled_email_scores_as_context() -> None:
     assert find_spoken_entities(words, {EMAIL_ADDRESS}) == [
         WordSpan(*groups[0], EMAIL_ADDRESS, 0.9)
     ]
-
-
-def test_fast_on_a_full_window() -> None:
-    """The digit and email rules run on every update of a ~40-word window."""
-    words, _ = parse(
-        "so the area code is 617, then 555 0134, um, and my social is four one two, three "
-        "three, nine eight seven six, the card is 4000 0566, um, 5566 5556 and my email is "
-        "walsh, W A L S H, at example dot com, not www dot example dot org slash help"
-    )
-    assert len(words) >= 40
-    # Loose on purpose (shared CI machines); ~2 ms median on a busy 2-core box.
-    assert median_seconds(lambda: find_spoken_entities(words), 200) < 0.02
 
 
 @pytest.mark.parametrize(

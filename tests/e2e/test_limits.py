@@ -34,7 +34,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     env = {"STREAMSERVER_API_KEYS": f"{KEY_A},{KEY_B}",
            "STREAMSERVER_MAX_SESSIONS_PER_KEY": "1",
            "STREAMSERVER_MAX_SESSION_S": "3",
-           "STREAMSERVER_ALLOWED_ENCODINGS": "pcm_s16le"}
+           "STREAMSERVER_ALLOWED_ENCODINGS": "pcm_s16le",
+           "STREAMSERVER_IDLE_TIMEOUT_S": "2"}
     srv = start_server(tmp_path_factory.mktemp("limits"), "--max-sessions", "2", env=env)
     yield srv
     stop_server(srv)
@@ -147,6 +148,37 @@ def test_disallowed_encoding_is_refused(limited: RunningServer) -> None:
     assert "allowed: pcm_s16le" in events[0]["message"]
 
 
+def test_faster_than_real_time_is_refused_not_buffered(server: RunningServer) -> None:
+    """realtime pace, but the whole clip at once: refused with too_fast once the
+    held audio passes D + max_pending_audio_s (12 s), instead of growing memory.
+    (The shared server: the limited one's 3 s max_session_s would come first.)"""
+    samples = np.tile(clip(), 4)  # 34 s, sent as fast as the socket takes it
+    s = Session(server.url, "", "pace=realtime&delay_ms=1000")
+    asyncio.run(s.run(samples, realtime=False))
+    assert (s.error(), s.close_code) == ("too_fast", 4429)
+    # Cut off long before the end: only what was due by then came back.
+    assert len(s.audio) < samples.size
+
+
+def test_idle_session_is_closed(limited: RunningServer) -> None:
+    async def go() -> tuple[list[dict[str, Any]], int | None, float]:
+        url = f"{limited.url}?encoding=pcm_s16le&sample_rate={RATE}&token={KEY_B}"
+        events = []
+        t0 = time.monotonic()
+        async with websockets.connect(url) as ws:
+            try:
+                async for msg in ws:
+                    if isinstance(msg, str):
+                        events.append(json.loads(msg))
+            except websockets.ConnectionClosedError:
+                pass
+            return events, ws.close_code, time.monotonic() - t0
+
+    events, code, after = asyncio.run(go())
+    assert events[-1]["code"] == "idle_timeout" and code == 4408
+    assert 1.5 < after < 10
+
+
 def test_limits_are_validated_at_start(tmp_path: Path) -> None:
     import os
     import subprocess
@@ -160,3 +192,35 @@ def test_limits_are_validated_at_start(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=60, cwd=tmp_path,
                               env={**os.environ, **env})
         assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+def test_webrtc_session_ends_at_max_duration(limited: RunningServer) -> None:
+    import urllib.request
+
+    from aiortc import RTCSessionDescription
+
+    from tests.e2e.test_webrtc import Client, WavTrack, _input_48k
+
+    track = WavTrack(np.concatenate([_input_48k(), _input_48k()]))  # ~17 s
+
+    async def go() -> Client:
+        client = Client(track)
+        await client.pc.setLocalDescription(await client.pc.createOffer())
+        body = json.dumps({"sdp": client.pc.localDescription.sdp, "type": "offer",
+                           "config": {"delay_ms": 1000}}).encode()
+        req = urllib.request.Request(
+            limited.http + "/v1/webrtc/offer", data=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY_B}"})
+        answer = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(req).read()))
+        await client.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await asyncio.wait_for(client.ended.wait(), timeout=30)
+        await client.close()
+        return client
+
+    client = asyncio.run(go())
+    types = [e["type"] for e in client.events]
+    codes = [e.get("code") for e in client.events if e["type"] == "error"]
+    assert codes == ["max_duration"] and types[-1] == "session.end"
+    stats = client.events[-1]["stats"]
+    # Wall time from the answer: the first RTP packets come a little later.
+    assert 2500 <= stats["audio_in_ms"] <= 5000 and stats["audio_out_ms"] == stats["audio_in_ms"]
