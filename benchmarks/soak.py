@@ -21,9 +21,11 @@ connection failures, audio not all released, a missing ``session.end``.
 
 Reports RSS after warm-up (first ``--warmup-min``, default 10 % of the run) vs.
 the end, the growth from a least-squares line over the post-warm-up samples
-(MB and MB/hour), peak RSS, idle RSS before and after, calls, audio hours,
-deadline-masked share of speech, errors by code, server log warnings/errors, the
-server's own counters afterwards, and a verdict. Writes the JSON, a PNG beside
+(MB and MB/hour), the same line over the second half of the load alone (the
+steady state: memory that fills once levels off, a per-call leak does not),
+peak RSS, idle RSS before and after, calls, audio hours, deadline-masked share
+of speech, errors by code, server log warnings/errors, the server's own counters
+afterwards, and a verdict. Writes the JSON, a PNG beside
 it (RSS against time with the fitted line; sessions and cumulative calls) and
 the server's log beside it (``.log``).
 """
@@ -367,6 +369,25 @@ def server_log_summary(path: Path) -> dict[str, Any]:
     return {"lines_by_level": dict(levels), "top_messages": dict(messages.most_common(10))}
 
 
+def late_fit(samples: list[dict[str, Any]], load_end_s: float) -> dict[str, Any] | None:
+    """The same line over the second half of the load only: is RSS at a steady state?
+
+    Growth over the whole run mixes two things an operator must tell apart: memory
+    that fills once (every encoder input width the runtime has seen, spaCy's string
+    store, allocator arenas at their high-water mark) and memory that grows per call.
+    The first levels off; the second does not, so it shows in the second half.
+    """
+    late = [s for s in samples if load_end_s / 2 <= s["t_s"] <= load_end_s]
+    if len(late) < 3:
+        return None
+    t = np.array([s["t_s"] for s in late]) / 3600
+    y = np.array([s["rss_mb"] for s in late])
+    slope, icpt = np.polyfit(t, y, 1)
+    return {"slope_mb_per_hour": round(float(slope), 3), "intercept_mb": round(float(icpt), 2),
+            "from_min": round(float(t[0]) * 60, 2), "to_min": round(float(t[-1]) * 60, 2),
+            "rss_min_mb": float(y.min()), "rss_max_mb": float(y.max())}
+
+
 def rss_fit(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
     post = [s for s in samples if s["t_s"] >= warmup_s]
     out: dict[str, Any] = {
@@ -419,11 +440,14 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     jit = [c["jitter_ms_p99"] for c in normal if "jitter_ms_p99" in c]
     lag = [c["final_lag_s_p50"] for c in normal if "final_lag_s_p50" in c]
     growth = rss["rss_growth_mb_per_hour"]
+    late = late_fit(samples, run["load_end_s"])
     return {
         "sessions": args.sessions,
         "minutes": args.minutes,
         "load_minutes": round(run["load_end_s"] / 60, 2),
         **rss,
+        "rss_growth_late_mb_per_hour": late["slope_mb_per_hour"] if late else None,
+        "late_fit": late,
         "rss_idle_before_mb": run["idle_before_mb"],
         "rss_idle_after_mb": after.get("rss_mb"),
         "fds_first_last": [samples[0]["fds"], after.get("fds")] if samples else None,
@@ -446,14 +470,17 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "after": after,
         "verdict": {
             "rss_growth_ok": None if growth is None else growth < args.max_growth_mb_h,
+            "rss_steady_ok": None if late is None
+            else late["slope_mb_per_hour"] < args.max_growth_mb_h,
             "deadline_masked_ok": None if share is None else share <= 0.01,
             "errors_ok": not errors and log_errors == 0,
             "state_released_ok": released,
         },
         "rule": f"RSS growth (least-squares over post-warm-up samples) < {args.max_growth_mb_h} "
-                "MB/h; deadline-masked speech <= 1 %; no error events, abnormal closes, "
-                "connection failures, lost audio or server log errors; afterwards no "
-                "session or listener left on the server",
+                "MB/h; the same over the second half of the load (steady state) < "
+                f"{args.max_growth_mb_h} MB/h; deadline-masked speech <= 1 %; no error events, "
+                "abnormal closes, connection failures, lost audio or server log errors; "
+                "afterwards no session or listener left on the server",
     }
 
 
@@ -473,7 +500,12 @@ def plot(summary: dict[str, Any], samples: list[dict[str, Any]], path: Path) -> 
     if fit:
         ft = np.array([fit["from_min"], fit["to_min"]])
         ax.plot(ft, fit["intercept_mb"] + fit["slope_mb_per_hour"] * ft / 60, "r--",
-                label=f"fit: {fit['slope_mb_per_hour']:+.1f} MB/h")
+                label=f"fit after warm-up: {fit['slope_mb_per_hour']:+.1f} MB/h")
+    late = summary.get("late_fit")
+    if late:
+        ft = np.array([late["from_min"], late["to_min"]])
+        ax.plot(ft, late["intercept_mb"] + late["slope_mb_per_hour"] * ft / 60, "g-", lw=2,
+                label=f"second half (steady state): {late['slope_mb_per_hour']:+.1f} MB/h")
     ax.set_ylabel("RSS (MB)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -492,7 +524,10 @@ def plot(summary: dict[str, Any], samples: list[dict[str, Any]], path: Path) -> 
     h2, l2 = cx.get_legend_handles_labels()
     bx.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8)
     growth = summary["rss_growth_mb_per_hour"]
+    late_growth = summary.get("rss_growth_late_mb_per_hour")
     g = "n/a" if growth is None else f"{growth:+.1f} MB/h"
+    if late_growth is not None:
+        g += f" ({late_growth:+.1f} MB/h in the second half)"
     share = summary["deadline_masked_share"]
     fig.suptitle(f"streamserver soak: {summary['sessions']} sessions, {summary['minutes']:g} min, "
                  f"{summary['calls_completed']} calls; RSS growth {g}; deadline-masked "
@@ -570,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1))
     plot(summary, run["samples"], args.out.with_suffix(".png"))
     keys = ("rss_start_mb", "rss_end_mb", "rss_peak_mb", "rss_growth_mb",
-            "rss_growth_mb_per_hour", "rss_idle_before_mb", "rss_idle_after_mb",
+            "rss_growth_mb_per_hour", "rss_growth_late_mb_per_hour", "rss_idle_before_mb",
+            "rss_idle_after_mb",
             "calls_completed", "audio_hours", "deadline_masked_share", "errors", "verdict")
     print(json.dumps({k: summary[k] for k in keys}))
     return 0
