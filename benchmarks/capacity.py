@@ -17,7 +17,10 @@ speech). For each N it reports, measured at the client and from the server's
 * CPU seconds per audio second and peak RSS of the server process.
 
 Capacity = the largest N with deadline-masked speech <= 1 % and jitter p99 <= 50 ms.
-Writes ``benchmarks/results/capacity.json`` and ``capacity.png``.
+``--record`` runs the same with every session recorded (redacted audio and
+transcript, AES-GCM sealed, into a temporary data dir that is removed afterwards),
+to show what recording costs the live path. Writes
+``benchmarks/results/capacity.json`` and ``capacity.png``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -77,13 +81,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def recording_env(data_dir: Path) -> dict[str, str]:
+    """Every session recorded (redacted audio + transcript, sealed) into ``data_dir``."""
+    key = subprocess.run([sys.executable, "-m", "streamserver.cli", "gen-data-key"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return {"STREAMSERVER_DATA_KEYS": key, "STREAMSERVER_DATA_DIR": str(data_dir),
+            "STREAMSERVER_RECORD_SESSIONS": "true"}
+
+
 def start_server(port: int, workers: int, max_sessions: int, log: Path,
-                 log_level: str = "warning") -> subprocess.Popen[bytes]:
+                 log_level: str = "warning",
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     # The server's own log (JSON, no transcript text) is kept beside the results.
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamserver.cli", "--log-level", log_level, "serve",
          "--port", str(port), "--workers", str(workers), "--max-sessions", str(max_sessions)],
-        stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"), env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -251,6 +264,18 @@ def plot(levels: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def recordings_stored(port: int) -> dict[str, float]:
+    """``streamserver_recordings_total`` by status: proof the recordings were written."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("streamserver_recordings_total{"):
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            out[status] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -261,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-log-level", default="warning",
                     help="debug: per-batch model timings in capacity.log")
     ap.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
+    ap.add_argument("--record", action="store_true",
+                    help="record every session (redacted audio + transcript, encrypted, in a "
+                         "temporary data dir): the cost of recording on the live path")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capacity.json")
     args = ap.parse_args(argv)
 
@@ -268,10 +296,13 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     levels_n = [int(x) for x in args.sessions.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    data_dir = tempfile.TemporaryDirectory(prefix="capacity-data-") if args.record else None
     server = start_server(port, args.workers, max(levels_n) + 2, args.out.with_suffix(".log"),
-                          args.server_log_level)
+                          args.server_log_level,
+                          recording_env(Path(data_dir.name)) if data_dir else None)
     url = f"ws://127.0.0.1:{port}/v1/stream"
     levels: list[dict[str, Any]] = []
+    recordings: dict[str, float] = {}
     try:
         for n in levels_n:
             level = asyncio.run(run_level(url, server.pid, n, program, args.delay_ms))
@@ -279,9 +310,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(level), flush=True)
             if not ok(level) and not args.keep_going:
                 break
+        if args.record:
+            recordings = recordings_stored(port)
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if data_dir:
+            data_dir.cleanup()
     capacity = max((lv["sessions"] for lv in levels if ok(lv)), default=0)
     result = {
         "command": "python benchmarks/capacity.py " + " ".join(argv or sys.argv[1:]),
@@ -292,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         "workers": args.workers,
         "seconds_per_session": args.seconds,
         "capacity_sessions": capacity,
+        "record": args.record,
+        **({"recordings_by_status": recordings} if args.record else {}),
         "rule": "largest N with deadline-masked speech <= 1% and release jitter p99 <= 50 ms",
         "levels": levels,
     }

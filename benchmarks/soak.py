@@ -340,7 +340,8 @@ def server_metrics(http: str) -> dict[str, float]:
     """The server's counters that must add up after the run (sessions, listeners, errors)."""
     keep = ("streamserver_sessions_started", "streamserver_sessions_ended",
             "streamserver_sessions_active", "streamserver_listeners",
-            "streamserver_session_errors")
+            "streamserver_session_errors", "streamserver_memory_trims",
+            "streamserver_memory_trimmed_bytes")
     try:
         with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
             text = r.read().decode()

@@ -294,6 +294,9 @@ class ServerConfig:
     # SIGTERM/SIGINT: sessions stop taking input and drain their delay line for
     # up to this long (above the largest delay_ms, 10 s), then close anyway.
     shutdown_grace_s: float = 15.0
+    # Hand memory freed by the model threads back to the OS this often
+    # (streamserver/memory.py); 0 = never.
+    memory_trim_interval_s: float = 60.0
     log_level: str = "info"
     # Artefacts (docs/privacy.md). Recording is possible only with data keys
     # (STREAMSERVER_DATA_KEYS or data_key_file): everything at rest is sealed.
@@ -352,6 +355,8 @@ class ServerConfig:
             tls_certfile=os.environ.get("STREAMSERVER_CERTFILE", d.tls_certfile),
             tls_keyfile=os.environ.get("STREAMSERVER_KEYFILE", d.tls_keyfile),
             shutdown_grace_s=_env_float("STREAMSERVER_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
+            memory_trim_interval_s=_env_float("STREAMSERVER_MEMORY_TRIM_INTERVAL_S",
+                                              d.memory_trim_interval_s),
             data_dir=os.environ.get("STREAMSERVER_DATA_DIR", d.data_dir),
             storage_url=os.environ.get("STREAMSERVER_STORAGE_URL", d.storage_url),
             data_key_file=os.environ.get("STREAMSERVER_DATA_KEY_FILE", d.data_key_file),
@@ -395,6 +400,8 @@ class ServerConfig:
             raise ConfigError("TLS needs both certfile and keyfile")
         if not 0 <= self.shutdown_grace_s <= 3600:
             raise ConfigError("shutdown_grace_s must be within 0..3600")
+        if self.memory_trim_interval_s < 0:
+            raise ConfigError("memory_trim_interval_s must be >= 0 (0 = never)")
         if not 200 <= self.asr.min_step_ms <= self.asr.step_ms or self.asr.max_buffer_ms < 3000:
             raise ConfigError("asr 200 <= min_step_ms <= step_ms and max_buffer_ms >= 3000")
         if self.retention_s < 1 or self.sweep_interval_s <= 0:

@@ -65,12 +65,22 @@ class Metrics:
         self.recordings = Counter(
             "streamserver_recordings", "Recorded sessions stored, by status (ready, failed)",
             ["status"], registry=r)
+        self.memory_trims = Counter(
+            "streamserver_memory_trims", "Freed heap handed back to the OS (malloc_trim)",
+            registry=r)
+        self.memory_trimmed = Counter(
+            "streamserver_memory_trimmed_bytes", "RSS released by those trims", registry=r)
 
     def track_active(self, count: Callable[[], int]) -> None:
         self.sessions_active.set_function(lambda: float(count()))
 
     def track_asr_queue(self, depth: Callable[[], int]) -> None:
         self.asr_queue.set_function(lambda: float(depth()))
+
+    def memory_trimmed_now(self, released_bytes: int, seconds: float) -> None:
+        self.memory_trims.inc()
+        self.memory_trimmed.inc(released_bytes)
+        self.observe_stage("memory_trim", seconds)
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage).observe(seconds)

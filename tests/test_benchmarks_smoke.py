@@ -108,8 +108,9 @@ def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
     assert isinstance(result["rss_growth_mb_per_hour"], float)
     assert 0.0 <= result["deadline_masked_share"] <= 1.0
     assert result["errors"] == {}
-    assert set(result["verdict"]) == {"rss_growth_ok", "deadline_masked_ok", "errors_ok",
-                                      "state_released_ok"}
+    assert set(result["verdict"]) == {"rss_growth_ok", "rss_steady_ok", "deadline_masked_ok",
+                                      "errors_ok", "state_released_ok"}
+    assert "rss_growth_late_mb_per_hour" in result and "late_fit" in result
 
 
 def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import __version__
+from .. import __version__, memory
 from ..audio import AudioFormatError
 from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
@@ -124,12 +124,20 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             state.archive = await asyncio.to_thread(open_archive, cfg)
         state.archive.metrics = state.metrics
         state.archive.start()
+        trimmer = (asyncio.create_task(
+            memory.trim_forever(cfg.memory_trim_interval_s, state.metrics.memory_trimmed_now),
+            name="memory-trim") if cfg.memory_trim_interval_s and memory.trim_supported()
+            else None)
         state.ready = True
         log.info("ready", extra={"port": cfg.port, "workers": cfg.workers})
         try:
             yield
         finally:
             state.shutting_down = True
+            if trimmer is not None:
+                trimmer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await trimmer
             await close_webrtc_sessions(app, cfg.shutdown_grace_s)
             state.pool.shutdown()
             if state.archive is not None:

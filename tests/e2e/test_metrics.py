@@ -38,3 +38,25 @@ def test_metrics_follow_a_session(server) -> None:
     # No transcript text (numbers like 0.0175 may well appear as values: look for the
     # value as spoken or written, not its last digits).
     assert "Linda" not in after and "555-0175" not in after and "5550175" not in after
+
+
+def test_server_hands_freed_memory_back(tmp_path) -> None:
+    """The periodic malloc_trim runs in the serving process and is counted."""
+    import time
+
+    from tests.conftest import start_server, stop_server
+
+    srv = start_server(tmp_path, env={"STREAMSERVER_MEMORY_TRIM_INTERVAL_S": "0.5"})
+    try:
+        asyncio.run(stream_file(FIXTURES / "dev_008.wav", srv.url, {"encoding": "pcm_s16le"},
+                                pace="asap"))
+        deadline = time.monotonic() + 10
+        while (trims := _value(_metrics(srv), "streamserver_memory_trims_total")) < 2:
+            assert time.monotonic() < deadline, "no trims counted"
+            time.sleep(0.25)
+        text = _metrics(srv)
+        assert _value(text, 'streamserver_stage_seconds_count{stage="memory_trim"}') >= trims
+        assert "streamserver_memory_trimmed_bytes_total" in text
+        assert srv.proc.poll() is None
+    finally:
+        stop_server(srv)
