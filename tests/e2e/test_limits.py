@@ -1,9 +1,9 @@
 """Limits against a real server with small limits.
 
 Each limit is a named setting (README "Limits"); going over it ends or refuses
-only the session concerned, with a typed error, and running sessions go on. The
-send buffer's high and low water are tested on the runner (tests/runtime/
-test_faults.py): over loopback the kernel's socket buffers hold megabytes.
+only the session concerned, with a typed error, and running sessions go on. The send buffer is
+tested here with a client that never reads (after the kernel's ~4 MB of loopback
+socket buffer) and, finely, on the runner (tests/runtime/test_faults.py).
 """
 
 from __future__ import annotations
@@ -224,3 +224,107 @@ def test_webrtc_session_ends_at_max_duration(limited: RunningServer) -> None:
     stats = client.events[-1]["stats"]
     # Wall time from the answer: the first RTP packets come a little later.
     assert 2500 <= stats["audio_in_ms"] <= 5000 and stats["audio_out_ms"] == stats["audio_in_ms"]
+
+
+class StalledClient:
+    """A WebSocket client that sends real-time audio and never reads a byte back.
+
+    Raw socket, handshake and masked frames by hand: a client library reads its
+    socket in the background, which is exactly what this client must not do. The
+    receive buffer is shrunk so the kernel on this side cannot soak up the output.
+    """
+
+    def __init__(self, port: int, query: str) -> None:
+        import base64
+        import os
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /v1/stream?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                           ).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)  # byte by byte: read nothing past the handshake
+            assert chunk, "server closed during the handshake"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head[:80]
+
+    def send_binary(self, payload: bytes) -> None:
+        import os
+
+        n = len(payload)
+        head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else
+                                bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        mask = os.urandom(4)
+        body = (np.frombuffer(payload, np.uint8)
+                ^ np.resize(np.frombuffer(mask, np.uint8), n)).tobytes()
+        self.sock.sendall(head + mask + body)
+
+
+def test_client_that_stops_reading_is_closed_not_buffered(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """realtime, 48 kHz stereo (192 kB/s back): a client that sends but never reads.
+    Loopback TCP lets the server's socket buffer grow to ~4 MB, then the server holds
+    at most its send high water (64 KiB here) and ends the session ``slow_consumer``,
+    well before the WebSocket keepalive (20 s ping + 20 s timeout) would; its slot is
+    freed, and a session that reads alongside it is untouched."""
+    import urllib.parse
+    import urllib.request
+
+    env = {"STREAMSERVER_SEND_HIGH_WATER_BYTES": str(64 << 10),
+           "STREAMSERVER_SEND_LOW_WATER_BYTES": str(16 << 10)}
+    srv = start_server(tmp_path_factory.mktemp("slow"), env=env)
+    port = urllib.parse.urlsplit(srv.http).port
+    assert port is not None
+
+    def metric(name: str) -> float:
+        with urllib.request.urlopen(srv.http + "/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.split(" ", 1)[0] == name:
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    slow = 'streamserver_session_errors_total{code="slow_consumer"}'
+
+    def stall() -> float:
+        client = StalledClient(port, "encoding=pcm_s16le&sample_rate=48000&channels=2"
+                                     "&pace=realtime&delay_ms=1000")
+        frame = bytes(960 * 2 * 2)  # 20 ms of silence: no model work, full-rate output
+        t0 = time.monotonic()
+        try:
+            for k in range(3000):  # 60 s at most
+                if k % 50 == 0 and metric(slow):
+                    break
+                client.send_binary(frame)
+                time.sleep(max(0.0, t0 + (k + 1) * 0.02 - time.monotonic()))
+        except OSError:
+            pass  # the server closed on us: the metric says why
+        finally:
+            client.sock.close()
+        return time.monotonic() - t0
+
+    async def scenario() -> tuple[float, Session]:
+        reader = Session(srv.url, "", "pace=realtime&delay_ms=1000")
+        good = asyncio.create_task(reader.run(clip()))
+        took = await asyncio.to_thread(stall)
+        await good
+        return took, reader
+
+    try:
+        took, reader = asyncio.run(scenario())
+        print(f"slow_consumer {took:.1f} s after the stalled client's first frame")
+        assert metric(slow) == 1, f"no slow_consumer after {took:.1f} s"
+        assert took < 38, f"slow_consumer only after {took:.1f} s (keepalive would close at 40)"
+        deadline = time.monotonic() + 10
+        while metric("streamserver_sessions_active") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric("streamserver_sessions_active") == 0  # its slot is free again
+        assert reader.error() is None and reader.close_code == 1000
+        assert len(reader.audio) == reader.sent == clip().size * 2
+    finally:
+        stop_server(srv)
