@@ -1,9 +1,10 @@
 """Limits against a real server with small limits.
 
 Each limit is a named setting (README "Limits"); going over it ends or refuses
-only the session concerned, with a typed error, and running sessions go on. The send buffer is
-tested here with a client that never reads (after the kernel's ~4 MB of loopback
-socket buffer) and, finely, on the runner (tests/runtime/test_faults.py).
+only the session concerned, with a typed error, and running sessions go on. The
+send buffer is tested here with a client that never reads (past the kernel's ~4 MB
+of loopback socket buffer) and, in finer detail, on the runner
+(tests/runtime/test_faults.py).
 """
 
 from __future__ import annotations
