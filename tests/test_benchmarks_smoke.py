@@ -124,3 +124,17 @@ def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
                  "detector_detect", "detector_detect_every_entity_40_words"):
         assert figures[name]["runs"] >= 5 and figures[name]["median_ms"] > 0
     assert figures["pathological_worst_ms"] > 0 and figures["dtmf_per_frame_us"]["best"] > 0
+
+
+def test_asr_memory_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "asr_memory.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "asr_memory.py"),
+                           "--calls", "4", "--configs", "50:0", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    (run,) = result["results"]
+    assert run["step_frames"] == 50 and run["onednn_primitive_cache_capacity"] == 0
+    assert [c for c, _ in run["curve_calls_rss_mb"]] == [0, 4]
+    assert run["rss_end_mb"] > 0 and run["seconds_per_call"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
