@@ -9,6 +9,7 @@ figures are measured by the benchmarks themselves, on a quiet machine.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,19 @@ def test_asr_memory_benchmark_runs(tmp_path: Path) -> None:
     assert [c for c, _ in run["curve_calls_rss_mb"]] == [0, 4]
     assert run["rss_end_mb"] > 0 and run["seconds_per_call"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_heap_census_benchmark_runs(tmp_path: Path) -> None:
+    clips = tmp_path / "data" / "pii_dev"
+    clips.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "fixtures" / "dev_008.wav", clips / "dev_008.wav")
+    out = tmp_path / "heap.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "heap_census.py"),
+                           "--data", str(tmp_path / "data"), "--warmup", "1", "--sessions", "2",
+                           "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["sessions"] == 2 and 15 < result["audio_s"] < 20  # dev_008 twice
+    assert isinstance(result["python_heap_growth_kib"], float)
+    assert result["objects_after"] > 0 and result["allocation_sites"]
