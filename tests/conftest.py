@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -94,3 +95,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     srv = start_server(tmp_path_factory.mktemp("server"))
     yield srv
     stop_server(srv)
+
+
+def scrape_metrics(http: str) -> str:
+    """The server's Prometheus exposition (``GET /metrics``) as text."""
+    with urllib.request.urlopen(http + "/metrics", timeout=5) as r:
+        assert r.headers["content-type"].startswith("text/plain")
+        return str(r.read().decode())
+
+
+def metric_value(text: str, name: str) -> float:
+    """One sample's value by its full name (labels included); 0.0 if absent."""
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0

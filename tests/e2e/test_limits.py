@@ -21,7 +21,14 @@ import pytest
 import websockets
 
 from streamserver import audio as audio_mod
-from tests.conftest import FIXTURES, RunningServer, start_server, stop_server
+from tests.conftest import (
+    FIXTURES,
+    RunningServer,
+    metric_value,
+    scrape_metrics,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -275,7 +282,6 @@ def test_client_that_stops_reading_is_closed_not_buffered(
     well before the WebSocket keepalive (20 s ping + 20 s timeout) would; its slot is
     freed, and a session that reads alongside it is untouched."""
     import urllib.parse
-    import urllib.request
 
     env = {"STREAMSERVER_SEND_HIGH_WATER_BYTES": str(64 << 10),
            "STREAMSERVER_SEND_LOW_WATER_BYTES": str(16 << 10)}
@@ -284,11 +290,7 @@ def test_client_that_stops_reading_is_closed_not_buffered(
     assert port is not None
 
     def metric(name: str) -> float:
-        with urllib.request.urlopen(srv.http + "/metrics", timeout=5) as r:
-            for line in r.read().decode().splitlines():
-                if line.split(" ", 1)[0] == name:
-                    return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return metric_value(scrape_metrics(srv.http), name)
 
     slow = 'streamserver_session_errors_total{code="slow_consumer"}'
 

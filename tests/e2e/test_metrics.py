@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import urllib.request
 
 from streamserver.cli import stream_file
-from tests.conftest import FIXTURES
-
-
-def _metrics(server) -> str:
-    with urllib.request.urlopen(server.http + "/metrics") as r:
-        assert r.headers["content-type"].startswith("text/plain")
-        return r.read().decode()
-
-
-def _value(text: str, name: str) -> float:
-    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
+from tests.conftest import FIXTURES, metric_value, scrape_metrics
 
 
 def test_metrics_follow_a_session(server) -> None:
-    before = _metrics(server)
+    before = scrape_metrics(server.http)
     asyncio.run(stream_file(FIXTURES / "dev_008.wav", server.url, {"encoding": "pcm_s16le"},
                             pace="asap"))
-    after = _metrics(server)
+    after = scrape_metrics(server.http)
     started = 'streamserver_sessions_started_total{transport="websocket"}'
-    assert _value(after, started) == _value(before, started) + 1
+    assert metric_value(after, started) == metric_value(before, started) + 1
     audio = "streamserver_audio_in_seconds_total"
-    assert _value(after, audio) >= _value(before, audio) + 5.0  # dev_008 is ~8 s
+    assert metric_value(after, audio) >= metric_value(before, audio) + 5.0  # dev_008 is ~8 s
     person = 'streamserver_redactions_total{entity="PERSON"}'
-    assert _value(after, person) >= _value(before, person) + 1
+    assert metric_value(after, person) >= metric_value(before, person) + 1
     for stage in ("asr", "pii", "analysis", "vad"):
-        assert _value(after, f'streamserver_stage_seconds_count{{stage="{stage}"}}') > 0
+        assert metric_value(after, f'streamserver_stage_seconds_count{{stage="{stage}"}}') > 0
     assert "streamserver_sessions_active" in after and "streamserver_asr_queue_depth" in after
     # No transcript text (numbers like 0.0175 may well appear as values: look for the
     # value as spoken or written, not its last digits).
@@ -51,11 +38,12 @@ def test_server_hands_freed_memory_back(tmp_path) -> None:
         asyncio.run(stream_file(FIXTURES / "dev_008.wav", srv.url, {"encoding": "pcm_s16le"},
                                 pace="asap"))
         deadline = time.monotonic() + 10
-        while (trims := _value(_metrics(srv), "streamserver_memory_trims_total")) < 2:
+        trims_total = "streamserver_memory_trims_total"
+        while (trims := metric_value(scrape_metrics(srv.http), trims_total)) < 2:
             assert time.monotonic() < deadline, "no trims counted"
             time.sleep(0.25)
-        text = _metrics(srv)
-        assert _value(text, 'streamserver_stage_seconds_count{stage="memory_trim"}') >= trims
+        text = scrape_metrics(srv.http)
+        assert metric_value(text, 'streamserver_stage_seconds_count{stage="memory_trim"}') >= trims
         assert "streamserver_memory_trimmed_bytes_total" in text
         assert srv.proc.poll() is None
     finally:
