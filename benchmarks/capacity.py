@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -264,16 +265,26 @@ def plot(levels: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+# One sample line of the Prometheus exposition: name (``_total`` dropped), labels, value.
+_METRIC = re.compile(r"^(streamserver_[a-z_]+?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+)$")
+
+
+def parse_metrics(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The samples of the metrics named (without ``_total``), keyed name + labels."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _METRIC.match(line)
+        if m and m.group(1) in names:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
 def recordings_stored(port: int) -> dict[str, float]:
     """``streamserver_recordings_total`` by status: proof the recordings were written."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("streamserver_recordings_total{"):
-            status = line.split('status="', 1)[1].split('"', 1)[0]
-            out[status] = float(line.rsplit(" ", 1)[1])
-    return out
+    return {key.split('status="', 1)[1].split('"', 1)[0]: value
+            for key, value in parse_metrics(text, ("streamserver_recordings",)).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -56,7 +55,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from capacity import FRAME, RATE, build_program, free_port, one_session, start_server  # noqa: E402
+from capacity import (  # noqa: E402
+    FRAME,
+    RATE,
+    build_program,
+    free_port,
+    one_session,
+    parse_metrics,
+    start_server,
+)
 
 MB = 2**20
 
@@ -333,9 +340,6 @@ async def soak_run(args: argparse.Namespace, server: subprocess.Popen[bytes], po
             "after": after, "load_end_s": load_end}
 
 
-_METRIC = re.compile(r"^(streamserver_[a-z_]+?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+)$")
-
-
 def server_metrics(http: str) -> dict[str, float]:
     """The server's counters that must add up after the run (sessions, listeners, errors)."""
     keep = ("streamserver_sessions_started", "streamserver_sessions_ended",
@@ -347,12 +351,7 @@ def server_metrics(http: str) -> dict[str, float]:
             text = r.read().decode()
     except OSError:
         return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        m = _METRIC.match(line)
-        if m and m.group(1) in keep:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
+    return parse_metrics(text, keep)
 
 
 def server_log_summary(path: Path) -> dict[str, Any]:

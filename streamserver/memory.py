@@ -6,9 +6,10 @@ a long utterance, a batch of eight) is kept for reuse and returned to the kernel
 only when it sits at the arena's very top, which after a busy minute it seldom
 does. RSS then ratchets up to the highest concurrent demand the process has ever
 seen and stays there: in an hour's soak it rose in ~10 MB steps that never came
-back (benchmarks/results/soak.json). ``malloc_trim(0)`` walks every arena and
-releases whole free pages (``madvise``), so a periodic call keeps RSS near what is
-in use and makes the soak's growth figure mean something. The call takes each
+back (benchmarks/results/soak_60min_notrim.json). ``malloc_trim(0)`` walks every
+arena and releases whole free pages (``madvise``), so a periodic call keeps RSS
+near what is in use: in the next hour's soak 60 trims handed back 4.7 GB
+(benchmarks/results/soak.json). The call takes each
 arena's lock briefly; it runs off the event loop, once a minute by default
 (``memory_trim_interval_s``). On a libc without ``malloc_trim`` (musl, macOS) it is
 a no-op.

@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 # On CPUs where CTranslate2 does not use MKL (AMD, for one), its int8 GEMMs go
 # through oneDNN, which keeps a compiled kernel for every matrix shape it meets, up
 # to 1,024 of them. Utterances of every length in batches of every size only ever
-# fill that cache: 60 random batches grew RSS 145 -> 243 MB with it and held 180 MB
-# without, at the same speed (benchmarks/asr_memory.py). Building a
-# kernel costs little next to running it, so by default none is kept; an operator
-# may set the variable. oneDNN reads it when it builds its first kernel, after this.
+# fill that cache: 150 random batches took RSS from 145 to 296 MB and rising with
+# it, to 180 MB and flat without (benchmarks/asr_memory.py); an 8-session capacity
+# run cost the same CPU either way. So by default none is kept; an operator may
+# set the variable. oneDNN reads it when it builds its first kernel, after this.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
 
 
