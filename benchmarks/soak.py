@@ -266,7 +266,30 @@ def readyz_sessions(base: str) -> int | None:
         return None
 
 
-def sample_once(proc: Any, soak: Soak, sessions: int | None) -> dict[str, Any]:
+def heap_mb(http: str) -> dict[str, float]:
+    """The server's malloc heap by kind (``streamserver_heap_bytes``), in MB."""
+    try:
+        with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    return {"heap_" + key.split('kind="', 1)[1].split('"', 1)[0] + "_mb": round(v / MB, 1)
+            for key, v in parse_metrics(text, ("streamserver_heap_bytes",)).items()}
+
+
+def anonymous_mb(pid: int) -> float | None:
+    """Anonymous resident memory (heap, arenas, stacks, runtimes' own maps), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Anonymous:"):
+                return round(int(line.split()[1]) * 1024 / MB, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def sample_once(proc: Any, soak: Soak, sessions: int | None,
+                heap: dict[str, float] | None = None) -> dict[str, Any]:
     return {
         "t_s": round(time.monotonic() - soak.t0, 1),
         "rss_mb": round(proc.memory_info().rss / MB, 1),
@@ -278,6 +301,8 @@ def sample_once(proc: Any, soak: Soak, sessions: int | None) -> dict[str, Any]:
         "calls_started": soak.started,
         "calls_done": soak.done,
         "errors": soak.error_count,
+        "anon_mb": anonymous_mb(proc.pid),
+        **(heap or {}),
     }
 
 
@@ -295,8 +320,9 @@ async def sampler(soak: Soak, server: subprocess.Popen[bytes], http: str, every_
             print(json.dumps({"server_exited": server.returncode}), flush=True)
             return
         sessions = await asyncio.to_thread(readyz_sessions, http)
+        heap = await asyncio.to_thread(heap_mb, http)
         try:
-            s = sample_once(proc, soak, sessions)
+            s = sample_once(proc, soak, sessions, heap)
         except psutil.NoSuchProcess:
             soak.server_dead = True
             return
@@ -441,6 +467,10 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     lag = [c["final_lag_s_p50"] for c in normal if "final_lag_s_p50" in c]
     growth = rss["rss_growth_mb_per_hour"]
     late = late_fit(samples, run["load_end_s"])
+    heap = [s for s in samples if s["t_s"] >= warmup_s and s.get("heap_in_use_mb") is not None]
+    heap_slope = (round(float(np.polyfit(np.array([s["t_s"] for s in heap]) / 3600,
+                                         [s["heap_in_use_mb"] for s in heap], 1)[0]), 2)
+                  if len(heap) >= 3 else None)
     return {
         "sessions": args.sessions,
         "minutes": args.minutes,
@@ -448,6 +478,8 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         **rss,
         "rss_growth_late_mb_per_hour": late["slope_mb_per_hour"] if late else None,
         "late_fit": late,
+        # malloc's live bytes over the same window: a leak moves this, fragmentation not.
+        "heap_in_use_growth_mb_per_hour": heap_slope,
         "rss_idle_before_mb": run["idle_before_mb"],
         "rss_idle_after_mb": after.get("rss_mb"),
         "fds_first_last": [samples[0]["fds"], after.get("fds")] if samples else None,
@@ -494,6 +526,11 @@ def plot(summary: dict[str, Any], samples: list[dict[str, Any]], path: Path) -> 
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(10, 7), sharex=True,
                                  gridspec_kw={"height_ratios": [2, 1]})
     ax.plot(t, [s["rss_mb"] for s in samples], ".-", ms=3, lw=0.8, label="server RSS")
+    if any(s.get("heap_in_use_mb") is not None for s in samples):
+        # What malloc has handed out and not had back: flat here with RSS rising
+        # means fragmentation, rising with it means a leak.
+        ax.plot(t, [s.get("heap_in_use_mb", np.nan) for s in samples], lw=0.8,
+                c="tab:purple", label="malloc heap in use")
     if summary["warmup_min"] > 0:
         ax.axvspan(0, summary["warmup_min"], color="grey", alpha=0.15, label="warm-up")
     fit = summary["fit"]

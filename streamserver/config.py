@@ -297,6 +297,10 @@ class ServerConfig:
     # Hand memory freed by the model threads back to the OS this often
     # (streamserver/memory.py); 0 = never.
     memory_trim_interval_s: float = 60.0
+    # glibc malloc (streamserver/memory.py tune_allocator): at most this many
+    # arenas, and blocks from this size up in their own mappings; 0 = glibc's default.
+    malloc_arena_max: int = 2
+    malloc_mmap_threshold_bytes: int = 4 << 20
     log_level: str = "info"
     # Artefacts (docs/privacy.md). Recording is possible only with data keys
     # (STREAMSERVER_DATA_KEYS or data_key_file): everything at rest is sealed.
@@ -357,6 +361,9 @@ class ServerConfig:
             shutdown_grace_s=_env_float("STREAMSERVER_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
             memory_trim_interval_s=_env_float("STREAMSERVER_MEMORY_TRIM_INTERVAL_S",
                                               d.memory_trim_interval_s),
+            malloc_arena_max=_env_int("STREAMSERVER_MALLOC_ARENA_MAX", d.malloc_arena_max),
+            malloc_mmap_threshold_bytes=_env_int("STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
+                                                 d.malloc_mmap_threshold_bytes),
             data_dir=os.environ.get("STREAMSERVER_DATA_DIR", d.data_dir),
             storage_url=os.environ.get("STREAMSERVER_STORAGE_URL", d.storage_url),
             data_key_file=os.environ.get("STREAMSERVER_DATA_KEY_FILE", d.data_key_file),
@@ -402,6 +409,11 @@ class ServerConfig:
             raise ConfigError("shutdown_grace_s must be within 0..3600")
         if self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s must be >= 0 (0 = never)")
+        if not 0 <= self.malloc_arena_max <= 64:
+            raise ConfigError("malloc_arena_max must be within 0..64 (0 = glibc's default)")
+        if not 0 <= self.malloc_mmap_threshold_bytes <= 32 << 20:
+            raise ConfigError("malloc_mmap_threshold_bytes must be within 0..32 MiB "
+                              "(0 = glibc's default)")
         if not 200 <= self.asr.min_step_ms <= self.asr.step_ms or self.asr.max_buffer_ms < 3000:
             raise ConfigError("asr 200 <= min_step_ms <= step_ms and max_buffer_ms >= 3000")
         if self.retention_s < 1 or self.sweep_interval_s <= 0:

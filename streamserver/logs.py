@@ -18,7 +18,7 @@ import orjson
 
 _SAFE_EXTRAS = (
     "session", "code", "stats", "pace", "rate", "delay_ms", "port", "workers", "load_s",
-    "batch", "audio_s", "wait_ms", "run_ms",
+    "batch", "audio_s", "wait_ms", "run_ms", "arena_max", "mmap_threshold_bytes",
 )
 
 

@@ -8,7 +8,7 @@ bounded whatever clients send.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,8 +16,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from . import memory
 
 # Seconds: a VAD window is ~0.1 ms, a detection ~5-20 ms, a Whisper batch 50-500 ms.
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -70,6 +75,9 @@ class Metrics:
             registry=r)
         self.memory_trimmed = Counter(
             "streamserver_memory_trimmed_bytes", "RSS released by those trims", registry=r)
+        # process_resident_memory_bytes, CPU seconds, open fds, threads (Linux /proc).
+        ProcessCollector(registry=r)
+        r.register(_HeapCollector())
 
     def track_active(self, count: Callable[[], int]) -> None:
         self.sessions_active.set_function(lambda: float(count()))
@@ -98,3 +106,22 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _HeapCollector(Collector):
+    """``streamserver_heap_bytes{kind}`` from glibc's mallinfo2, read at scrape time.
+
+    With RSS beside it, an operator can tell a leak (``in_use`` rising) from
+    fragmentation (``free`` rising) from memory outside malloc (neither).
+    """
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = memory.heap_stats()
+        if not stats:
+            return
+        family = GaugeMetricFamily(
+            "streamserver_heap_bytes", "malloc heap by kind (in_use, free, mmapped)",
+            labels=["kind"])
+        for kind, value in stats.items():
+            family.add_metric([kind], float(value))
+        yield family

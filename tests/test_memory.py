@@ -38,3 +38,90 @@ def test_trim_interval_is_validated() -> None:
     ServerConfig(memory_trim_interval_s=0).validate()  # off
     with pytest.raises(ConfigError, match="memory_trim_interval_s"):
         ServerConfig(memory_trim_interval_s=-1).validate()
+
+
+# Each allocator test runs in a fresh interpreter: mallopt is process-wide and
+# one-way, and the dynamic threshold depends on what the process freed before.
+_PROBE = r"""
+import ctypes, json, sys, threading
+from streamserver import memory
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+applied = memory.tune_allocator(int(sys.argv[1]), int(sys.argv[2]))
+def mmapped_by(size):
+    before = memory.heap_stats()["mmapped"]
+    p = libc.malloc(size)
+    grew = memory.heap_stats()["mmapped"] - before
+    libc.free(p)
+    return grew
+first = mmapped_by(8 << 20)   # above the initial threshold: its own mapping
+second = mmapped_by(8 << 20)  # after freeing it, glibc's dynamic threshold moved?
+def touch():
+    keep = [libc.malloc(1024) for _ in range(64)]
+    barrier.wait()
+    for p in keep:
+        libc.free(p)
+barrier = threading.Barrier(8)
+threads = [threading.Thread(target=touch) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.malloc_stats()  # one "Arena N:" block per arena, on stderr
+print(json.dumps({"applied": applied, "first": first, "second": second}))
+"""
+
+
+def _probe(arena_max: int, threshold: int, env: dict[str, str] | None = None
+           ) -> tuple[dict[str, object], int]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in memory._GLIBC_MALLOC_ENV}
+    done = subprocess.run([sys.executable, "-c", _PROBE, str(arena_max), str(threshold)],
+                          env={**clean, **(env or {})}, capture_output=True, text=True,
+                          timeout=60, check=True)
+    arenas = sum(1 for line in done.stderr.splitlines() if line.startswith("Arena "))
+    return json.loads(done.stdout), arenas
+
+
+def test_glibc_default_lets_large_blocks_into_the_arenas() -> None:
+    # The behaviour tune_allocator exists for: once an 8 MiB block is freed,
+    # the next one comes from an arena (and stays resident there), and eight
+    # threads get arenas of their own.
+    result, arenas = _probe(0, 0)
+    assert result["applied"] == {}
+    assert result["first"] >= 8 << 20
+    assert result["second"] == 0
+    assert arenas >= 4
+
+
+def test_tuned_allocator_maps_large_blocks_and_caps_arenas() -> None:
+    cfg = ServerConfig()
+    result, arenas = _probe(cfg.malloc_arena_max, cfg.malloc_mmap_threshold_bytes)
+    assert result["applied"] == {"arena_max": 2, "mmap_threshold_bytes": 4 << 20}
+    assert result["first"] >= 8 << 20
+    assert result["second"] >= 8 << 20  # still its own mapping: freed straight to the OS
+    assert arenas <= 2
+
+
+def test_operator_glibc_settings_win() -> None:
+    result, arenas = _probe(2, 4 << 20, env={"MALLOC_ARENA_MAX": "3"})
+    assert result["applied"] == {}
+    assert result["second"] == 0  # threshold left dynamic, as the operator's glibc has it
+    assert arenas <= 3
+
+
+def test_heap_stats_and_allocator_settings_are_validated() -> None:
+    stats = memory.heap_stats()
+    assert set(stats) == {"in_use", "free", "mmapped"}
+    assert stats["in_use"] > 0
+    cfg = ServerConfig()
+    assert (cfg.malloc_arena_max, cfg.malloc_mmap_threshold_bytes) == (2, 4 << 20)
+    ServerConfig(malloc_arena_max=0, malloc_mmap_threshold_bytes=0).validate()
+    with pytest.raises(ConfigError, match="malloc_arena_max"):
+        ServerConfig(malloc_arena_max=-1).validate()
+    with pytest.raises(ConfigError, match="malloc_mmap_threshold_bytes"):
+        ServerConfig(malloc_mmap_threshold_bytes=64 << 20).validate()

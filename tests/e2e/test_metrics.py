@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from streamserver.cli import stream_file
 from tests.conftest import FIXTURES, metric_value, scrape_metrics
@@ -28,7 +29,8 @@ def test_metrics_follow_a_session(server) -> None:
 
 
 def test_server_hands_freed_memory_back(tmp_path) -> None:
-    """The periodic malloc_trim runs in the serving process and is counted."""
+    """The allocator is tuned and the periodic malloc_trim runs in the serving process,
+    and /metrics shows the memory an operator needs to tell a leak from fragmentation."""
     import time
 
     from tests.conftest import start_server, stop_server
@@ -45,6 +47,15 @@ def test_server_hands_freed_memory_back(tmp_path) -> None:
         text = scrape_metrics(srv.http)
         assert metric_value(text, 'streamserver_stage_seconds_count{stage="memory_trim"}') >= trims
         assert "streamserver_memory_trimmed_bytes_total" in text
+        rss = metric_value(text, "process_resident_memory_bytes")
+        in_use = metric_value(text, 'streamserver_heap_bytes{kind="in_use"}')
+        mmapped = metric_value(text, 'streamserver_heap_bytes{kind="mmapped"}')
+        assert 10 << 20 < in_use < rss and 0 < mmapped < rss
+        assert metric_value(text, 'streamserver_heap_bytes{kind="free"}') >= 0
+        tuned = [json.loads(line) for line in srv.log_text().splitlines()
+                 if '"allocator tuned"' in line]
+        assert tuned and tuned[0]["arena_max"] == 2
+        assert tuned[0]["mmap_threshold_bytes"] == 4 << 20
         assert srv.proc.poll() is None
     finally:
         stop_server(srv)
