@@ -269,6 +269,18 @@ def plot(levels: list[dict[str, Any]], path: Path) -> None:
 _METRIC = re.compile(r"^(streamserver_[a-z_]+?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+)$")
 
 
+# Tuning variables a run may have been given; recorded in the results (never keys
+# or secrets: only these names).
+_TUNING_ENV = ("STREAMSERVER_MALLOC_ARENA_MAX", "STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
+               "STREAMSERVER_MEMORY_TRIM_INTERVAL_S", "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
+               "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+def tuning_env() -> dict[str, str]:
+    """The memory-tuning environment this run's server inherits (empty = defaults)."""
+    return {name: os.environ[name] for name in _TUNING_ENV if name in os.environ}
+
+
 def parse_metrics(text: str, names: tuple[str, ...]) -> dict[str, float]:
     """The samples of the metrics named (without ``_total``), keyed name + labels."""
     out: dict[str, float] = {}
@@ -339,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_per_session": args.seconds,
         "capacity_sessions": capacity,
         "record": args.record,
+        "tuning_env": tuning_env(),
         **({"recordings_by_status": recordings} if args.record else {}),
         "rule": "largest N with deadline-masked speech <= 1% and release jitter p99 <= 50 ms",
         "levels": levels,

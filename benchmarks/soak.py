@@ -63,6 +63,7 @@ from capacity import (  # noqa: E402
     one_session,
     parse_metrics,
     start_server,
+    tuning_env,
 )
 
 MB = 2**20
@@ -626,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
             argv if argv is not None else sys.argv[1:]),
         "date": date.today().isoformat(),
         "commit": git_commit(),
+        "tuning_env": tuning_env(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "model": "tiny.en (bundled), int8",
         "delay_ms": args.delay_ms,

@@ -1,9 +1,10 @@
 """Smoke tests: the benchmark scripts run end to end on tiny inputs.
 
 ``quality_vs_delay.py`` on one pii_dev clip and one real ``a*`` clip (both in
-``tests/fixtures``), ``capacity.py`` one short level, ``soak.py`` a few short
-calls, ``cpu_costs.py`` a few runs. They check the JSON's shape, never a figure:
-figures are measured by the benchmarks themselves, on a quiet machine.
+``tests/fixtures``), ``capacity.py`` one short level, ``allocator.py`` one level per
+setting, ``soak.py`` a few short calls, ``cpu_costs.py`` a few runs. They check the
+JSON's shape, never a figure: figures are measured by the benchmarks themselves,
+on a quiet machine.
 """
 
 from __future__ import annotations
@@ -112,6 +113,30 @@ def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
     assert set(result["verdict"]) == {"rss_growth_ok", "rss_steady_ok", "deadline_masked_ok",
                                       "errors_ok", "state_released_ok"}
     assert "rss_growth_late_mb_per_hour" in result and "late_fit" in result
+    # glibc's view of the heap beside RSS, from /metrics: a leak vs fragmentation.
+    assert {"anon_mb", "heap_in_use_mb", "heap_free_mb", "heap_mmapped_mb"} <= set(
+        result["samples"][0])
+    assert isinstance(result["heap_in_use_growth_mb_per_hour"], float)
+
+
+def test_allocator_benchmark_runs(tmp_path: Path) -> None:
+    """glibc default vs the tuned allocator, one short session each; shape only."""
+    out = tmp_path / "allocator.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "allocator.py"), "--data", str(tmp_path),
+         "--sessions", "1", "--seconds", "4", "--delay-ms", "500", "--repeats", "1",
+         "--configs", "0:0", "2:4194304", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    default, tuned = json.loads(out.read_text())["runs"]
+    # The server reports what it applied: nothing for glibc's defaults.
+    assert default["applied"] == {}
+    assert tuned["applied"] == {"arena_max": 2, "mmap_threshold_bytes": 4 << 20}
+    for run in (default, tuned):
+        assert run["all_audio_back"] is True and run["errors"] == []
+        assert 0.0 <= run["deadline_masked_share"] <= 1.0
+        assert run["rss_after_mb"] > 0 and run["heap_in_use_mb"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
 
 
 def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
