@@ -266,7 +266,7 @@ def plot(levels: list[dict[str, Any]], path: Path) -> None:
 
 
 # One sample line of the Prometheus exposition: name (``_total`` dropped), labels, value.
-_METRIC = re.compile(r"^(streamserver_[a-z_]+?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+)$")
+_METRIC = re.compile(r"^([a-z][a-z0-9_]*?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+)$")
 
 
 # Tuning variables a run may have been given; recorded in the results (never keys
