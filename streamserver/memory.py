@@ -24,28 +24,29 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(name: str, argtypes: list[Any], restype: Any) -> Any:
+    """``name`` from glibc, typed; None on another OS or C library (musl, macOS)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        fn = getattr(ctypes.CDLL("libc.so.6"), name, None)
     except OSError:  # not glibc
         return None
-    fn = getattr(libc, "malloc_trim", None)
-    if fn is None:
-        return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    if fn is not None:
+        fn.argtypes = argtypes
+        fn.restype = restype
+    return fn
 
 
-_malloc_trim = _load_malloc_trim()
+_malloc_trim: Callable[[int], int] | None = _libc_function(
+    "malloc_trim", [ctypes.c_size_t], ctypes.c_int)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -55,21 +56,7 @@ class _MallInfo2(ctypes.Structure):
         "uordblks", "fordblks", "keepcost")]
 
 
-def _load_mallinfo2() -> Callable[[], _MallInfo2] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = getattr(ctypes.CDLL("libc.so.6"), "mallinfo2", None)
-    except OSError:
-        return None
-    if fn is None:
-        return None
-    fn.argtypes = []
-    fn.restype = _MallInfo2
-    return fn  # type: ignore[no-any-return]
-
-
-_mallinfo2 = _load_mallinfo2()
+_mallinfo2: Callable[[], _MallInfo2] | None = _libc_function("mallinfo2", [], _MallInfo2)
 
 
 # mallopt(3) parameters (glibc malloc.h).
@@ -79,21 +66,8 @@ _M_ARENA_MAX = -8
 _GLIBC_MALLOC_ENV = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 
 
-def _load_mallopt() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = getattr(ctypes.CDLL("libc.so.6"), "mallopt", None)
-    except OSError:
-        return None
-    if fn is None:
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
-
-
-_mallopt = _load_mallopt()
+_mallopt: Callable[[int, int], int] | None = _libc_function(
+    "mallopt", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
 
 
 def tune_allocator(arena_max: int, mmap_threshold_bytes: int) -> dict[str, int]:
@@ -106,9 +80,9 @@ def tune_allocator(arena_max: int, mmap_threshold_bytes: int) -> dict[str, int]:
     20-minute soak malloc's in-use bytes stayed near 100 MB while its free-but-kept
     bytes rose 115 MB/h and RSS with them. Blocks from the threshold up get their
     own mappings, returned on free; two arenas share their free space. A lower
-    threshold costs more than it saves: at 256 KiB-1 MiB every mid-sized tensor is
-    an mmap/munmap pair and the page faults that follow, and 8 sessions missed
-    5-13 % of their deadlines (benchmarks/capacity.py); at 4 MiB, none.
+    threshold costs more than it saves: at 256 KiB every mid-sized tensor is an
+    mmap/munmap pair and the page faults that follow, and 8 sessions missed 7-9 %
+    of their deadlines; at 4 MiB none, at glibc's CPU (benchmarks/allocator.py).
     0 leaves a parameter at glibc's default. Skipped when the operator configured
     glibc through its own environment variables, and on other C libraries.
     """
@@ -127,8 +101,9 @@ def heap_stats() -> dict[str, int]:
 
     ``in_use``: allocated and not freed; ``free``: freed but kept inside the arenas
     (what fragmentation looks like; ``malloc_trim`` can only return whole free pages
-    of it); ``mmapped``: large blocks served by their own mappings. RSS growing with
-    ``in_use`` flat means memory outside malloc (thread stacks, runtimes' own maps).
+    of it); ``mmapped``: large blocks served by their own mappings. RSS rising with
+    ``in_use`` is a leak, with ``free`` fragmentation, with neither memory outside
+    malloc (thread stacks, runtimes' own mappings).
     """
     if _mallinfo2 is None:
         return {}
