@@ -20,11 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
-import urllib.request
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +29,10 @@ from capacity import (
     ROOT,
     build_program,
     free_port,
-    parse_metrics,
+    heap_by_kind_mb,
+    result_header,
     run_level,
+    scrape,
     start_server,
 )
 
@@ -42,14 +40,10 @@ MB = 1 << 20
 
 
 def heap_after(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    values = parse_metrics(text, ("streamserver_heap_bytes", "process_resident_memory_bytes"))
-    out = {"rss_after_mb": round(values.get("process_resident_memory_bytes", 0) / MB, 1)}
-    for key, v in values.items():
-        if 'kind="' in key:
-            out["heap_" + key.split('kind="', 1)[1].split('"', 1)[0] + "_mb"] = round(v / MB, 1)
-    return out
+    values = scrape(f"http://127.0.0.1:{port}",
+                    ("streamserver_heap_bytes", "process_resident_memory_bytes"))
+    return {"rss_after_mb": round(values.get("process_resident_memory_bytes", 0) / MB, 1),
+            **heap_by_kind_mb(values)}
 
 
 def run_config(arena_max: int, threshold: int, args: argparse.Namespace, program: Any,
@@ -131,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 "arena_max", "mmap_threshold_bytes", "deadline_masked_share", "jitter_ms_p99",
                 "cpu_s_per_audio_s", "peak_rss_mb", "rss_after_mb")}), flush=True)
     result = {
-        "command": "python benchmarks/allocator.py " + " ".join(argv or sys.argv[1:]),
-        "date": date.today().isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "model": "tiny.en (bundled), int8",
+        **result_header("allocator.py", argv),
         "sessions": args.sessions,
         "seconds_per_session": args.seconds,
         "delay_ms": args.delay_ms,

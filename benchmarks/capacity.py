@@ -291,6 +291,34 @@ def parse_metrics(text: str, names: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+def scrape(http: str, names: tuple[str, ...]) -> dict[str, float]:
+    """``parse_metrics`` of the server's ``/metrics`` now; empty if it cannot be read."""
+    try:
+        with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    return parse_metrics(text, names)
+
+
+def heap_by_kind_mb(values: dict[str, float]) -> dict[str, float]:
+    """``streamserver_heap_bytes{kind=...}`` samples as ``heap_<kind>_mb``."""
+    return {"heap_" + key.split('kind="', 1)[1].split('"', 1)[0] + "_mb": round(v / 2**20, 1)
+            for key, v in values.items()
+            if key.startswith("streamserver_heap_bytes") and 'kind="' in key}
+
+
+def result_header(script: str, argv: list[str] | None) -> dict[str, Any]:
+    """What every benchmark result starts with: how it was made, when, on what."""
+    return {
+        "command": f"python benchmarks/{script} " + " ".join(
+            argv if argv is not None else sys.argv[1:]),
+        "date": date.today().isoformat(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "model": "tiny.en (bundled), int8",
+    }
+
+
 def recordings_stored(port: int) -> dict[str, float]:
     """``streamserver_recordings_total`` by status: proof the recordings were written."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -342,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir.cleanup()
     capacity = max((lv["sessions"] for lv in levels if ok(lv)), default=0)
     result = {
-        "command": "python benchmarks/capacity.py " + " ".join(argv or sys.argv[1:]),
-        "date": date.today().isoformat(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "model": "tiny.en (bundled), int8",
+        **result_header("capacity.py", argv),
         "delay_ms": args.delay_ms,
         "workers": args.workers,
         "seconds_per_session": args.seconds,

@@ -36,8 +36,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -45,7 +43,6 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +57,10 @@ from capacity import (  # noqa: E402
     RATE,
     build_program,
     free_port,
+    heap_by_kind_mb,
     one_session,
-    parse_metrics,
+    result_header,
+    scrape,
     start_server,
     tuning_env,
 )
@@ -269,13 +268,7 @@ def readyz_sessions(base: str) -> int | None:
 
 def heap_mb(http: str) -> dict[str, float]:
     """The server's malloc heap by kind (``streamserver_heap_bytes``), in MB."""
-    try:
-        with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    return {"heap_" + key.split('kind="', 1)[1].split('"', 1)[0] + "_mb": round(v / MB, 1)
-            for key, v in parse_metrics(text, ("streamserver_heap_bytes",)).items()}
+    return heap_by_kind_mb(scrape(http, ("streamserver_heap_bytes",)))
 
 
 def anonymous_mb(pid: int) -> float | None:
@@ -373,12 +366,7 @@ def server_metrics(http: str) -> dict[str, float]:
             "streamserver_sessions_active", "streamserver_listeners",
             "streamserver_session_errors", "streamserver_memory_trims",
             "streamserver_memory_trimmed_bytes")
-    try:
-        with urllib.request.urlopen(f"{http}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    return parse_metrics(text, keep)
+    return scrape(http, keep)
 
 
 def server_log_summary(path: Path) -> dict[str, Any]:
@@ -623,13 +611,9 @@ def main(argv: list[str] | None = None) -> int:
         server.wait(timeout=30)
     summary = summarise(run, args)
     result = {
-        "command": "python benchmarks/soak.py " + " ".join(
-            argv if argv is not None else sys.argv[1:]),
-        "date": date.today().isoformat(),
+        **result_header("soak.py", argv),
         "commit": git_commit(),
         "tuning_env": tuning_env(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "model": "tiny.en (bundled), int8",
         "delay_ms": args.delay_ms,
         "workers": args.workers,
         "calls_s": [args.call_min_s, args.call_max_s],
