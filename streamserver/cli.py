@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from . import audio as audio_mod
+from . import memory
 from .config import (
+    ALLOCATORS,
     DELAY_MS_DEFAULT,
     AsrConfig,
     ConfigError,
@@ -60,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", default=None,
                        help="the certificate's private key (PEM, unencrypted; "
                             "env STREAMSERVER_KEYFILE)")
+    serve.add_argument("--allocator", choices=ALLOCATORS, default=None,
+                       help="the process's malloc: auto (jemalloc when libjemalloc2 is "
+                            "installed, else tuned glibc; the default), jemalloc or glibc "
+                            "(env STREAMSERVER_ALLOCATOR)")
     serve.add_argument("--shutdown-grace", type=float, default=None, metavar="SECONDS",
                        help="on SIGTERM, how long running sessions may drain their delay "
                             "line before they are closed anyway (default 15)")
@@ -293,6 +300,26 @@ def check_tls_files(cfg: ServerConfig) -> None:
                           f"key{why}") from None
 
 
+def use_jemalloc(cfg: ServerConfig) -> None:
+    """Re-execute this command with jemalloc preloaded, when configured and installed.
+
+    Does not return when it re-executes (same PID, so signals and supervisors
+    are unaffected); raises ConfigError when ``allocator=jemalloc`` cannot be had.
+    """
+    if cfg.allocator == "glibc":
+        return
+    env = memory.jemalloc_environment(os.environ)
+    if env is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    if cfg.allocator == "jemalloc" and not memory.jemalloc_active():
+        tried = os.environ.get(memory.JEMALLOC_PRELOADED_ENV)
+        raise ConfigError(f"allocator jemalloc: {tried} could not be preloaded" if tried else
+                          "allocator jemalloc: libjemalloc.so.2 not found "
+                          "(apt-get install libjemalloc2)")
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.app import create_app
     from .server.recording import open_archive
@@ -309,7 +336,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             data_key_file=args.data_key_file, record_sessions=args.record_sessions,
             retention_s=args.retention, sweep_interval_s=args.sweep_interval,
             public_url=args.public_url, webhook_secret_file=args.webhook_secret_file,
+            allocator=args.allocator,
         )
+        use_jemalloc(cfg)
         check_tls_files(cfg)
         archive = open_archive(cfg)  # keys, store and secret checked before binding
     except ConfigError as exc:

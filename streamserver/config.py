@@ -22,6 +22,7 @@ from .webhooks import WebhookUrlError, validate_url
 
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 PCM_RATES = (8000, 16000, 24000, 48000)
+ALLOCATORS = ("auto", "jemalloc", "glibc")
 
 DELAY_MS_MIN, DELAY_MS_MAX, DELAY_MS_DEFAULT = 300, 10_000, 2000
 
@@ -297,6 +298,10 @@ class ServerConfig:
     # Hand memory freed by the model threads back to the OS this often
     # (streamserver/memory.py); 0 = never.
     memory_trim_interval_s: float = 60.0
+    # The process's malloc (streamserver/memory.py). "auto": `serve` re-executes
+    # itself under jemalloc when libjemalloc2 is installed, else tuned glibc;
+    # "jemalloc": the same, but a missing library is an error; "glibc": never.
+    allocator: str = "auto"
     # glibc malloc (streamserver/memory.py tune_allocator): at most this many
     # arenas, and blocks from this size up in their own mappings; 0 = glibc's default.
     malloc_arena_max: int = 2
@@ -361,6 +366,7 @@ class ServerConfig:
             shutdown_grace_s=_env_float("STREAMSERVER_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
             memory_trim_interval_s=_env_float("STREAMSERVER_MEMORY_TRIM_INTERVAL_S",
                                               d.memory_trim_interval_s),
+            allocator=os.environ.get("STREAMSERVER_ALLOCATOR", d.allocator),
             malloc_arena_max=_env_int("STREAMSERVER_MALLOC_ARENA_MAX", d.malloc_arena_max),
             malloc_mmap_threshold_bytes=_env_int("STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
                                                  d.malloc_mmap_threshold_bytes),
@@ -409,6 +415,8 @@ class ServerConfig:
             raise ConfigError("shutdown_grace_s must be within 0..3600")
         if self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s must be >= 0 (0 = never)")
+        if self.allocator not in ALLOCATORS:
+            raise ConfigError(f"allocator must be one of {', '.join(ALLOCATORS)}")
         if not 0 <= self.malloc_arena_max <= 64:
             raise ConfigError("malloc_arena_max must be within 0..64 (0 = glibc's default)")
         if not 0 <= self.malloc_mmap_threshold_bytes <= 32 << 20:

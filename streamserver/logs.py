@@ -18,7 +18,8 @@ import orjson
 
 _SAFE_EXTRAS = (
     "session", "code", "stats", "pace", "rate", "delay_ms", "port", "workers", "load_s",
-    "batch", "audio_s", "wait_ms", "run_ms", "arena_max", "mmap_threshold_bytes",
+    "batch", "audio_s", "wait_ms", "run_ms", "allocator", "malloc_conf", "arena_max",
+    "mmap_threshold_bytes",
 )
 
 

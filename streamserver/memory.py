@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
+import glob
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -96,15 +98,107 @@ def tune_allocator(arena_max: int, mmap_threshold_bytes: int) -> dict[str, int]:
     return applied
 
 
-def heap_stats() -> dict[str, int]:
-    """glibc's own account of the malloc heap, in bytes (empty where unavailable).
+# jemalloc, when the server runs under it (``allocator`` setting; the ``serve``
+# command re-executes itself with Debian's libjemalloc2 preloaded). glibc keeps
+# memory freed by the model threads inside its arenas, and even capped at two
+# arenas, with large blocks mapped apart and a trim every minute, RSS under an
+# 8-session soak still rose ~25 MB/h (benchmarks/results/soak_60min_glibc_tuned.json).
+# jemalloc returns the pages of freed runs on its own, by age: with a background
+# thread purging dirty pages after a second and two arenas, the same soak ran
+# flat (benchmarks/results/soak.json).
+JEMALLOC_CONF = "background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0"
+# Set in the re-executed process (to the library's path), so it happens once.
+JEMALLOC_PRELOADED_ENV = "STREAMSERVER_JEMALLOC_PRELOADED"
+_JEMALLOC_GLOBS = ("/usr/lib/*-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2",
+                   "/usr/lib/libjemalloc.so.2", "/usr/local/lib/libjemalloc.so.2")
+_MALLCTL_ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" = every arena
 
-    ``in_use``: allocated and not freed; ``free``: freed but kept inside the arenas
-    (what fragmentation looks like; ``malloc_trim`` can only return whole free pages
-    of it); ``mmapped``: large blocks served by their own mappings. RSS rising with
-    ``in_use`` is a leak, with ``free`` fragmentation, with neither memory outside
-    malloc (thread stacks, runtimes' own mappings).
+
+def find_jemalloc() -> str | None:
+    """Path of an installed libjemalloc.so.2 (Debian: libjemalloc2), or None."""
+    for pattern in _JEMALLOC_GLOBS:
+        for path in sorted(glob.glob(pattern)):
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+@functools.cache
+def _mallctl() -> Any:
+    # Exported to the global scope only by a jemalloc that is the process's malloc
+    # (preloaded or linked); wheels that bundle one keep theirs local and prefixed.
+    if not sys.platform.startswith("linux"):
+        return None
+    fn = getattr(ctypes.CDLL(None), "mallctl", None)
+    if fn is not None:
+        fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                       ctypes.c_void_p, ctypes.c_size_t]
+        fn.restype = ctypes.c_int
+    return fn
+
+
+def jemalloc_active() -> bool:
+    """Whether this process's malloc is jemalloc."""
+    return _mallctl() is not None
+
+
+def _mallctl_read_size(name: str) -> int | None:
+    value = ctypes.c_size_t(0)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    fn = _mallctl()
+    if fn is None or fn(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0) != 0:
+        return None
+    return int(value.value)
+
+
+def _mallctl_write_u64(name: str, value: int) -> bool:
+    new = ctypes.c_uint64(value)
+    fn = _mallctl()
+    return fn is not None and fn(name.encode(), None, None, ctypes.byref(new),
+                                 ctypes.sizeof(new)) == 0
+
+
+def _mallctl_void(name: str) -> bool:
+    fn = _mallctl()
+    return fn is not None and fn(name.encode(), None, None, None, 0) == 0
+
+
+def jemalloc_environment(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The environment to re-execute this process in so that jemalloc is its malloc.
+
+    None when it already is, when a re-execution already tried, or when no
+    libjemalloc is installed. An operator's own ``MALLOC_CONF`` wins over
+    :data:`JEMALLOC_CONF`; an existing ``LD_PRELOAD`` is kept, first.
     """
+    if jemalloc_active() or environ.get(JEMALLOC_PRELOADED_ENV):
+        return None
+    path = find_jemalloc()
+    if path is None:
+        return None
+    env = dict(environ)
+    env["LD_PRELOAD"] = ":".join(p for p in (environ.get("LD_PRELOAD", ""), path) if p)
+    env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
+    env[JEMALLOC_PRELOADED_ENV] = path
+    return env
+
+
+def heap_stats() -> dict[str, int]:
+    """The allocator's own account of the malloc heap, in bytes (empty where unavailable).
+
+    ``in_use``: allocated and not freed; ``free``: freed but kept (glibc: inside
+    the arenas, what fragmentation looks like; jemalloc: resident beyond what is
+    allocated, i.e. dirty pages waiting for their decay, and metadata);
+    ``mmapped`` (glibc only): large blocks served by their own mappings. RSS
+    rising with ``in_use`` is a leak, with ``free`` fragmentation, with neither
+    memory outside malloc (thread stacks, runtimes' own mappings).
+    """
+    if jemalloc_active():
+        _mallctl_write_u64("epoch", 1)  # jemalloc's statistics are a snapshot per epoch
+        allocated = _mallctl_read_size("stats.allocated")
+        resident = _mallctl_read_size("stats.resident")
+        if allocated is None or resident is None:
+            return {}
+        return {"in_use": allocated, "free": max(0, resident - allocated)}
     if _mallinfo2 is None:
         return {}
     info = _mallinfo2()
@@ -113,7 +207,7 @@ def heap_stats() -> dict[str, int]:
 
 
 def trim_supported() -> bool:
-    return _malloc_trim is not None
+    return jemalloc_active() or _malloc_trim is not None
 
 
 def rss_bytes() -> int:
@@ -127,10 +221,14 @@ def rss_bytes() -> int:
 
 def trim() -> int:
     """Release free heap pages to the kernel; returns the bytes RSS fell by (>= 0)."""
-    if _malloc_trim is None:
-        return 0
     before = rss_bytes()
-    _malloc_trim(0)
+    if jemalloc_active():
+        # Every arena's dirty pages now rather than at the end of their decay.
+        _mallctl_void(f"arena.{_MALLCTL_ARENAS_ALL}.purge")
+    elif _malloc_trim is not None:
+        _malloc_trim(0)
+    else:
+        return 0
     return max(0, before - rss_bytes())
 
 

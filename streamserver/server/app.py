@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 import uuid
@@ -114,10 +115,13 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Before the model threads exist: arenas are made per thread on first use.
-        tuned = memory.tune_allocator(cfg.malloc_arena_max, cfg.malloc_mmap_threshold_bytes)
-        if tuned:
-            log.info("allocator tuned", extra=tuned)
+        if memory.jemalloc_active():
+            log.info("allocator", extra={"allocator": "jemalloc",
+                                         "malloc_conf": os.environ.get("MALLOC_CONF", "")})
+        elif tuned := memory.tune_allocator(cfg.malloc_arena_max,
+                                            cfg.malloc_mmap_threshold_bytes):
+            # Before the model threads exist: arenas are made per thread on first use.
+            log.info("allocator", extra={"allocator": "glibc", **tuned})
         if state.engines is None:
             state.engines = await asyncio.to_thread(load_engines, cfg.asr, cfg.workers)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
