@@ -271,9 +271,19 @@ _METRIC = re.compile(r"^([a-z][a-z0-9_]*?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+
 
 # Tuning variables a run may have been given; recorded in the results (never keys
 # or secrets: only these names).
-_TUNING_ENV = ("STREAMSERVER_MALLOC_ARENA_MAX", "STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
+_TUNING_ENV = ("STREAMSERVER_ALLOCATOR", "MALLOC_CONF",
+               "STREAMSERVER_MALLOC_ARENA_MAX", "STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
                "STREAMSERVER_MEMORY_TRIM_INTERVAL_S", "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
                "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+def server_allocator(pid: int) -> str:
+    """Which malloc the server process runs: jemalloc when its library is mapped."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "unknown"
+    return "jemalloc" if "libjemalloc" in maps else "glibc"
 
 
 def tuning_env() -> dict[str, str]:
@@ -351,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     server = start_server(port, args.workers, max(levels_n) + 2, args.out.with_suffix(".log"),
                           args.server_log_level,
                           recording_env(Path(data_dir.name)) if data_dir else None)
+    allocator = server_allocator(server.pid)
     url = f"ws://127.0.0.1:{port}/v1/stream"
     levels: list[dict[str, Any]] = []
     recordings: dict[str, float] = {}
@@ -376,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_per_session": args.seconds,
         "capacity_sessions": capacity,
         "record": args.record,
+        "allocator": allocator,
         "tuning_env": tuning_env(),
         **({"recordings_by_status": recordings} if args.record else {}),
         "rule": "largest N with deadline-masked speech <= 1% and release jitter p99 <= 50 ms",

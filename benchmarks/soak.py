@@ -61,6 +61,7 @@ from capacity import (  # noqa: E402
     one_session,
     result_header,
     scrape,
+    server_allocator,
     start_server,
     tuning_env,
 )
@@ -604,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     server = start_server(port, args.workers, args.sessions + 4, args.out.with_suffix(".log"),
                           args.server_log_level)
+    allocator = server_allocator(server.pid)
     try:
         run = asyncio.run(soak_run(args, server, port, program))
     finally:
@@ -613,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         **result_header("soak.py", argv),
         "commit": git_commit(),
+        "allocator": allocator,
         "tuning_env": tuning_env(),
         "delay_ms": args.delay_ms,
         "workers": args.workers,
