@@ -1,4 +1,4 @@
-"""Hand freed heap memory back to the operating system, so RSS follows what is live.
+"""Keep RSS following what is live: the process's malloc, chosen and watched.
 
 Whisper and spaCy run in worker threads, and glibc gives each thread's allocations
 an arena of their own. Memory freed inside an arena (the encoder's activations for
@@ -6,13 +6,15 @@ a long utterance, a batch of eight) is kept for reuse and returned to the kernel
 only when it sits at the arena's very top, which after a busy minute it seldom
 does. RSS then ratchets up to the highest concurrent demand the process has ever
 seen and stays there: in an hour's soak it rose in ~10 MB steps that never came
-back (benchmarks/results/soak_60min_notrim.json). ``malloc_trim(0)`` walks every
-arena and releases whole free pages (``madvise``), so a periodic call keeps RSS
-near what is in use: in the next hour's soak 60 trims handed back 4.7 GB
-(benchmarks/results/soak.json). The call takes each
-arena's lock briefly; it runs off the event loop, once a minute by default
-(``memory_trim_interval_s``). On a libc without ``malloc_trim`` (musl, macOS) it is
-a no-op.
+back (benchmarks/results/soak_60min_notrim.json). Three answers, in the order
+they were measured: ``malloc_trim(0)`` once a minute (:func:`trim`, off the event
+loop) returns whole free pages; glibc capped at two arenas with large blocks in
+their own mappings (:func:`tune_allocator`) shares and unmaps the big buffers;
+both together still left RSS rising ~25 MB/h in glibc's free-but-kept bytes. So
+by default the server runs under jemalloc (:func:`jemalloc_environment`, used by
+``serve``), which purges freed pages by age from a background thread; the other
+two remain for a process on glibc (``allocator=glibc``, or no libjemalloc2).
+On a libc with neither (musl, macOS) every call here is a no-op.
 """
 
 from __future__ import annotations

@@ -120,19 +120,21 @@ def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
 
 
 def test_allocator_benchmark_runs(tmp_path: Path) -> None:
-    """glibc default vs the tuned allocator, one short session each; shape only."""
+    """jemalloc, glibc's default and tuned glibc, one short session each; shape only."""
     out = tmp_path / "allocator.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "allocator.py"), "--data", str(tmp_path),
          "--sessions", "1", "--seconds", "4", "--delay-ms", "500", "--repeats", "1",
-         "--configs", "0:0", "2:4194304", "--out", str(out)],
+         "--configs", "jemalloc", "0:0", "2:4194304", "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    default, tuned = json.loads(out.read_text())["runs"]
+    jemalloc, default, tuned = json.loads(out.read_text())["runs"]
+    assert jemalloc["allocator"] == "jemalloc" and jemalloc["applied"] == {}
+    assert default["allocator"] == tuned["allocator"] == "glibc"
     # The server reports what it applied: nothing for glibc's defaults.
     assert default["applied"] == {}
     assert tuned["applied"] == {"arena_max": 2, "mmap_threshold_bytes": 4 << 20}
-    for run in (default, tuned):
+    for run in (jemalloc, default, tuned):
         assert run["all_audio_back"] is True and run["errors"] == []
         assert 0.0 <= run["deadline_masked_share"] <= 1.0
         assert run["rss_after_mb"] > 0 and run["heap_in_use_mb"] > 0

@@ -125,3 +125,67 @@ def test_heap_stats_and_allocator_settings_are_validated() -> None:
         ServerConfig(malloc_arena_max=-1).validate()
     with pytest.raises(ConfigError, match="malloc_mmap_threshold_bytes"):
         ServerConfig(malloc_mmap_threshold_bytes=64 << 20).validate()
+
+
+def test_jemalloc_environment_preloads_the_installed_library_once() -> None:
+    # The test command installs libjemalloc2 (scripts/bootstrap.sh), as serve.sh does.
+    path = memory.find_jemalloc()
+    assert path and path.endswith("libjemalloc.so.2")
+    assert not memory.jemalloc_active()  # pytest itself runs on glibc
+    env = memory.jemalloc_environment({"PATH": "/usr/bin"})
+    assert env == {"PATH": "/usr/bin", "LD_PRELOAD": path, "MALLOC_CONF": memory.JEMALLOC_CONF,
+                   memory.JEMALLOC_PRELOADED_ENV: path}
+    # The operator's own settings win and are kept; a second pass does nothing.
+    env = memory.jemalloc_environment({"LD_PRELOAD": "/opt/x.so", "MALLOC_CONF": "narenas:1"})
+    assert env is not None
+    assert env["LD_PRELOAD"] == f"/opt/x.so:{path}" and env["MALLOC_CONF"] == "narenas:1"
+    assert memory.jemalloc_environment({memory.JEMALLOC_PRELOADED_ENV: path}) is None
+
+
+_JEMALLOC_PROBE = r"""
+import json, threading, time
+from streamserver import memory
+assert memory.jemalloc_active()
+keep = []
+def work():
+    blocks = [bytearray(64 << 10) for _ in range(3200)]  # 200 MiB from a worker thread
+    keep.append(memory.heap_stats()["in_use"])
+    keep.extend(blocks[::16])
+t = threading.Thread(target=work); t.start(); t.join()
+held = keep.pop(0)
+peak = memory.rss_bytes()
+# No trim: jemalloc's background thread purges pages a second after their free.
+deadline = time.monotonic() + 10
+while memory.rss_bytes() > peak - (100 << 20) and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(json.dumps({"held": held, "peak": peak, "settled": memory.rss_bytes(),
+                  "after": memory.heap_stats(), "trimmed": memory.trim(), "kept": len(keep)}))
+"""
+
+
+def test_jemalloc_returns_freed_memory_on_its_own() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = memory.jemalloc_environment(os.environ)
+    assert env is not None
+    done = subprocess.run([sys.executable, "-c", _JEMALLOC_PROBE], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["kept"] == 200
+    assert result["held"] > 200 << 20  # mallctl stats see the worker's blocks
+    assert result["after"]["in_use"] < result["held"] - (150 << 20)
+    assert set(result["after"]) == {"in_use", "free"}
+    assert result["settled"] < result["peak"] - (100 << 20), result
+    assert result["trimmed"] >= 0
+
+
+def test_allocator_setting_is_validated() -> None:
+    assert ServerConfig().allocator == "auto"
+    for name in ("auto", "jemalloc", "glibc"):
+        ServerConfig(allocator=name).validate()
+    with pytest.raises(ConfigError, match="allocator"):
+        ServerConfig(allocator="tcmalloc").validate()

@@ -89,6 +89,16 @@ def test_gen_data_key_makes_a_usable_key() -> None:
     assert _cli("gen-data-key").stdout.strip() != line  # fresh every time
 
 
+def test_serve_refuses_jemalloc_it_cannot_preload(tmp_path: Path) -> None:
+    # As after a re-execution whose preload the dynamic loader ignored.
+    done = _cli("serve", "--port", "1", "--allocator", "jemalloc",
+                env={"STREAMSERVER_JEMALLOC_PRELOADED": "/nonexistent/libjemalloc.so.2"},
+                cwd=tmp_path)
+    assert done.returncode == 2
+    assert "allocator jemalloc: /nonexistent/libjemalloc.so.2 could not be preloaded" \
+        in done.stderr
+
+
 @pytest.mark.parametrize("args,env,words", [
     (["--record-sessions"], {}, "record_sessions needs data keys"),
     ([], {"STREAMSERVER_DATA_KEYS": "k1:not-base64!"}, "not valid base64"),
