@@ -118,8 +118,11 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         if memory.jemalloc_active():
             log.info("allocator", extra={"allocator": "jemalloc",
                                          "malloc_conf": os.environ.get("MALLOC_CONF", "")})
-        elif tuned := memory.tune_allocator(cfg.malloc_arena_max,
-                                            cfg.malloc_mmap_threshold_bytes):
+        elif os.environ.get(memory.JEMALLOC_PRELOADED_ENV):
+            # allocator=auto, and the dynamic loader ignored the preload.
+            log.warning("jemalloc could not be preloaded; running on glibc")
+        if not memory.jemalloc_active() and (tuned := memory.tune_allocator(
+                cfg.malloc_arena_max, cfg.malloc_mmap_threshold_bytes)):
             # Before the model threads exist: arenas are made per thread on first use.
             log.info("allocator", extra={"allocator": "glibc", **tuned})
         if state.engines is None:

@@ -99,6 +99,23 @@ def test_serve_refuses_jemalloc_it_cannot_preload(tmp_path: Path) -> None:
         in done.stderr
 
 
+def test_serve_on_auto_falls_back_to_glibc_when_the_preload_was_ignored(tmp_path: Path) -> None:
+    from tests.conftest import start_server, stop_server
+
+    srv = start_server(tmp_path, env={
+        "STREAMSERVER_JEMALLOC_PRELOADED": "/nonexistent/libjemalloc.so.2"})
+    try:
+        assert "libjemalloc" not in Path(f"/proc/{srv.proc.pid}/maps").read_text()
+        lines = [json.loads(line) for line in srv.log_text().splitlines()
+                 if line.startswith("{")]
+        assert any(e["level"] == "warning" and "could not be preloaded" in e["msg"]
+                   for e in lines)
+        said = [e for e in lines if e["msg"] == "allocator"]
+        assert said and said[0]["allocator"] == "glibc"
+    finally:
+        stop_server(srv)
+
+
 @pytest.mark.parametrize("args,env,words", [
     (["--record-sessions"], {}, "record_sessions needs data keys"),
     ([], {"STREAMSERVER_DATA_KEYS": "k1:not-base64!"}, "not valid base64"),
