@@ -38,14 +38,12 @@ if [ ! -e "$stamp" ]; then
 fi
 # jemalloc: `serve` runs under it when installed (allocator=auto; README "Memory").
 # Without root or apt the server falls back to tuned glibc malloc.
-if ! ls /usr/lib/*-linux-gnu/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2 >/dev/null 2>&1 \
-   && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if ! .venv/bin/python -c "import sys; from streamserver.memory import find_jemalloc; \
+sys.exit(find_jemalloc() is None)" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   log=$(mktemp)
-  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 >"$log" 2>&1; then
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-           apt-get install -y -qq libjemalloc2; } >"$log" 2>&1; then
-      cat "$log" >&2; rm -f "$log"; exit 1
-    fi
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -qq libjemalloc2; } >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; exit 1
   fi
   rm -f "$log"
 fi
