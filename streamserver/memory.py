@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import functools
 import glob
 import logging
 import os
@@ -35,12 +34,16 @@ log = logging.getLogger(__name__)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _libc_function(name: str, argtypes: list[Any], restype: Any) -> Any:
-    """``name`` from glibc, typed; None on another OS or C library (musl, macOS)."""
+def _libc_function(name: str, argtypes: list[Any], restype: Any,
+                   library: str | None = "libc.so.6") -> Any:
+    """``name`` from glibc, typed; None on another OS or C library (musl, macOS).
+
+    ``library=None`` looks in the process's global scope instead.
+    """
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = getattr(ctypes.CDLL("libc.so.6"), name, None)
+        fn = getattr(ctypes.CDLL(library), name, None)
     except OSError:  # not glibc
         return None
     if fn is not None:
@@ -125,44 +128,35 @@ def find_jemalloc() -> str | None:
     return None
 
 
-@functools.cache
-def _mallctl() -> Any:
-    # Exported to the global scope only by a jemalloc that is the process's malloc
-    # (preloaded or linked); wheels that bundle one keep theirs local and prefixed.
-    if not sys.platform.startswith("linux"):
-        return None
-    fn = getattr(ctypes.CDLL(None), "mallctl", None)
-    if fn is not None:
-        fn.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
-                       ctypes.c_void_p, ctypes.c_size_t]
-        fn.restype = ctypes.c_int
-    return fn
+# Exported to the global scope only by a jemalloc that is the process's malloc
+# (preloaded or linked); wheels that bundle one keep theirs local and prefixed.
+_mallctl: Callable[..., int] | None = _libc_function(
+    "mallctl", [ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t),
+                ctypes.c_void_p, ctypes.c_size_t], ctypes.c_int, library=None)
 
 
 def jemalloc_active() -> bool:
     """Whether this process's malloc is jemalloc."""
-    return _mallctl() is not None
+    return _mallctl is not None
 
 
 def _mallctl_read_size(name: str) -> int | None:
     value = ctypes.c_size_t(0)
     size = ctypes.c_size_t(ctypes.sizeof(value))
-    fn = _mallctl()
-    if fn is None or fn(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0) != 0:
+    if _mallctl is None or _mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size),
+                                    None, 0) != 0:
         return None
     return int(value.value)
 
 
 def _mallctl_write_u64(name: str, value: int) -> bool:
     new = ctypes.c_uint64(value)
-    fn = _mallctl()
-    return fn is not None and fn(name.encode(), None, None, ctypes.byref(new),
-                                 ctypes.sizeof(new)) == 0
+    return _mallctl is not None and _mallctl(name.encode(), None, None, ctypes.byref(new),
+                                             ctypes.sizeof(new)) == 0
 
 
 def _mallctl_void(name: str) -> bool:
-    fn = _mallctl()
-    return fn is not None and fn(name.encode(), None, None, None, 0) == 0
+    return _mallctl is not None and _mallctl(name.encode(), None, None, None, 0) == 0
 
 
 def jemalloc_environment(environ: Mapping[str, str]) -> dict[str, str] | None:

@@ -118,13 +118,14 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         if memory.jemalloc_active():
             log.info("allocator", extra={"allocator": "jemalloc",
                                          "malloc_conf": os.environ.get("MALLOC_CONF", "")})
-        elif os.environ.get(memory.JEMALLOC_PRELOADED_ENV):
-            # allocator=auto, and the dynamic loader ignored the preload.
-            log.warning("jemalloc could not be preloaded; running on glibc")
-        if not memory.jemalloc_active() and (tuned := memory.tune_allocator(
-                cfg.malloc_arena_max, cfg.malloc_mmap_threshold_bytes)):
+        else:
+            if os.environ.get(memory.JEMALLOC_PRELOADED_ENV):
+                # allocator=auto, and the dynamic loader ignored the preload.
+                log.warning("jemalloc could not be preloaded; running on glibc")
             # Before the model threads exist: arenas are made per thread on first use.
-            log.info("allocator", extra={"allocator": "glibc", **tuned})
+            if tuned := memory.tune_allocator(cfg.malloc_arena_max,
+                                              cfg.malloc_mmap_threshold_bytes):
+                log.info("allocator", extra={"allocator": "glibc", **tuned})
         if state.engines is None:
             state.engines = await asyncio.to_thread(load_engines, cfg.asr, cfg.workers)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
