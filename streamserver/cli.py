@@ -141,7 +141,7 @@ def transcript_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
         for w in e["words"]
     ]
     redactions = [
-        {k: e[k] for k in ("entity", "start", "end", "score")}
+        {k: e[k] for k in ("entity", "start", "end", "score", "reason") if k in e}
         for e in events
         if e.get("type") == "redaction"
     ]

@@ -54,6 +54,13 @@ class SessionConfig:
     mask_padding_ms: int = 250
     # Masks from the latest (unstable) hypothesis count too ("union of evidence").
     use_hypothesis_evidence: bool = True
+    # A question for a kind of value ("last four of your social?") arms the next
+    # answer: its number-like, spelled, unsure words and the speech Whisper wrote
+    # nothing for are masked as that kind (core/dialogue.py). Only adds masks.
+    context_redaction: bool = True
+    # Mask all speech no word explains, not only in armed answers (recall over
+    # precision; costs over-redaction: README "Measured").
+    mask_unexplained: bool = False
     # Detections scoring below this are ignored (0..1; our rules score 0.6-0.9).
     score_threshold: float = 0.5
     # Artefacts (docs/privacy.md): keep the redacted audio and final transcript,
@@ -165,7 +172,8 @@ def _coerce(name: str, raw: Any) -> Any:
             if isinstance(raw, float) and raw != value:
                 raise ValueError
             return value
-        if name in ("use_hypothesis_evidence", "record"):
+        if name in ("use_hypothesis_evidence", "record", "context_redaction",
+                    "mask_unexplained"):
             if isinstance(raw, bool):
                 return raw
             if str(raw).lower() in ("1", "true", "yes", "on"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .types import SampleSpan
+from .types import ANALYSIS_RATE, SampleSpan
 
 
 class MaskPlan:
@@ -64,6 +64,32 @@ class MaskPlan:
 
     def __len__(self) -> int:
         return len(self._starts)
+
+
+# A redacted word's mask reaches into the gaps beside it (Whisper's word times are
+# off by 0.1-0.5 s and sometimes zero-length) up to the neighbouring words, at most
+# this far, and is never shorter than the minimum.
+MAX_GAP_EXTENSION = ANALYSIS_RATE * 4 // 10  # 0.4 s
+MIN_MASK = ANALYSIS_RATE * 3 // 10  # 0.3 s
+
+
+def cover_words(
+    start: int, end: int, prev_end: int | None, next_start: int | None
+) -> tuple[int, int]:
+    """Samples to mask for words ``[start, end)`` between their kept neighbours.
+
+    The mask runs from the previous kept word's end to the next kept word's start
+    (each gap bounded by ``MAX_GAP_EXTENSION``), so speech Whisper timed too short
+    is covered; it lasts at least ``MIN_MASK``, centred on the words.
+    """
+    end = max(end, start)
+    lo = start if prev_end is None else max(min(prev_end, start), start - MAX_GAP_EXTENSION)
+    # Nothing known after the words yet: padding and later passes cover the rest.
+    hi = end if next_start is None else min(max(next_start, end), end + MAX_GAP_EXTENSION)
+    short = MIN_MASK - (hi - lo)
+    if short > 0:
+        lo, hi = lo - short // 2, hi + short - short // 2
+    return max(0, lo), hi
 
 
 def ranges_to_mask(ranges: list[tuple[int, int]], start: int, n: int) -> np.ndarray:

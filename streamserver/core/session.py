@@ -32,14 +32,19 @@ import numpy as np
 from .. import audio as audio_mod
 from ..config import AsrConfig, SessionConfig
 from .asr import AsrJob, AsrUpdate, StreamingTranscriber
+from .dialogue import CONTEXT_REASON, DialogueState
 from .dtmf import DtmfDetector, DtmfTone
-from .redact import DelayLine, MaskPlan, ranges_to_mask
+from .redact import DelayLine, MaskPlan, cover_words, ranges_to_mask
 from .transcript import Transcript
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
 from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
 
 # Tones closer than this belong to one keyed sequence (one redaction event).
 _KEYED_SEQUENCE_GAP = ms_to_samples(1500)
+# Speech this close to a word Whisper put there is explained by it (word times are
+# off by 0.1-0.5 s; gaps between words in one phrase are short), on top of the
+# VAD's own padding around speech.
+_WORD_SLACK = ms_to_samples(100)
 
 
 class VadStream(Protocol):
@@ -78,6 +83,11 @@ class SessionStats:
     speech_ms: float = 0.0
     masked_ms: float = 0.0
     deadline_masked_ms: float = 0.0
+    # Speech the VAD heard and no word covers (Whisper dropped or missed it); masked
+    # where a question armed the answer, or everywhere with mask_unexplained.
+    unexplained_speech_ms: float = 0.0
+    unexplained_masked_ms: float = 0.0
+    requests_heard: int = 0  # questions for a value that armed the next answer
     redactions: int = 0
     final_words: int = 0
     asr_passes: int = 0
@@ -127,6 +137,15 @@ class Session:
         self._pending_detect: DetectJob | None = None
         self._pending_update: AsrUpdate | None = None
         self._last_detect: tuple[tuple[str, ...], list[WordSpan]] | None = None
+        # What the words asked for arms the answer (only adds masks).
+        self._dialogue = DialogueState(cfg.entities) if cfg.context_redaction else None
+        # Speech covered by a word: committed words' ranges (kept until released)
+        # and the latest hypothesis' (replaced every pass).
+        self._word_slack = _WORD_SLACK + ms_to_samples(self._vad_cfg.speech_pad_ms)
+        self._heard = MaskPlan(self._word_slack)
+        self._heard_tentative: list[tuple[int, int]] = []
+        self._unexplained_run: tuple[int, int, str, str] | None = None  # open event
+        self._audio_only_redactions = 0  # redaction events with no words (tones, no-word speech)
         self._job_seq = 0
         # Keypad tones: found in the audio itself, masked like spoken PII.
         self._dtmf = DtmfDetector(ANALYSIS_RATE) if "DTMF" in cfg.entities else None
@@ -196,7 +215,8 @@ class Session:
         assert self._keyed is not None
         start, end = self._keyed
         self._keyed = None
-        self.stats.redactions += 1
+        self._audio_only_redactions += 1
+        self.stats.redactions = self._text.redactions + self._audio_only_redactions
         self._emit({"type": "redaction", "entity": "DTMF", "start": samples_to_seconds(start),
                     "end": samples_to_seconds(end), "score": 1.0})
 
@@ -206,6 +226,8 @@ class Session:
             self._emit({"type": "speech.started", "start": samples_to_seconds(ev.start)})
         else:
             self._asr.end_utterance(ev.end)
+            if self._dialogue is not None:
+                self._dialogue.utterance_ended(ev.start, ev.end)
             self._emit({"type": "speech.ended", "start": samples_to_seconds(ev.start),
                         "end": samples_to_seconds(ev.end)})
 
@@ -283,6 +305,10 @@ class Session:
     def _after_asr(self, update: AsrUpdate) -> DetectJob | None:
         self._pending_update = update
         self._text.take(update)
+        for w in update.committed:
+            self._heard.add(w.start, max(w.end, w.start + 1))
+        self._heard_tentative = [(w.start - self._word_slack, w.end + self._word_slack)
+                                 for w in update.tentative]
         window, first, n_committed = self._text.window(self.cfg.use_hypothesis_evidence)
         texts = tuple(w.text for w in window)
         self._job_seq += 1
@@ -300,18 +326,32 @@ class Session:
         self._pending_update = None
         self._last_detect = (job.texts, list(spans))
         cfg = self.cfg
+        spans = list(spans)
+        if self._dialogue is not None:
+            armed = self._dialogue.armed_count
+            self._dialogue.observe(job.words)
+            self.stats.requests_heard += self._dialogue.armed_count - armed
+            spans += self._dialogue.answer_spans(job.words)
         wanted = [s for s in spans if s.entity in cfg.entities and s.last > s.first
                   and s.score >= cfg.score_threshold]
         for span in wanted:
-            self._plan.add(job.words[span.first].start, job.words[span.last - 1].end)
+            self._plan.add(*self._cover(job.words, span))
         self._text.relabel(job.first_index, job.n_committed, wanted)
         if update is not None:
             self._decided = max(self._decided, update.analysed_until)
             for payload in self._text.render(self._audio_masked):
                 self._emit(payload)
             self.stats.final_words = self._text.final_words
-            self.stats.redactions = self._text.redactions
+            self.stats.redactions = self._text.redactions + self._audio_only_redactions
         self._advance_silence_frontier()
+
+    @staticmethod
+    def _cover(words: Sequence[Word], span: WordSpan) -> tuple[int, int]:
+        """A span's audio: its words and the gaps to the words kept beside it."""
+        inside = words[span.first : span.last]
+        prev_end = words[span.first - 1].end if span.first > 0 else None
+        next_start = words[span.last].start if span.last < len(words) else None
+        return cover_words(inside[0].start, max(w.end for w in inside), prev_end, next_start)
 
     def _audio_masked(self, w: Word) -> bool:
         return bool(self._plan.ranges(w.start, w.end))
@@ -381,20 +421,73 @@ class Session:
         undecided = speech & (idx >= self._decided) & ~planned
         if self._all_decided_after_finish():
             undecided[:] = False
+        heard = self._heard.ranges(a0, a1) + self._heard_tentative
+        unexplained = speech & ~undecided & ~ranges_to_mask(heard, a0, a1 - a0)[idx - a0]
+        mask_unexplained = self._unexplained_policy(a0, a1)[idx - a0] & unexplained
+        self._report_unexplained(start, mask_unexplained)
         mask = planned | undecided if self.cfg.on_deadline == "mask" else planned
+        mask = mask | mask_unexplained
         released = self._line.release(until, mask)
         ms = 1000 / self.rate
         self.stats.audio_out_ms += n * ms
         self.stats.speech_ms += float(speech.sum()) * ms
         self.stats.masked_ms += float(mask.sum()) * ms
         self.stats.deadline_masked_ms += float(undecided.sum()) * ms
+        self.stats.unexplained_speech_ms += float(unexplained.sum()) * ms
+        self.stats.unexplained_masked_ms += float((mask_unexplained & ~planned).sum()) * ms
         # Bounded output frames (200 ms), whatever the size of the release.
         data, step = audio_mod.encode(released.samples, self.fmt), self._out_frame_bytes
         for i in range(0, len(data), step):
             sample = start + i // self.fmt.bytes_per_frame
             self._outbox.append(AudioOut(data[i : i + step], sample))
         self._plan.forget_before(a0 - self._delay)
+        self._heard.forget_before(a0 - self._delay)
         self._vad.forget_before(a0 - self._delay)
+        if self._dialogue is not None:
+            self._dialogue.forget_before(a0 - self._delay)
+
+    def _unexplained_policy(self, a0: int, a1: int) -> np.ndarray:
+        """Where speech no word explains is masked: armed answers, or all of it."""
+        if self.cfg.mask_unexplained:
+            return np.ones(a1 - a0, dtype=bool)
+        if self._dialogue is None:
+            return np.zeros(a1 - a0, dtype=bool)
+        armed = [(lo, hi) for lo, hi, entity in self._dialogue.armed_ranges(a0, a1)
+                 if entity in self.cfg.entities]
+        return ranges_to_mask(armed, a0, a1 - a0)
+
+    def _report_unexplained(self, start: int, masked: np.ndarray) -> None:
+        """One ``redaction`` event per run of masked wordless speech (runs span releases)."""
+        idx = np.flatnonzero(masked)
+        if idx.size:
+            breaks = np.flatnonzero(np.diff(idx) > 1)
+            for lo, hi in zip([idx[0], *idx[breaks + 1]], [*idx[breaks], idx[-1]], strict=True):
+                s0 = self._analysis_sample(start + int(lo))
+                s1 = self._analysis_sample(start + int(hi) + 1)
+                run = self._unexplained_run
+                if run is not None and s0 - run[1] <= self._word_slack:
+                    self._unexplained_run = (run[0], s1, run[2], run[3])
+                    continue
+                self._close_unexplained_run()
+                entity, reason = "UNEXPLAINED_SPEECH", "unexplained"
+                if self._dialogue is not None:
+                    for _lo, _hi, armed in self._dialogue.armed_ranges(s0, s1):
+                        entity, reason = armed, CONTEXT_REASON
+                self._unexplained_run = (s0, s1, entity, reason)
+        run = self._unexplained_run
+        if run is not None and (
+                self._analysis_sample(start + masked.size) - run[1] > self._word_slack):
+            self._close_unexplained_run()
+
+    def _close_unexplained_run(self) -> None:
+        if self._unexplained_run is None:
+            return
+        s0, s1, entity, reason = self._unexplained_run
+        self._unexplained_run = None
+        self._audio_only_redactions += 1
+        self.stats.redactions = self._text.redactions + self._audio_only_redactions
+        self._emit({"type": "redaction", "entity": entity, "start": samples_to_seconds(s0),
+                    "end": samples_to_seconds(s1), "score": 0.5, "reason": reason})
 
     # -- output ------------------------------------------------------------------
     def _emit(self, payload: dict[str, Any]) -> None:
@@ -409,6 +502,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self._close_unexplained_run()
         self._emit({"type": "session.end", "session_id": self.session_id,
                     "stats": self.stats.as_dict()})
 
@@ -435,6 +529,7 @@ def _public_config(cfg: SessionConfig) -> dict[str, Any]:
         "delay_ms": cfg.delay_ms, "entities": list(cfg.entities),
         "audio_redaction": cfg.audio_redaction, "text_substitution": cfg.text_substitution,
         "pace": cfg.pace, "on_deadline": cfg.on_deadline, "score_threshold": cfg.score_threshold,
+        "context_redaction": cfg.context_redaction, "mask_unexplained": cfg.mask_unexplained,
         # Where the output goes besides the client; never the webhook URL itself
         # (its query may hold a token).
         "record": bool(cfg.record), "retention_s": cfg.retention_s if cfg.record else 0,

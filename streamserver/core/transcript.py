@@ -20,9 +20,10 @@ from typing import Any
 
 from .asr import AsrUpdate
 from .pii import may_extend_entity
+from .redact import cover_words
 from .types import Word, WordSpan, samples_to_seconds
 
-Label = tuple[str, float]  # (entity, score)
+Label = tuple[str, float, str]  # (entity, score, reason)
 
 _HAS_DIGIT_OR_AT = re.compile(r"[\d@]")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
@@ -83,7 +84,7 @@ class Transcript:
         # example.com" is one email, not a name and an email.
         for span in sorted(spans, key=lambda s: (s.score, s.last - s.first)):
             for i in range(span.first, min(span.last, n_committed)):
-                self._labels[first + i] = (span.entity, span.score)
+                self._labels[first + i] = (span.entity, span.score, span.reason)
 
     def render(self, masked: Callable[[Word], bool]) -> list[dict[str, Any]]:
         """Events for what became final since last time, then the partial."""
@@ -94,7 +95,7 @@ class Transcript:
             words = [self._words[i - self._base] for i in idx]
             labels = [self._labels.get(i) for i in idx]
             self._final_upto = final_to
-            events += self._final_events(words, labels)
+            events += self._final_events(words, labels, idx.start)
             self._trim()
         pending = self._words[self._final_upto - self._base :]
         labels = [self._labels.get(i) for i in range(self._final_upto, self.total)]
@@ -151,10 +152,12 @@ class Transcript:
         # Partials are masked conservatively: any digit or '@', and any word
         # whose audio is masked, even before the detector is sure.
         if label is None and (_HAS_DIGIT_OR_AT.search(w.text) or masked(w)):
-            label = ("REDACTED", 0.0)
+            label = ("REDACTED", 0.0, "partial")
         return substitute(w.text, label[0], self.substitution) if label else w.text
 
-    def _final_events(self, words: list[Word], labels: list[Label | None]) -> list[dict[str, Any]]:
+    def _final_events(
+        self, words: list[Word], labels: list[Label | None], first_index: int
+    ) -> list[dict[str, Any]]:
         out_words, parts = [], []
         prev: str | None = None
         for w, lab in zip(words, labels, strict=True):
@@ -173,23 +176,41 @@ class Transcript:
             "start": samples_to_seconds(words[0].start),
             "end": samples_to_seconds(words[-1].end), "words": out_words,
         }]
-        # One redaction event per run of words with the same entity.
+        # One redaction event per run of words with the same entity, timed like its
+        # audio mask (between the kept neighbours, never zero-length).
         i = 0
         while i < len(words):
             lab = labels[i]
             if lab is None:
                 i += 1
                 continue
-            j, score = i, lab[1]
+            j, score, reasons = i, lab[1], {lab[2]}
             while j + 1 < len(words) and (nxt := labels[j + 1]) is not None and nxt[0] == lab[0]:
                 j += 1
                 score = max(score, nxt[1])
+                reasons.add(nxt[2])
             self.redactions += 1
+            start, end = cover_words(words[i].start, max(w.end for w in words[i : j + 1]),
+                                     self._neighbour_end(first_index + i),
+                                     self._neighbour_start(first_index + j))
             events.append({"type": "redaction", "entity": lab[0],
-                           "start": samples_to_seconds(words[i].start),
-                           "end": samples_to_seconds(words[j].end), "score": round(score, 3)})
+                           "start": samples_to_seconds(start), "end": samples_to_seconds(end),
+                           "score": round(score, 3),
+                           "reason": "detector" if "detector" in reasons else lab[2]})
             i = j + 1
         return events
+
+    def _neighbour_end(self, index: int) -> int | None:
+        """End of the committed word before global ``index``, if it is kept."""
+        k = index - 1 - self._base
+        return self._words[k].end if 0 <= k < len(self._words) else None
+
+    def _neighbour_start(self, index: int) -> int | None:
+        """Start of the committed (or first tentative) word after global ``index``."""
+        k = index + 1 - self._base
+        if 0 <= k < len(self._words):
+            return self._words[k].start
+        return self.tentative[0].start if self.tentative else None
 
     def _trim(self) -> None:
         keep_from = self._final_upto - self.left_context

@@ -39,6 +39,8 @@ class WordSpan:
     last: int
     entity: str
     score: float
+    # Why: "detector" (the words say it) or "context" (the question before them did).
+    reason: str = "detector"
 
 
 @dataclass(frozen=True, slots=True)

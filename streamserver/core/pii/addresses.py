@@ -414,3 +414,6 @@ def _postcode_at(
     if not strict and k == n and text and _POSTCODE_PREFIX_RE.fullmatch(text):
         return WordSpan(j, k, ZIP_CODE, SCORE_WEAK)
     return None
+
+# Shared with the dialogue state (an armed address answer).
+STREET_SUFFIXES = frozenset(_STREET_SUFFIXES)

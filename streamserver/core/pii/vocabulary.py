@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from pathlib import Path
+
 MONTHS = {
     "january", "february", "march", "april", "may", "june", "july", "august",
     "september", "october", "november", "december",
@@ -51,3 +54,11 @@ STOP_WORDS = {
     "went", "live", "lives", "living", "lived", "located", "moved", "email", "number",
     "phone", "address", "name", "card", "account", "code", "order", "back", "today's",
 }  # fmt: skip
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """About 19,000 common lower-case English words (``common_words.txt``): a word
+    outside them is rare, or a name, or something Whisper could not make out."""
+    text = (Path(__file__).parent / "common_words.txt").read_text(encoding="utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))

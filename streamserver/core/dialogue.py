@@ -1,0 +1,491 @@
+"""Dialogue state: a question for a kind of value arms the session for the answer.
+
+On a support call the cue is usually in the *other* party's question ("last four
+of your social?" → "uh, yeah, it's 9 8 1 7"), and a small Whisper drops or
+garbles short answers on a phone line. So a *request* — a question or imperative
+naming a kind of value ("can I get…", "what's your…", "go ahead with the card
+number", "could you spell…", "confirm the last four…") — opens an *armed window*
+for that entity over the answer that follows:
+
+* it opens at the end of the request's last word;
+* it closes at the end of the first utterance (VAD) that carries an answer, plus
+  a grace (``grace``), or ``max_window`` after it opened, whichever comes first;
+  an utterance of fillers only ("hold on, let me see") does not count as the
+  answer, and a clear decline ("I don't have it") closes the window where it is
+  said; a new request replaces the window.
+
+While a window is open, the words said in it that could be the value — number
+words and digits, spelled letters, months (dates of birth), words Whisper was
+unsure of, and for names, emails and addresses any word that is not a filler or
+function word — are masked and labelled as the armed entity (runs of them with
+short gaps are one span), and so is speech the ASR wrote no word for
+(``Session`` asks :meth:`DialogueState.armed_ranges`). It only ever adds masks.
+
+Mono mixes carry no speaker labels: a question and its answer are consecutive
+words. With channel roles, a request on one channel arms the other channels
+(``channel`` on each call; ``None`` = mono, every channel). Pure: no I/O, time in
+samples. Documented with the state machine in ``docs/entities.md``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .pii.addresses import STREET_SUFFIXES
+from .pii.entities import (
+    ACCOUNT_NUMBER,
+    BANKING_INFORMATION,
+    CREDIT_CARD,
+    CREDIT_CARD_CVV,
+    CREDIT_CARD_EXPIRATION,
+    DATE_OF_BIRTH,
+    DRIVERS_LICENSE,
+    EMAIL_ADDRESS,
+    HEALTHCARE_NUMBER,
+    LOCATION,
+    PASSPORT_NUMBER,
+    PASSWORD,
+    PERSON,
+    PHONE_NUMBER,
+    PIN,
+    TAX_ID,
+    US_SSN,
+    USERNAME,
+    VEHICLE_ID,
+    ZIP_CODE,
+)
+from .pii.name_lists import FIRST_NAMES, SURNAMES
+from .pii.numbers import classify_number
+from .pii.text import Token, split_phrases, tokenize
+from .pii.vocabulary import MONTHS, STOP_WORDS, common_words
+from .types import Word, WordSpan, ms_to_samples
+
+CONTEXT_REASON = "context"
+CONTEXT_SCORE = 0.6  # above the default score_threshold (0.5): a policy can still raise it
+
+# Cue phrases per entity, matched on bare lower-case words. Where a request names
+# several, the first one said wins ("name on the card" is a name).
+_CUES: dict[str, str] = {
+    US_SSN: "social | social's | social security | ssn | s s n | security number",
+    CREDIT_CARD_CVV: "security code | cvv | cvc | three digit code | 3 digit code"
+    " | code on the back | digits on the back",
+    CREDIT_CARD_EXPIRATION: "expiration | expiry | expiration date | expiry date | expires",
+    EMAIL_ADDRESS: "email | e-mail | email address | mail address",
+    ZIP_CODE: "zip | zip code | zipcode | postal code | postcode | post code",
+    DATE_OF_BIRTH: "date of birth | birth date | birthdate | birthday | dob | born",
+    CREDIT_CARD: "card | card number | credit card | debit card | visa | mastercard | amex",
+    PHONE_NUMBER: "phone | phone number | telephone | cell | cell phone | mobile"
+    " | callback number | call back number | best number | number to reach | reach you"
+    " | contact number | home number",
+    LOCATION: "address | street | street address | mailing address | billing address"
+    " | home address | where do you live | where you live",
+    BANKING_INFORMATION: "routing | routing number | sort code | iban | swift",
+    DRIVERS_LICENSE: "license | licence | driver's license | drivers license",
+    PASSPORT_NUMBER: "passport",
+    TAX_ID: "tax id | ein | itin | tin",
+    HEALTHCARE_NUMBER: "medicare | medicaid | medical record | insurance id | health plan id",
+    VEHICLE_ID: "vin | license plate | plate number",
+    USERNAME: "username | user name | user id | login",
+    PASSWORD: "password | passphrase",
+    PIN: "pin | pin number | passcode",
+    ACCOUNT_NUMBER: "account | account number | member | member id | member number"
+    " | membership | policy | policy number | customer number | reference number"
+    " | id number | subscriber id | group number",
+    PERSON: "name | first name | last name | full name | surname | speaking with"
+    " | speaking to | who's calling | who is calling | who do i have | who i'm speaking"
+    " | whom am i",
+}
+# Used only when no cue above is in the request.
+_WEAK_CUES: dict[str, str] = {
+    PERSON: "spell | spell that | spell it",
+    ACCOUNT_NUMBER: "number | last four | last 4 | digits",
+}
+# What makes a sentence a request rather than a remark ("I lost my card").
+_REQUEST_FRAMES = split_phrases(
+    "can i | could i | may i | can you | could you | would you | will you | what's | what"
+    " | whats | which | go ahead | confirm | verify | spell | give me | tell me | read me"
+    " | read | provide | need | and your | who | what about | how about | do you have"
+    " | have you got | do you know | let me get | let me have | i'll need | i will need"
+    " | i need | i'll just need | can we get | could we get | is there"
+)
+# A clear "no value coming": closes the window where it is said.
+_DECLINES = split_phrases(
+    "don't have | do not have | dont have | don't know | do not know | dont know | not sure"
+    " | can't remember | cannot remember | don't remember | can't find | not with me"
+    " | i have no | there's no | there is no | no idea | rather not"
+)
+# An utterance of only these is not the answer yet ("hold on, let me see").
+_FILLERS = {"um", "uh", "er", "erm", "hmm", "ah", "oh", "okay", "ok", "yeah", "yes", "sure",
+            "yep", "right", "alright", "so", "well", "let", "me", "see", "check", "hold", "on",
+            "one", "moment", "second", "sec", "just", "a", "grab", "get", "find", "it", "i",
+            "it's", "that's", "got", "have", "here", "hang", "minute", "like", "mm", "mhm"}
+# Neither the value nor a guess at it: small talk around the answer.
+_NEUTRAL = (STOP_WORDS - {"one", "at"}) | _FILLERS - {"one"} | {
+    "it's", "that's", "i'm", "thanks", "thank", "sorry", "correct", "that", "is",
+    "let's", "lemme", "gonna", "think", "believe", "sir", "ma'am", "mam", "again"}
+# Number homophones a phone line turns digits into ("one night for a six").
+_HOMOPHONES = {"for", "fore", "to", "too", "tu", "won", "ate", "oh", "o", "free", "tree",
+               "nein", "night", "tin", "sex", "fix", "sick", "ten", "then", "hate", "nun", "none"}
+# Entities whose value is words, not digits: names, rare words and (for emails)
+# the joiners count too.
+_WORD_VALUES = frozenset({PERSON, EMAIL_ADDRESS, LOCATION, USERNAME, PASSWORD})
+_EMAIL_JOINERS = {"dot", "at", "underscore", "dash", "hyphen", "com", "net", "org"}
+# How the asking party moves on once the answer is in: a new turn.
+_ACKNOWLEDGEMENTS = split_phrases(
+    "thank you | thanks | great | perfect | okay | ok | alright | all right | got it"
+    " | wonderful | excellent | lovely | awesome | cool"
+)
+# Words said after the last cue that still belong to the request ("... for me, please").
+_REQUEST_TAIL_WORDS = 5
+# Small words a request may start with.
+_LEAD_INS = {"and", "so", "okay", "ok", "now", "also", "then", "great", "thanks", "alright",
+             "right", "perfect", "um", "uh"}
+# How the other party's next turn may begin once the answer is in.
+_TURN_STARTS = (*_REQUEST_FRAMES, *_ACKNOWLEDGEMENTS, *split_phrases(
+    "how | where | when | why | is that | do you | did you | are you | have you | and what"
+    " | and the | and can | and could | so | now"))
+
+
+def _index(table: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
+    pairs = [(p, entity) for entity, phrases in table.items() for p in split_phrases(phrases)]
+    return sorted(pairs, key=lambda pe: -len(pe[0]))  # longest phrase first
+
+
+_CUE_INDEX = _index(_CUES)
+# Cues specific enough to arm at the end of any sentence (a garbled question:
+# "I'm going to walk the street address."); "account" or "card" alone are not.
+_TRAILING_CUES = split_phrases(
+    "social | social security | social security number | ssn | zip code | postal code"
+    " | date of birth | birth date | email address | street address | card number"
+    " | account number | member id | member number | phone number | security code"
+    " | expiration date | routing number | last four | spell that | spell it")
+_CUE_WORDS = frozenset(w for phrase, _ in (*_CUE_INDEX, *_index(_WEAK_CUES)) for w in phrase)
+_WEAK_INDEX = _index(_WEAK_CUES)
+
+
+@dataclass(frozen=True, slots=True)
+class DialogueConfig:
+    """Bounds of an armed window (samples are taken at 16 kHz)."""
+
+    max_window_ms: int = 12_000  # from the request's end, whatever happens
+    grace_ms: int = 1_200  # after the answer's utterance ends
+    min_answer_ms: int = 400  # speech after the request before an utterance end counts
+    join_gap_ms: int = 1_000  # masked answer words this close are one span
+    low_probability: float = 0.5  # Whisper's word probability under this: unsure
+
+
+@dataclass(slots=True)
+class ArmedWindow:
+    """``[start, end)`` in which answers are masked as ``entity``."""
+
+    entity: str
+    start: int
+    end: int
+    request_start: int  # the request's first word (identifies the window)
+    channel: int | None  # the channel that asked (None: mono)
+    answered: bool = False  # an utterance that carried an answer has ended
+
+    def covers(self, sample: int, channel: int | None) -> bool:
+        return self.start <= sample < self.end and self._answers(channel)
+
+    def _answers(self, channel: int | None) -> bool:
+        return self.channel is None or channel is None or channel != self.channel
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    entity: str
+    first: int  # word index where the asking starts ("can I get ..."), in the words given
+    cue: int  # index of the cue's first word ("social")
+    end_word: int  # index of the request's last word
+
+
+def find_requests(words: Sequence[Word], entities: Iterable[str],
+                  pause: int = ms_to_samples(300)) -> list[Request]:
+    """Requests for a value among ``words``, one per sentence that asks for one.
+
+    Sentences end at ``.?!`` or at a ``pause`` between words (tiny.en often writes
+    a call without punctuation).
+    """
+    wanted = frozenset(entities)
+    toks = tokenize([w.text for w in words])
+    out = []
+    for first, last in sentences(words, toks, pause):
+        found = _requested_entity(toks, first, last, wanted)
+        if found is not None:
+            entity, cue, cue_end = found
+            # "... your last name for me, please?": small words after the cue belong to it.
+            end = cue_end
+            while (end + 1 < last and end - cue_end < _REQUEST_TAIL_WORDS
+                   and toks[end + 1].bare in _NEUTRAL and len(toks[end + 1].bare) > 1):
+                end += 1
+            if toks[last - 1].raw.endswith("?") and last - 1 - cue_end <= 2 * _REQUEST_TAIL_WORDS:
+                end = last - 1  # "... card number you'd like to use?": all of it asks
+            # The asking begins at the nearest frame word before the cue ("what's the ...").
+            ask = cue
+            bare = [t.bare for t in toks]
+            for k in range(cue, max(first, cue - _REQUEST_TAIL_WORDS - 1) - 1, -1):
+                if any(_at(bare, k, f) for f in _REQUEST_FRAMES):
+                    ask = k
+            while ask > first and bare[ask - 1] in _LEAD_INS:
+                ask -= 1  # "and could you ...", "okay, so what's ..."
+            out.append(Request(entity, ask, cue, end))
+    return out
+
+
+def sentences(words: Sequence[Word], toks: Sequence[Token], pause: int) -> list[tuple[int, int]]:
+    """``(first, last)`` word ranges split at sentence ends and pauses."""
+    bounds, start = [], 0
+    for i, tok in enumerate(toks):
+        gap = i + 1 < len(words) and words[i + 1].start - words[i].end >= pause
+        if tok.sentence_end or gap:
+            bounds.append((start, i + 1))
+            start = i + 1
+    if start < len(toks):
+        bounds.append((start, len(toks)))
+    return bounds
+
+
+def _requested_entity(toks: Sequence[Token], first: int, last: int,
+                      wanted: frozenset[str]) -> tuple[str, int, int] | None:
+    """(entity asked for, index of its cue's first word, of the last cue's last word)."""
+    bare = [t.bare for t in toks[first:last]]
+    question = toks[last - 1].raw.endswith("?")
+    framed = question or any(_at(bare, i, f) for i in range(len(bare)) for f in _REQUEST_FRAMES)
+    # "my card number is" with nothing after it is a cue the answer will follow, too,
+    # and so is a sentence that ends on a strong cue (a question Whisper garbled:
+    # "I'm going to walk the street address.").
+    trailing = bool(bare) and (bare[-1] in {"is", "it's", "was"} or any(
+        _at(bare, len(bare) - len(phrase), phrase) for phrase in _TRAILING_CUES))
+    if not (framed or trailing):
+        return None
+    if any(_at(bare, i, d) for i in range(len(bare)) for d in _DECLINES):
+        return None
+    for index in (_CUE_INDEX, _WEAK_INDEX):
+        hits = [(i, -len(phrase), entity) for i in range(len(bare)) for phrase, entity in index
+                if entity in wanted and _at(bare, i, phrase)]
+        if hits:
+            i, _, entity = min(hits)
+            last_cue = max(j - neg_len - 1 for j, neg_len, _ in hits)
+            return entity, first + i, first + last_cue
+    return None
+
+
+def _beside_value(toks: Sequence[Token], i: int) -> bool:
+    """Whether a neighbour of word ``i`` is a spelled letter or a number ("I 8 1 7")."""
+    return any(0 <= k < len(toks) and (
+        (len(toks[k].bare) == 1 and toks[k].bare.isalpha())
+        or classify_number(toks[k]) is not None) for k in (i - 1, i + 1))
+
+
+def _at(bare: Sequence[str], i: int, phrase: tuple[str, ...]) -> bool:
+    return tuple(bare[i : i + len(phrase)]) == phrase
+
+
+class DialogueState:
+    """Armed windows of one conversation. One owner; call in time order.
+
+    Per detection window: :meth:`observe` (arms on requests) then
+    :meth:`answer_spans` (context masks for those words). Per VAD utterance end:
+    :meth:`utterance_ended`. At release: :meth:`armed_ranges`.
+    """
+
+    def __init__(self, entities: Iterable[str], cfg: DialogueConfig | None = None) -> None:
+        self.cfg = cfg or DialogueConfig()
+        self.entities = frozenset(entities)
+        self._max = ms_to_samples(self.cfg.max_window_ms)
+        self._grace = ms_to_samples(self.cfg.grace_ms)
+        self._min_answer = ms_to_samples(self.cfg.min_answer_ms)
+        self._join = ms_to_samples(self.cfg.join_gap_ms)
+        self._same_request = ms_to_samples(700)
+        self._seen: deque[tuple[str, int, int | None]] = deque(maxlen=64)  # requests armed
+        self._windows: deque[ArmedWindow] = deque(maxlen=16)
+        self._utterances: deque[tuple[int, int]] = deque(maxlen=8)  # recent (start, end)
+        self._words: list[Word] = []  # the latest words seen (for filler-only utterances)
+        self.armed_count = 0
+
+    @property
+    def windows(self) -> tuple[ArmedWindow, ...]:
+        return tuple(self._windows)
+
+    def observe(self, words: Sequence[Word], channel: int | None = None) -> None:
+        """Arm on requests among ``words`` (committed context + latest hypothesis)."""
+        self._words = list(words)
+        if not words or not self.entities:
+            return
+        for req in find_requests(words, self.entities):
+            cue_start = words[req.cue].start
+            if any(abs(cue - cue_start) < self._same_request and entity == req.entity
+                   and ch == channel for entity, cue, ch in self._seen):
+                continue  # seen in an earlier pass (word times move a little)
+            self._seen.append((req.entity, cue_start, channel))
+            request_start = words[req.first].start
+            start = words[req.end_word].end
+            window = ArmedWindow(req.entity, start, start + self._max, request_start, channel)
+            # A newer request ends the window before it (one question at a time).
+            for other in self._windows:
+                if other.start <= request_start < other.end:
+                    other.end = request_start
+            self._windows.append(window)
+            self.armed_count += 1
+            for utt in self._utterances:  # its answer may have ended already
+                self._close_on_answer(window, *utt)
+        for window in self._windows:
+            self._close_on_decline(window, words)
+            self._close_on_next_turn(window, words)
+
+    def utterance_ended(self, start: int, end: int) -> None:
+        """A VAD utterance ``[start, end)`` ended: it may have been the answer."""
+        self._utterances.append((start, end))
+        for window in self._windows:
+            self._close_on_answer(window, start, end)
+
+    def answer_spans(self, words: Sequence[Word], channel: int | None = None) -> list[WordSpan]:
+        """Context spans over ``words`` that lie in an armed window (index spans)."""
+        spans: list[WordSpan] = []
+        if not words:
+            return spans
+        toks = tokenize([w.text for w in words])
+        # A request's own words are the question, never the answer.
+        asking = {i for req in find_requests(words, self.entities)
+                  for i in range(req.first, req.end_word + 1)}
+        for window in self._windows:
+            # From the first word that may be the value to the end of the answer,
+            # everything is masked: what Whisper wrote after it ("I hate one
+            # payment") may be the rest of the value misheard. A pause longer than
+            # join_gap_ms starts over (the next run needs a value-like word again).
+            run: list[int] = []
+            for i, w in enumerate(words):
+                if i in asking or not (window.covers(w.start, channel)
+                                       or window.covers(w.end - 1, channel)):
+                    continue
+                if run and w.start - words[run[-1]].end > self._join:
+                    spans.append(self._span(run, window))
+                    run = []
+                if run or self._value_like(toks, i, w, window.entity):
+                    run.append(i)
+            if run:
+                spans.append(self._span(run, window))
+        return spans
+
+    @staticmethod
+    def _span(run: list[int], window: ArmedWindow) -> WordSpan:
+        return WordSpan(run[0], run[-1] + 1, window.entity, CONTEXT_SCORE, CONTEXT_REASON)
+
+    def _value_like(self, toks: Sequence[Token], i: int, word: Word, entity: str) -> bool:
+        """Whether an answer may start at word ``i``: not a cue ("last four", "social"),
+        not merely a word Whisper was unsure of."""
+        if toks[i].bare in _CUE_WORDS and not any(c.isdigit() for c in toks[i].raw):
+            return False
+        if not self._candidate(toks[i], word, entity):
+            return False
+        if word.probability < self.cfg.low_probability and not any(
+                c.isdigit() for c in toks[i].raw) and toks[i].bare in common_words():
+            return False
+        # "a" / "I" are the article and the pronoun unless beside other letters or digits.
+        return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
+
+    def armed_ranges(self, start: int, end: int,
+                     channel: int | None = None) -> list[tuple[int, int, str]]:
+        """Armed ``(start, end, entity)`` ranges overlapping ``[start, end)``, clipped."""
+        out = []
+        for w in self._windows:
+            if w.start < end and w.end > start and w._answers(channel):
+                out.append((max(start, w.start), min(end, w.end), w.entity))
+        return out
+
+    def forget_before(self, sample: int) -> None:
+        while self._windows and self._windows[0].end < sample:
+            self._windows.popleft()
+
+    # -- internals -------------------------------------------------------------
+    def _candidate(self, tok: Token, word: Word, entity: str) -> bool:
+        if not tok.bare:
+            return False
+        if any(c.isdigit() for c in tok.raw) or "@" in tok.raw:
+            return True
+        if classify_number(tok) is not None and tok.bare not in {"-", "dash", "hyphen"}:
+            return True
+        if len(tok.bare) == 1 and tok.bare.isalpha():
+            return True  # a spelled letter ("a"/"i" only beside other values: answer_spans)
+        if word.probability < self.cfg.low_probability:
+            # What Whisper could not make out (but not a filler it was unsure of).
+            return tok.bare not in _NEUTRAL and not any(
+                _at([tok.bare], 0, a) for a in _ACKNOWLEDGEMENTS)
+        if entity in _WORD_VALUES:
+            if tok.bare in _NEUTRAL:
+                return False
+            return (tok.title or tok.bare not in common_words() or tok.bare in FIRST_NAMES
+                    or tok.bare in SURNAMES
+                    or (entity == EMAIL_ADDRESS and tok.bare in _EMAIL_JOINERS)
+                    or (entity == LOCATION and tok.bare in STREET_SUFFIXES))
+        if entity == DATE_OF_BIRTH and tok.bare in MONTHS:
+            return True
+        if tok.bare in _HOMOPHONES:
+            return True
+        import os
+        return bool(os.environ.get("DLG_ALL")) and tok.bare not in _NEUTRAL and not any(
+                _at([tok.bare], 0, a) for a in _ACKNOWLEDGEMENTS)
+
+    def _close_on_answer(self, window: ArmedWindow, start: int, end: int) -> None:
+        """Close ``window`` at the end of the utterance that carried its answer (+ grace).
+
+        That is an utterance that began after the request (even one Whisper wrote
+        nothing for), or the request's own utterance if a value-like word follows
+        the request in it (mono: the answer came without a pause).
+        """
+        if window.answered or end - max(start, window.start) < self._min_answer:
+            return
+        said = [w for w in self._words if window.start <= w.start < end]
+        toks = tokenize([w.text for w in said])
+        if start < window.start - self._min_answer and not any(
+                self._value_like(toks, i, w, window.entity) for i, w in enumerate(said)):
+            return  # the question's own utterance ended: the answer is still to come
+        if said and all(t.bare in _FILLERS for t in toks):
+            return  # "hold on, let me see": the value is still to come
+        window.answered = True
+        window.end = min(window.end, end + self._grace)
+
+    def _close_on_next_turn(self, window: ArmedWindow, words: Sequence[Word]) -> None:
+        """After the answer began, a question or an acknowledgement is the next turn."""
+        said = [w for w in words if window.start <= w.start < window.end]
+        if not said:
+            return
+        toks = tokenize([w.text for w in said])
+        answered = next((i for i, (t, w) in enumerate(zip(toks, said, strict=True))
+                         if self._candidate(t, w, window.entity)), None)
+        if answered is not None:
+            # "... 8 1 7 great, what's ...", "... 0 8 7 8 and how much ...": Whisper
+            # often writes a call without punctuation; how a turn begins still shows.
+            bare = [t.bare for t in toks]
+            for k in range(answered + 1, len(toks)):
+                starts = {k, k + 1} if bare[k] in _LEAD_INS else {k}
+                if said[k].probability >= self.cfg.low_probability and any(
+                        _at(bare, j, a) for j in starts for a in _TURN_STARTS):
+                    window.end = min(window.end, said[k].start)
+                    return
+        for first, last in sentences(said, toks, ms_to_samples(300))[1:]:
+            bare = [t.bare for t in toks[first:last]]
+            if toks[last - 1].raw.endswith("?") or any(_at(bare, 0, f) for f in _TURN_STARTS):
+                window.end = min(window.end, said[first].start)
+                return
+
+    def _close_on_decline(self, window: ArmedWindow, words: Sequence[Word]) -> None:
+        said = [w for w in words if window.start <= w.start < window.end]
+        if not said:
+            return
+        toks = tokenize([w.text for w in said])
+        bare = [t.bare for t in toks]
+        for i in range(len(bare)):
+            for phrase in _DECLINES:
+                if _at(bare, i, phrase):
+                    confident = all(w.probability >= self.cfg.low_probability
+                                    for w in said[i : i + len(phrase)])
+                    before = said[:i]
+                    if confident and not any(self._candidate(t, w, window.entity)
+                                             and t.bare not in {"a", "i"}
+                                             for t, w in zip(toks[:i], before, strict=True)):
+                        window.end = min(window.end, said[i + len(phrase) - 1].end)
+                        return

@@ -1,0 +1,182 @@
+"""Dialogue state: a question for a value arms the answer that follows (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamserver.core.dialogue import CONTEXT_REASON, DialogueState, find_requests
+from streamserver.core.pii.entities import DEFAULT_ENTITIES
+from streamserver.core.types import Word
+
+RATE = 16_000
+
+
+def words_at(text: str, start_s: float = 0.0, step_s: float = 0.3,
+             probability: float = 0.9) -> list[Word]:
+    """Words of ``text`` one after another, ``step_s`` each."""
+    out = []
+    t = int(start_s * RATE)
+    step = int(step_s * RATE)
+    for w in text.split():
+        out.append(Word(" " + w, t, t + step - 800, probability, True))
+        t += step
+    return out
+
+
+def masked_texts(state: DialogueState, words: list[Word], channel: int | None = None) -> list[str]:
+    spans = state.answer_spans(words, channel)
+    assert all(s.reason == CONTEXT_REASON for s in spans)
+    return [w.text.strip() for s in spans for w in words[s.first : s.last]]
+
+
+@pytest.mark.parametrize(("question", "entity"), [
+    ("And for verification, can I get the last four of your social?", "US_SSN"),
+    ("What's the zip code on the account?", "ZIP_CODE"),
+    ("Could you spell your last name for me?", "PERSON"),
+    ("What email should I send it to?", "EMAIL_ADDRESS"),
+    ("Who am I speaking with?", "PERSON"),
+    ("Go ahead with the card number.", "CREDIT_CARD"),
+    ("Can you confirm the last four of the card?", "CREDIT_CARD"),
+    ("And your date of birth?", "DATE_OF_BIRTH"),
+    ("What's the best number to reach you?", "PHONE_NUMBER"),
+    ("what's the name on the card", "PERSON"),  # the first cue said wins
+    ("could i get your member id please", "ACCOUNT_NUMBER"),
+])
+def test_requests_name_the_value_asked_for(question: str, entity: str) -> None:
+    requests = find_requests(words_at(question), DEFAULT_ENTITIES)
+    assert [r.entity for r in requests] == [entity]
+
+
+@pytest.mark.parametrize("remark", [
+    "I lost my card yesterday.",
+    "How many items were in the order?",
+    "Okay, the total last four two and I paid it on Monday.",
+    "The price is twelve dollars.",
+    "I don't have my card with me, can you look it up?",
+])
+def test_remarks_and_other_questions_arm_nothing(remark: str) -> None:
+    assert find_requests(words_at(remark), DEFAULT_ENTITIES) == []
+
+
+def test_entity_not_in_the_policy_is_not_armed() -> None:
+    assert find_requests(words_at("What's your social?"), ["PERSON"]) == []
+
+
+def test_answer_without_cue_is_masked_as_the_armed_entity() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("can I get the last four of your social? uh, yeah, it's 9 8 1 7")
+    state.observe(words)
+    spans = state.answer_spans(words)
+    assert [s.entity for s in spans] == ["US_SSN"]
+    assert masked_texts(state, words) == ["9", "8", "1", "7"]
+    assert state.armed_count == 1
+
+
+def test_garbled_digits_and_unsure_words_count() -> None:
+    """'one night for a six': number words, homophones and what Whisper was unsure of."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = [*words_at("what's the zip code on the account?"),
+             Word(" one", 48000, 52000, 0.9), Word(" night", 52000, 56000, 0.9),
+             Word(" for", 56000, 60000, 0.9), Word(" a", 60000, 62000, 0.9),
+             Word(" six", 62000, 66000, 0.9), Word(" blorp", 66000, 70000, 0.2)]
+    state.observe(words)
+    assert masked_texts(state, words) == ["one", "night", "for", "a", "six", "blorp"]
+
+
+def test_spelled_name_and_spoken_email() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("could you spell your last name for me? D E L G A D O")
+    state.observe(words)
+    assert masked_texts(state, words) == list("DELGADO")
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("what email should I send it to? yolanda dot castillo at yahoo dot com")
+    state.observe(words)
+    assert masked_texts(state, words) == ["yolanda", "dot", "castillo", "at", "yahoo", "dot", "com"]
+
+
+def test_a_clear_decline_closes_the_window() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("go ahead with the card number. no I don't have it with me, sorry "
+                     "it was 4 pm")
+    state.observe(words)
+    assert state.answer_spans(words) == []
+    (window,) = state.windows
+    assert window.end <= words[-4].start
+
+
+def test_window_is_bounded_in_time() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("what's your social?")
+    late = words_at("it was 4 5 6", start_s=30.0)
+    state.observe(question + late)
+    assert state.answer_spans(question + late) == []
+
+
+def test_the_answer_utterance_ending_closes_the_window_after_a_grace() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("what's your social?")
+    answer = words_at("uh it's 1 2 3 4", start_s=2.0)
+    state.observe(question + answer)
+    state.utterance_ended(int(1.9 * RATE), int(3.6 * RATE))
+    (window,) = state.windows
+    assert window.answered
+    assert window.end == int(3.6 * RATE) + int(1.2 * RATE)
+    later = words_at("and 5 6", start_s=6.0)
+    state.observe(question + answer + later)
+    assert masked_texts(state, question + answer + later) == ["1", "2", "3", "4"]
+
+
+def test_fillers_only_do_not_count_as_the_answer() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("go ahead with the card number")
+    hold = words_at("hold on let me see", start_s=2.0)
+    state.observe(question + hold)
+    state.utterance_ended(int(2.0 * RATE), int(3.5 * RATE))
+    (window,) = state.windows
+    assert not window.answered
+    digits = words_at("4 1 1 1", start_s=6.0)
+    state.observe(question + hold + digits)
+    assert masked_texts(state, question + hold + digits) == ["4", "1", "1", "1"]
+
+
+def test_an_acknowledgement_ends_the_answer() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("what's the zip code? 1 9 4 6 2 great and how many items was it, four?")
+    state.observe(words)
+    assert masked_texts(state, words) == ["1", "9", "4", "6", "2"]
+
+
+def test_a_new_request_ends_the_previous_window() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("what's your social? 1 2 3 4 and could you spell your last name? "
+                     "B O")
+    state.observe(words)
+    spans = state.answer_spans(words)
+    assert [(s.entity, s.last - s.first) for s in spans] == [("US_SSN", 4), ("PERSON", 2)]
+
+
+def test_question_on_one_channel_arms_the_other() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("what's your social?")
+    state.observe(question, channel=0)
+    answer = words_at("9 8 1 7", start_s=2.0)
+    assert masked_texts(state, answer, channel=1) == ["9", "8", "1", "7"]
+    assert state.answer_spans(answer, channel=0) == []  # the asker's own words
+    assert state.armed_ranges(0, 10 * RATE, channel=0) == []
+    ((lo, hi, entity),) = state.armed_ranges(0, 10 * RATE, channel=1)
+    assert entity == "US_SSN" and lo == question[-1].end < hi
+
+
+def test_a_request_seen_again_in_later_passes_arms_once() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("what's your social?")
+    for shift in (0, 800, 1600):  # word times move a little between passes
+        state.observe([Word(w.text, w.start + shift, w.end + shift) for w in words])
+    assert state.armed_count == 1 and len(state.windows) == 1
+
+
+def test_windows_are_forgotten_once_released() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    state.observe(words_at("what's your social?"))
+    state.forget_before(60 * RATE)
+    assert state.windows == ()
