@@ -55,6 +55,15 @@ class Metrics:
         self.deadline_masked = Counter(
             "streamserver_deadline_masked_seconds",
             "Speech masked because its decision missed the release deadline", registry=r)
+        self.unexplained_speech = Counter(
+            "streamserver_unexplained_speech_seconds",
+            "Speech the VAD heard and no recognised word covers", registry=r)
+        self.unexplained_masked = Counter(
+            "streamserver_unexplained_masked_seconds",
+            "Such speech masked (in an armed answer, or with mask_unexplained)", registry=r)
+        self.requests_heard = Counter(
+            "streamserver_requests_heard",
+            "Questions for a value that armed the next answer (dialogue state)", registry=r)
         self.redactions = Counter(
             "streamserver_redactions", "Redacted spans, by entity", ["entity"], registry=r)
         self.stage_seconds = Histogram(
@@ -103,6 +112,9 @@ class Metrics:
         self.speech.inc(float(stats.get("speech_ms", 0)) / 1000)
         self.masked.inc(float(stats.get("masked_ms", 0)) / 1000)
         self.deadline_masked.inc(float(stats.get("deadline_masked_ms", 0)) / 1000)
+        self.unexplained_speech.inc(float(stats.get("unexplained_speech_ms", 0)) / 1000)
+        self.unexplained_masked.inc(float(stats.get("unexplained_masked_ms", 0)) / 1000)
+        self.requests_heard.inc(float(stats.get("requests_heard", 0)))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

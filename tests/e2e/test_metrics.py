@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,12 @@ def test_metrics_follow_a_session(server) -> None:
     for stage in ("asr", "pii", "analysis", "vad"):
         assert metric_value(after, f'streamserver_stage_seconds_count{{stage="{stage}"}}') > 0
     assert "streamserver_sessions_active" in after and "streamserver_asr_queue_depth" in after
+    # Speech no word explains, and what the dialogue state did, are counted too.
+    for name in ("streamserver_unexplained_speech_seconds_total",
+                 "streamserver_unexplained_masked_seconds_total",
+                 "streamserver_requests_heard_total"):
+        assert re.search(rf"^{name} ", after, re.M), name
+        assert metric_value(after, name) >= metric_value(before, name)
     # No transcript text (numbers like 0.0175 may well appear as values: look for the
     # value as spoken or written, not its last digits).
     assert "Linda" not in after and "555-0175" not in after and "5550175" not in after
