@@ -3,19 +3,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test,bench
-# The demo page's browser test drives Debian's headless Chromium through Selenium.
-if [ ! -x /usr/bin/chromium ] || ! command -v chromedriver >/dev/null 2>&1; then
+# Debian packages some tests need: headless Chromium for the demo page's browser
+# test (Selenium), espeak-ng and flite for the dialogue corpus smoke test.
+need=()
+{ [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null 2>&1; } ||
+  need+=(chromium chromium-driver fonts-liberation)
+{ command -v espeak-ng >/dev/null 2>&1 && command -v flite >/dev/null 2>&1; } ||
+  need+=(espeak-ng flite)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log=$(mktemp)
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-           apt-get install -y -qq --no-install-recommends chromium chromium-driver \
-             fonts-liberation; } >"$log" 2>&1; then
+           apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
       cat "$log" >&2; rm -f "$log"; exit 1
     fi
     rm -f "$log"
   else
-    echo "test: tests/e2e/test_demo_page.py needs chromium and chromium-driver" \
-         "(apt-get install chromium chromium-driver)" >&2
+    echo "test: tests/e2e/test_demo_page.py and tests/test_benchmarks_smoke.py need" \
+         "${need[*]} (apt-get install ${need[*]})" >&2
   fi
 fi
 .venv/bin/ruff check streamserver tests benchmarks

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPT = ROOT / "benchmarks" / "quality_vs_delay.py"
@@ -184,3 +186,90 @@ def test_heap_census_benchmark_runs(tmp_path: Path) -> None:
     assert result["sessions"] == 2 and 15 < result["audio_s"] < 20  # dev_008 twice
     assert isinstance(result["python_heap_growth_kib"], float)
     assert result["objects_after"] > 0 and result["allocation_sites"]
+
+
+@pytest.fixture(scope="module")
+def dialogue_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two synthesised dialogues (dialogue 0 is dev, dialogue 1 blind)."""
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed: benchmarks/dialogues.py synthesises with it "
+                    "(scripts/test.sh installs espeak-ng and flite)")
+    out = tmp_path_factory.mktemp("dialogues")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dialogues.py"),
+                           "--data-dir", str(out), "--count", "2"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_dialogue_corpus_manifest_invariants(dialogue_dir: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamserver.audio import read_wav
+
+    manifest = json.loads((dialogue_dir / "manifest.json").read_text())
+    assert {(c["layout"], c["channel"]) for c in manifest} == {
+        (layout, channel) for layout in ("mono", "stereo") for channel in ("clean", "phone")}
+    assert len(manifest) == 2 * 4
+    for clip in manifest:
+        where = clip["file"]
+        samples, rate = read_wav(dialogue_dir / clip["file"])
+        assert rate == clip["rate"] == (8000 if clip["channel"] == "phone" else 16000), where
+        assert samples.shape[1] == (2 if clip["layout"] == "stereo" else 1), where
+        duration = clip["duration_s"]
+        assert abs(samples.shape[0] / rate - duration) < 0.01, where
+        if clip["channel"] == "phone":
+            wide, wide_rate = read_wav(dialogue_dir / clip["file_16k"])
+            assert wide_rate == 16000 and wide.shape[1] == samples.shape[1], where
+        turns = clip["turns"]
+        assert 3 <= len(turns) <= 8, where
+        assert turns[0]["role"] == "agent" and {t["role"] for t in turns} == {"agent", "caller"}
+        assert turns[0]["start_s"] > 0 and turns[-1]["end_s"] < duration, where
+        for i in range(1, len(turns)):  # in order, apart, never overlapping
+            a, b = turns[i - 1], turns[i]
+            assert a["start_s"] < a["end_s"] and 0.29 <= b["start_s"] - a["end_s"] <= 0.81, where
+        for p in clip["pii"]:
+            assert p["entity"] in {"PERSON", "US_SSN", "CREDIT_CARD", "ZIP_CODE", "DATE_OF_BIRTH",
+                                   "EMAIL_ADDRESS", "LOCATION", "PHONE_NUMBER", "ACCOUNT_NUMBER"}
+            assert isinstance(p["cued_in_question"], bool) and p["text"], where
+            assert any(t["role"] == p["role"] and t["start_s"] <= p["start_s"] < p["end_s"]
+                       <= t["end_s"] for t in turns), (where, p)
+        if clip["layout"] == "stereo" and clip["channel"] == "clean":
+            for t in turns:  # the other party's channel is silent during a turn
+                other = 1 if t["role"] == "agent" else 0
+                part = samples[int(t["start_s"] * rate) : int(t["end_s"] * rate), other]
+                assert not part.any(), (where, t["text"])
+        assert clip["voices"]["agent"] != clip["voices"]["caller"], where
+
+    splits = {c["split"]: c for c in manifest}
+    dev, blind = splits["dev"], splits["blind"]
+    engine_voice = [{v.split(" ")[0] for v in c["voices"].values()} for c in (dev, blind)]
+    assert not engine_voice[0] & engine_voice[1]
+    assert dev["phrasings"] and not set(dev["phrasings"]) & set(blind["phrasings"])
+    # The whole phrasebooks and name pools too, not only what two dialogues drew.
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from dialogue_templates import BLIND, DEV
+
+    assert not DEV.phrasings() & BLIND.phrasings()
+    for pool in ("first_names", "last_names", "agent_names"):
+        assert not set(getattr(DEV, pool)) & set(getattr(BLIND, pool)), pool
+
+
+def test_redaction_quality_scores_dialogues(dialogue_dir: Path, tmp_path: Path) -> None:
+    """One dialogue, stereo over the phone, through redaction_quality.py; shape only."""
+    out = tmp_path / "rq.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "redaction_quality.py"), "--sets", "dialogues",
+         "--dialogue-dir", str(dialogue_dir), "--dialogue-count", "2", "--limit", "1",
+         "--layouts", "stereo", "--channels", "phone", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())["dialogues"]
+    assert set(report["groups"]) == {"dev/stereo/phone"} and set(report["splits"]) == {"dev"}
+    group = report["groups"]["dev/stereo/phone"]
+    for key in ("entity_leak", "audio_leak", "over_redaction", "hard_negative_masked_share",
+                "text_leak", "entity_leak_cued_in_question", "unexplained_speech_share"):
+        assert 0.0 <= group[key] <= 1.0, key
+    assert group["clips"] == 1 and group["repeated_ngrams_per_clip"] >= 0
+    (row,) = report["clips"]
+    assert row["layout"] == "stereo" and row["values"]
+    assert all(0.0 <= v["audible"] <= 1.0 for v in row["values"])
