@@ -170,7 +170,7 @@ class DialogueConfig:
     """Bounds of an armed window (samples are taken at 16 kHz)."""
 
     max_window_ms: int = 12_000  # from the request's end, whatever happens
-    grace_ms: int = 1_200  # after the answer's utterance ends
+    grace_ms: int = 600  # after the answer's utterance ends
     min_answer_ms: int = 400  # speech after the request before an utterance end counts
     join_gap_ms: int = 1_000  # masked answer words this close are one span
     low_probability: float = 0.5  # Whisper's word probability under this: unsure
@@ -185,7 +185,13 @@ class ArmedWindow:
     end: int
     request_start: int  # the request's first word (identifies the window)
     channel: int | None  # the channel that asked (None: mono)
+    limit: int = 0  # the window never reaches past this (max_window_ms after start)
     answered: bool = False  # an utterance that carried an answer has ended
+    closed: bool = False  # a decline, the next turn or a new request ended it for good
+
+    def close(self, at: int) -> None:
+        self.end = min(self.end, max(self.start, at))
+        self.closed = True
 
     def covers(self, sample: int, channel: int | None) -> bool:
         return self.start <= sample < self.end and self._answers(channel)
@@ -200,6 +206,7 @@ class Request:
     first: int  # word index where the asking starts ("can I get ..."), in the words given
     cue: int  # index of the cue's first word ("social")
     end_word: int  # index of the request's last word
+    weak: bool = False  # only a weak cue ("the last four digits?"): may refine the one before
 
 
 def find_requests(words: Sequence[Word], entities: Iterable[str],
@@ -215,7 +222,7 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
     for first, last in sentences(words, toks, pause):
         found = _requested_entity(toks, first, last, wanted)
         if found is not None:
-            entity, cue, cue_end = found
+            entity, cue, cue_end, weak = found
             # "... your last name for me, please?": small words after the cue belong to it.
             end = cue_end
             while (end + 1 < last and end - cue_end < _REQUEST_TAIL_WORDS
@@ -231,7 +238,7 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
                     ask = k
             while ask > first and bare[ask - 1] in _LEAD_INS:
                 ask -= 1  # "and could you ...", "okay, so what's ..."
-            out.append(Request(entity, ask, cue, end))
+            out.append(Request(entity, ask, cue, end, weak))
     return out
 
 
@@ -249,8 +256,9 @@ def sentences(words: Sequence[Word], toks: Sequence[Token], pause: int) -> list[
 
 
 def _requested_entity(toks: Sequence[Token], first: int, last: int,
-                      wanted: frozenset[str]) -> tuple[str, int, int] | None:
-    """(entity asked for, index of its cue's first word, of the last cue's last word)."""
+                      wanted: frozenset[str]) -> tuple[str, int, int, bool] | None:
+    """(entity asked for, index of its cue's first word, of the last cue's last word,
+    whether the cue was a weak one), or None."""
     bare = [t.bare for t in toks[first:last]]
     question = toks[last - 1].raw.endswith("?")
     framed = question or any(_at(bare, i, f) for i in range(len(bare)) for f in _REQUEST_FRAMES)
@@ -263,13 +271,13 @@ def _requested_entity(toks: Sequence[Token], first: int, last: int,
         return None
     if any(_at(bare, i, d) for i in range(len(bare)) for d in _DECLINES):
         return None
-    for index in (_CUE_INDEX, _WEAK_INDEX):
+    for weak, index in ((False, _CUE_INDEX), (True, _WEAK_INDEX)):
         hits = [(i, -len(phrase), entity) for i in range(len(bare)) for phrase, entity in index
                 if entity in wanted and _at(bare, i, phrase)]
         if hits:
             i, _, entity = min(hits)
             last_cue = max(j - neg_len - 1 for j, neg_len, _ in hits)
-            return entity, first + i, first + last_cue
+            return entity, first + i, first + last_cue, weak
     return None
 
 
@@ -300,6 +308,7 @@ class DialogueState:
         self._min_answer = ms_to_samples(self.cfg.min_answer_ms)
         self._join = ms_to_samples(self.cfg.join_gap_ms)
         self._same_request = ms_to_samples(700)
+        self._follow_up = ms_to_samples(8000)  # a weak request this soon refines the last
         self._seen: deque[tuple[str, int, int | None]] = deque(maxlen=64)  # requests armed
         self._windows: deque[ArmedWindow] = deque(maxlen=16)
         self._utterances: deque[tuple[int, int]] = deque(maxlen=8)  # recent (start, end)
@@ -317,17 +326,23 @@ class DialogueState:
             return
         for req in find_requests(words, self.entities):
             cue_start = words[req.cue].start
-            if any(abs(cue - cue_start) < self._same_request and entity == req.entity
-                   and ch == channel for entity, cue, ch in self._seen):
-                continue  # seen in an earlier pass (word times move a little)
-            self._seen.append((req.entity, cue_start, channel))
             request_start = words[req.first].start
+            entity = req.entity
+            if req.weak:  # "Which card is it? Can you read me the last four digits?"
+                recent = [w for w in self._windows if w.channel == channel
+                          and 0 <= request_start - w.request_start <= self._follow_up]
+                entity = recent[-1].entity if recent else entity
+            if any(abs(cue - cue_start) < self._same_request and e == entity
+                   and ch == channel for e, cue, ch in self._seen):
+                continue  # seen in an earlier pass (word times move a little)
+            self._seen.append((entity, cue_start, channel))
             start = words[req.end_word].end
-            window = ArmedWindow(req.entity, start, start + self._max, request_start, channel)
+            window = ArmedWindow(entity, start, start + self._max, request_start, channel,
+                                 limit=start + self._max)
             # A newer request ends the window before it (one question at a time).
             for other in self._windows:
                 if other.start <= request_start < other.end:
-                    other.end = request_start
+                    other.close(request_start)
             self._windows.append(window)
             self.armed_count += 1
             for utt in self._utterances:  # its answer may have ended already
@@ -430,18 +445,24 @@ class DialogueState:
                 _at([tok.bare], 0, a) for a in _ACKNOWLEDGEMENTS)
 
     def _close_on_answer(self, window: ArmedWindow, start: int, end: int) -> None:
-        """Close ``window`` at the end of the utterance that carried its answer (+ grace).
+        """Close ``window`` a grace after the utterance that carried its answer ends.
 
         That is an utterance that began after the request (even one Whisper wrote
         nothing for), or the request's own utterance if a value-like word follows
-        the request in it (mono: the answer came without a pause).
+        the request in it (mono: the answer came without a pause). A later
+        utterance that begins inside the window and carries value-like words ("C
+        C ... [pause] 6 4 1 5 2 8") extends it, up to its limit.
         """
-        if window.answered or end - max(start, window.start) < self._min_answer:
+        if window.closed or end - max(start, window.start) < self._min_answer:
             return
-        said = [w for w in self._words if window.start <= w.start < end]
+        said = [w for w in self._words if max(start, window.start) <= w.start < end]
         toks = tokenize([w.text for w in said])
-        if start < window.start - self._min_answer and not any(
-                self._value_like(toks, i, w, window.entity) for i, w in enumerate(said)):
+        valued = any(self._value_like(toks, i, w, window.entity) for i, w in enumerate(said))
+        if window.answered:
+            if start < window.end and valued:
+                window.end = min(window.limit, max(window.end, end + self._grace))
+            return
+        if start < window.start - self._min_answer and not valued:
             return  # the question's own utterance ended: the answer is still to come
         if said and all(t.bare in _FILLERS for t in toks):
             return  # "hold on, let me see": the value is still to come
@@ -454,22 +475,22 @@ class DialogueState:
         if not said:
             return
         toks = tokenize([w.text for w in said])
-        answered = next((i for i, (t, w) in enumerate(zip(toks, said, strict=True))
-                         if self._candidate(t, w, window.entity)), None)
+        answered = next((i for i, w in enumerate(said)
+                         if self._value_like(toks, i, w, window.entity)), None)
         if answered is not None:
             # "... 8 1 7 great, what's ...", "... 0 8 7 8 and how much ...": Whisper
             # often writes a call without punctuation; how a turn begins still shows.
             bare = [t.bare for t in toks]
             for k in range(answered + 1, len(toks)):
                 starts = {k, k + 1} if bare[k] in _LEAD_INS else {k}
-                if said[k].probability >= self.cfg.low_probability and any(
-                        _at(bare, j, a) for j in starts for a in _TURN_STARTS):
-                    window.end = min(window.end, said[k].start)
+                if any(_at(bare, j, a) for j in starts for a in _TURN_STARTS):
+                    window.close(said[k].start)
                     return
+        # Before any value: only a question is the next turn ("hold on. okay, 4135"
+        # is still the answer).
         for first, last in sentences(said, toks, ms_to_samples(300))[1:]:
-            bare = [t.bare for t in toks[first:last]]
-            if toks[last - 1].raw.endswith("?") or any(_at(bare, 0, f) for f in _TURN_STARTS):
-                window.end = min(window.end, said[first].start)
+            if toks[last - 1].raw.endswith("?") and (answered is None or first > answered):
+                window.close(said[first].start)
                 return
 
     def _close_on_decline(self, window: ArmedWindow, words: Sequence[Word]) -> None:
@@ -487,5 +508,5 @@ class DialogueState:
                     if confident and not any(self._candidate(t, w, window.entity)
                                              and t.bare not in {"a", "i"}
                                              for t, w in zip(toks[:i], before, strict=True)):
-                        window.end = min(window.end, said[i + len(phrase) - 1].end)
+                        window.close(said[i + len(phrase) - 1].end)
                         return

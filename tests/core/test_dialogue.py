@@ -120,7 +120,7 @@ def test_the_answer_utterance_ending_closes_the_window_after_a_grace() -> None:
     state.utterance_ended(int(1.9 * RATE), int(3.6 * RATE))
     (window,) = state.windows
     assert window.answered
-    assert window.end == int(3.6 * RATE) + int(1.2 * RATE)
+    assert window.end == int(3.6 * RATE) + int(0.6 * RATE)
     later = words_at("and 5 6", start_s=6.0)
     state.observe(question + answer + later)
     assert masked_texts(state, question + answer + later) == ["1", "2", "3", "4"]
@@ -180,3 +180,26 @@ def test_windows_are_forgotten_once_released() -> None:
     state.observe(words_at("what's your social?"))
     state.forget_before(60 * RATE)
     assert state.windows == ()
+
+
+def test_a_weak_follow_up_refines_the_request_before_it() -> None:
+    """'Which card is it? Can you read me the last four digits?' asks for the card."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    state.observe(words_at("which card is it? can you read me the last four digits?"))
+    assert [w.entity for w in state.windows] == ["CREDIT_CARD", "CREDIT_CARD"]
+    assert state.windows[0].closed
+
+
+def test_a_value_said_after_a_pause_extends_the_answer() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("can you read me the membership number?")
+    first = words_at("C C", start_s=3.0)
+    state.observe(question + first)
+    state.utterance_ended(int(2.9 * RATE), int(3.8 * RATE))
+    (window,) = state.windows
+    assert window.answered and window.end == int(3.8 * RATE) + int(0.6 * RATE)
+    rest = words_at("6 4 1 5 2 8", start_s=4.2)
+    state.observe(question + first + rest)
+    state.utterance_ended(int(4.1 * RATE), int(6.4 * RATE))
+    assert window.end == int(6.4 * RATE) + int(0.6 * RATE)
+    assert masked_texts(state, question + first + rest) == ["C", "C", *"641528"]
