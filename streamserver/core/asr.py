@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +31,10 @@ _MAX_NGRAM_OVERLAP = 5
 _EDGE_GUARD = ANALYSIS_RATE * 3 // 10
 # Speech this long after the last word heard still counts as analysed.
 _UNHEARD_SLACK = ANALYSIS_RATE
+# Whisper's word alignment has a 20 ms step: a word this short has no audio of its own.
+_NO_AUDIO = ANALYSIS_RATE // 50
 _NON_WORD = re.compile(r"[^\w]+")
+_DIGIT = re.compile(r"\d")
 
 
 def _key(text: str) -> str:
@@ -68,6 +72,57 @@ class TimedWord:
     start: int
     end: int
     probability: float = 1.0
+
+
+def drop_words_without_audio(
+    words: list[TimedWord], context: Sequence[str] = ()
+) -> list[TimedWord]:
+    """Drop what Whisper wrote without audio: runs the alignment stacked on one instant.
+
+    When tiny.en decodes on past the speech it was given (at the end of an
+    utterance buffer) it writes again what it has just written ("... from here,
+    sonny. Well, I wouldn't start from here, sonny."); it also echoes its prompt
+    or runs ahead of the speech. The aligner has no audio for those tokens and
+    stacks them at one instant with no duration (the last may take the audio
+    that is left). Real words take time to say: a run of words starting at one
+    instant, two or more of them without duration, is not speech and is dropped.
+    Kept, a final pass (which commits without agreement) writes the sentence
+    twice, and the prompt then seeds the next pass with the repeat.
+
+    One exception: the last word really said can be pulled onto the instant of
+    a loop that rewrites the text up to it ("555 | 0175. My number is 830 555
+    0175."); that word is kept, with the audio the run took. ``context``: the
+    words before these (the prompt), where a loop may start.
+    """
+    out: list[TimedWord] = []
+    before = [_key(t) for t in context]
+    i = 0
+    while i < len(words):
+        j = i
+        while j < len(words) and abs(words[j].start - words[i].start) <= _NO_AUDIO:
+            j += 1
+        run = words[i:j]
+        if sum(1 for w in run if w.end - w.start <= _NO_AUDIO) >= 2:
+            first = run[0]
+            run = []
+            if _loops_back_to_its_first_word(before, [_key(w.text) for w in words[i:j]]):
+                end = max(w.end for w in words[i:j])
+                run = [TimedWord(first.text, first.start, end, first.probability)]
+        out.extend(run)
+        before.extend(_key(w.text) for w in run)
+        i = j
+    return out
+
+
+def _loops_back_to_its_first_word(before: list[str], run: list[str]) -> bool:
+    """Whether ``run[1:]`` (three words or more) rewrites the text that ends with
+    ``run[0]``: periodic with some period, ending on a copy of ``run[0]``."""
+    if len(run) < 4 or run[-1] != run[0]:
+        return False
+    seq = before + run
+    head = len(before) + 1
+    return any(all(seq[k] == seq[k - period] for k in range(head, len(seq)))
+               for period in range(1, head + 1))
 
 
 class StreamingTranscriber:
@@ -177,13 +232,23 @@ class StreamingTranscriber:
                 and new[n].end <= job.buffer_end - _EDGE_GUARD
             ):
                 n += 1
+            # Whisper re-splits a digit string while it is being spoken ("8" ->
+            # "880, 555" -> "880550175"), so two passes can agree on a piece of
+            # it that the next pass swallows into a longer word, which then
+            # starts inside committed text and is never committed itself. Digits
+            # at the end of the agreed prefix wait until an agreed word follows
+            # them (the number is over) or the final pass.
+            while n > 0 and _DIGIT.search(new[n - 1].text):
+                n -= 1
             committed, self._hypothesis = new[:n], new[n:]
         committed = [Word(w.text, w.start, w.end, w.probability, True) for w in committed]
         self._remember(committed)
         if job.final:
             self._close_utterance(job.buffer_end)
         else:
-            self._maybe_cut_buffer()
+            forced = self._maybe_cut_buffer()
+            self._remember(forced)
+            committed += forced
         heard_until = job.buffer_end
         if not job.final:
             # Speech Whisper has not put words on yet is not analysed: the
@@ -215,8 +280,8 @@ class StreamingTranscriber:
         """
         absolute = [
             Word(w.text, job.buffer_start + w.start, job.buffer_start + w.end, w.probability)
-            for w in words
-            if _key(w.text)
+            for w in drop_words_without_audio([w for w in words if _key(w.text)],
+                                              job.prompt.split())
         ]
         # Whisper sometimes stretches the last word past the audio it was given.
         absolute = [
@@ -264,20 +329,28 @@ class StreamingTranscriber:
                 self._end_pending = max(sample, self._buffer_start)
         self._trim_store()
 
-    def _maybe_cut_buffer(self) -> None:
-        """Keep Whisper's input bounded: cut at the last committed word's end."""
+    def _maybe_cut_buffer(self) -> list[Word]:
+        """Keep Whisper's input bounded: cut at the last committed word's end.
+
+        Returns the words committed without agreement to make the cut (see below).
+        """
         assert self._buffer_start is not None
         # Measured at the last pass's end, not the frontier: timing-independent.
         if self._last_job_end - self._buffer_start <= self._max_buffer:
-            return
+            return []
         cut = self._last_committed_end
+        forced: list[Word] = []
         if cut <= self._buffer_start:
-            # Nothing committed in a full buffer (no agreement): commit nothing,
-            # keep the newest part. The audio meanwhile fails closed.
+            # Nothing committed in a full buffer (no agreement): keep the newest
+            # part. No pass will hear the older part again, so the words the
+            # last pass heard there are committed as they are, not dropped.
             cut = self._last_job_end - self._max_buffer // 2
+            forced = [Word(w.text, w.start, w.end, w.probability, True)
+                      for w in self._hypothesis if w.end <= cut]
             self._hypothesis = []
         self._buffer_start = min(cut, self._last_job_end)
         self._trim_store()
+        return forced
 
     def _trim_store(self) -> None:
         keep_from = self.frontier - self._preroll

@@ -397,8 +397,13 @@ class Session:
 
     @property
     def done(self) -> bool:
-        """Finished and every pushed sample released."""
-        return self._finished and self._line.released == self._line.pushed
+        """Finished, every pushed sample released and no ASR or detection work left.
+
+        In ``realtime`` the clock releases the tail at arrival + D whether or not
+        its final pass has run; ``session.end`` still waits for that pass, so every
+        word heard reaches a ``transcript.final`` first.
+        """
+        return self._all_decided_after_finish() and self._line.released == self._line.pushed
 
     def _client_sample(self, analysis_sample: int) -> int:
         return max(0, analysis_sample) * self.rate // ANALYSIS_RATE

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from streamserver.config import AsrConfig
-from streamserver.core.asr import StreamingTranscriber, TimedWord
+from streamserver.core.asr import (
+    AsrJob,
+    StreamingTranscriber,
+    TimedWord,
+    drop_words_without_audio,
+)
 
 SR = 16000
 
@@ -173,3 +178,159 @@ def test_eager_pass_needs_only_min_step_unless_steps_are_fixed() -> None:
             assert job is None  # ...but asap results must not depend on timing
         else:
             assert job is not None and job.audio.size == int(0.6 * SR)
+
+
+# --- issue 14: repeated sentences and words that never became final -----------------
+
+Script = list[tuple[str, float, float]]  # (text, start s, end s) on the stream's clock
+
+
+def heard(script: Script, job: AsrJob) -> list[TimedWord]:
+    """The scripted words a pass over ``job``'s audio can hear, relative to its buffer."""
+    lo, hi = job.buffer_start, job.buffer_end
+    return [TimedWord(t, int(a * SR) - lo, min(int(b * SR), hi) - lo)
+            for t, a, b in script if lo <= int(a * SR) < hi]
+
+
+class DecodesOnWhisper:
+    """A fake tiny.en with its two habits seen in issue 14.
+
+    It hears the scripted words in the buffer, then decodes on past the audio:
+    it writes what it has just heard once more, and it starts by echoing the
+    end of its prompt. The aligner has no audio for those tokens and stacks
+    each run at one instant with no duration, as the real one does: the last
+    word of the repeat takes what is left of the buffer, and the last word
+    really heard is pulled onto that instant too.
+    """
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.prompts: list[str] = []
+
+    def __call__(self, job: AsrJob) -> list[TimedWord]:
+        self.prompts.append(job.prompt)
+        words = heard(self.script, job)
+        size = job.buffer_end - job.buffer_start
+        echo = [TimedWord(" " + t, 0, 0) for t in job.prompt.split()[-3:]]
+        at = size - SR // 10
+        repeat = [TimedWord(w.text, at, at) for w in words]
+        if repeat:
+            repeat[-1] = TimedWord(repeat[-1].text, at, size)
+            words[-1] = TimedWord(words[-1].text, at, at)
+        return echo + words + repeat
+
+
+def stream(tr: StreamingTranscriber, transcribe: object, end_s: float,
+           edges: list[tuple[float, str]]) -> list[str]:
+    """Push silence in 100 ms chunks with VAD edges at their times, run every pass
+    that is due (``transcribe(job)``), finish; return the committed words."""
+    assert callable(transcribe)
+    committed: list[str] = []
+    pending = sorted(edges)
+
+    def run(end_of_stream: bool = False) -> None:
+        while (job := tr.next_job(end_of_stream=end_of_stream)) is not None:
+            committed.extend(w.text for w in tr.complete_job(job, transcribe(job)).committed)
+
+    t = 0.0
+    while t < end_s - 1e-9:
+        feed(tr, 0.1)
+        t = round(t + 0.1, 1)
+        while pending and pending[0][0] <= t:
+            at, kind = pending.pop(0)
+            (tr.start_utterance if kind == "start" else tr.end_utterance)(int(at * SR))
+        run()
+    if tr.utterance_open:
+        tr.end_utterance(tr.frontier)
+    run(end_of_stream=True)
+    return committed
+
+
+TWO_TURNS: Script = [
+    (" Could", 0.3, 0.5), (" you", 0.5, 0.7), (" spell", 0.7, 1.0), (" your", 1.0, 1.2),
+    (" last", 1.2, 1.5), (" name", 1.5, 1.8), (" for", 1.8, 2.0), (" me?", 2.0, 2.3),
+    (" Sure,", 3.2, 3.5), (" it's", 3.5, 3.8), (" D", 3.9, 4.1), (" E", 4.2, 4.4),
+    (" L", 4.5, 4.7), (" G", 4.8, 5.0), (" A", 5.1, 5.3), (" D", 5.4, 5.6), (" O.", 5.7, 5.9),
+]
+
+
+@pytest.mark.parametrize("fixed_steps", [True, False])
+def test_decoding_past_the_speech_is_not_committed(fixed_steps: bool) -> None:
+    """A final pass commits without agreement: the repeat Whisper writes after
+    the speech and the echo of its prompt must not be taken for words."""
+    fake = DecodesOnWhisper(TWO_TURNS)
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, min_step_ms=500), fixed_steps=fixed_steps)
+    edges = [(0.1, "start"), (2.6, "end"), (3.0, "start"), (6.2, "end")]
+    committed = stream(tr, fake, 6.6, edges)
+    assert committed == [t for t, _, _ in TWO_TURNS]
+    # The second turn was prompted with the first, said once.
+    assert fake.prompts[-1] == "Could you spell your last name for me?"
+
+
+def test_words_stacked_on_one_instant_have_no_audio() -> None:
+    spoken = words((" Well", 0.0, 0.4), (" good", 0.4, 0.6), (" luck", 0.6, 0.8),
+                   (" with", 0.8, 1.0), (" that.", 1.0, 1.3))
+    stacked = words((" Well", 1.32, 1.32), (" good", 1.32, 1.32), (" luck", 1.32, 1.4))
+    assert drop_words_without_audio(spoken + stacked) == spoken
+    echo = words((" That", 0.0, 0.0), (" is", 0.0, 0.0), (" the", 0.0, 0.0))
+    assert drop_words_without_audio(echo + spoken[1:]) == spoken[1:]
+    # The last word said, pulled onto the repeat's instant, is kept with its audio.
+    number = words((" is", 0.8, 1.08), (" 830", 1.08, 1.94), (" 555", 1.94, 2.98))
+    pulled = words((" 0175.", 2.98, 2.98), (" is", 2.98, 2.98), (" 830", 2.98, 2.98),
+                   (" 555", 2.98, 2.98), (" 0175.", 2.98, 4.66))
+    assert drop_words_without_audio(number + pulled) == number + words((" 0175.", 2.98, 4.66))
+    # A repeat of several periods, or of the prompt, is no speech either.
+    book = words((" in", 2.6, 2.9), (" his", 2.9, 3.8), (" book,", 3.8, 4.5))
+    loop = words(*[(t, 4.52, 4.52) for t in (" Thomas", " Piketty", " in", " his", " book,")] * 2)
+    assert drop_words_without_audio(book + loop, ["Thomas", "Piketty"]) == book
+    # One short word beside another is ordinary speech ("I use", "a 4").
+    quick = words((" I", 2.26, 2.26), (" use", 2.26, 2.5), (" for", 2.52, 2.7))
+    assert drop_words_without_audio(quick) == quick
+
+
+def test_digit_string_rewritten_as_it_is_spoken_reaches_the_final() -> None:
+    """Whisper re-splits a number while it is spoken ("8" -> "830," -> "830 555"
+    -> one word). Committing the "8" that two passes agreed on made every later
+    form of the number start inside committed text: never committed, the rest
+    of the number never reached a final ("My number is 8 555", "0175" lost)."""
+    passes = {
+        0.5: [(" My", 0.1, 0.3), (" number", 0.3, 0.5)],
+        1.0: [(" My", 0.1, 0.3), (" number", 0.3, 0.6), (" is", 0.6, 0.8), (" 8", 0.9, 1.0)],
+        1.5: [(" My", 0.1, 0.3), (" number", 0.3, 0.6), (" is", 0.6, 0.8), (" 8", 0.9, 1.1),
+              (" 30", 1.1, 1.4)],
+        2.0: [(" My", 0.1, 0.3), (" number", 0.3, 0.6), (" is", 0.6, 0.8), (" 830,", 0.9, 1.5)],
+        2.5: [(" My", 0.1, 0.3), (" number", 0.3, 0.6), (" is", 0.6, 0.8), (" 830", 0.9, 1.5),
+              (" 555", 1.7, 2.3)],
+        3.0: [(" My", 0.1, 0.3), (" number", 0.3, 0.6), (" is", 0.6, 0.8), (" 830", 0.9, 1.5),
+              (" 555", 1.7, 2.3), (" 01", 2.5, 2.8)],
+        3.3: [(" My", 0.1, 0.3), (" number", 0.3, 0.6), (" is", 0.6, 0.8),
+              (" 830-555-0175.", 0.9, 3.2)],
+    }
+
+    def transcribe(job: AsrJob) -> list[TimedWord]:
+        return words(*passes[round(job.buffer_end / SR, 1)])
+
+    tr = StreamingTranscriber(AsrConfig(step_ms=500), fixed_steps=True)
+    committed = stream(tr, transcribe, 3.3, [(0.0, "start")])
+    digits = "".join(c for c in "".join(committed) if c.isdigit())
+    assert digits == "8305550175"
+    assert "".join(committed[:3]) == " My number is"
+
+
+def test_words_heard_in_a_buffer_cut_without_agreement_are_committed() -> None:
+    """15 s (here 3 s) with no two passes agreeing: the buffer is cut to its newest
+    half; the words the last pass heard in the older half are committed, not lost."""
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, max_buffer_ms=3000), fixed_steps=True)
+    tr.start_utterance(0)
+    committed: list[str] = []
+    for k in range(4):
+        feed(tr, 1.0)
+        job = tr.next_job()
+        assert job is not None
+        # Each pass hears other words (no agreement ever): "a0 b0", "a1 b1", ...
+        hyp = words((f" a{k}", 0.2, 0.6), (f" b{k}", 1.0, 1.4), (f" c{k}", 2.4, 2.9))
+        committed += [w.text for w in tr.complete_job(job, hyp).committed]
+    # The cut after the 4th pass (buffer 4 s > 3 s) keeps the newest 1.5 s.
+    assert committed == [" a3", " b3"]
+    job = tr.next_job(end_of_stream=True)
+    assert job is not None and job.buffer_start == int(2.5 * SR)
