@@ -160,7 +160,7 @@ _TRAILING_CUES = split_phrases(
     "social | social security | social security number | ssn | zip code | postal code"
     " | date of birth | birth date | email address | street address | card number"
     " | account number | member id | member number | phone number | security code"
-    " | expiration date | routing number | last four | spell that | spell it")
+    " | expiration date | routing number | spell that | spell it")
 _CUE_WORDS = frozenset(w for phrase, _ in (*_CUE_INDEX, *_index(_WEAK_CUES)) for w in phrase)
 _WEAK_INDEX = _index(_WEAK_CUES)
 
@@ -220,7 +220,10 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
     toks = tokenize([w.text for w in words])
     out = []
     for first, last in sentences(words, toks, pause):
-        found = _requested_entity(toks, first, last, wanted)
+        # A sentence still being said (the last, unpunctuated) may go on with its
+        # value: only a finished one may arm on how it ends.
+        finished = last < len(toks) or toks[last - 1].sentence_end
+        found = _requested_entity(toks, first, last, wanted, finished)
         if found is not None:
             entity, cue, cue_end, weak = found
             # "... your last name for me, please?": small words after the cue belong to it.
@@ -255,18 +258,18 @@ def sentences(words: Sequence[Word], toks: Sequence[Token], pause: int) -> list[
     return bounds
 
 
-def _requested_entity(toks: Sequence[Token], first: int, last: int,
-                      wanted: frozenset[str]) -> tuple[str, int, int, bool] | None:
+def _requested_entity(toks: Sequence[Token], first: int, last: int, wanted: frozenset[str],
+                      finished: bool = True) -> tuple[str, int, int, bool] | None:
     """(entity asked for, index of its cue's first word, of the last cue's last word,
     whether the cue was a weak one), or None."""
     bare = [t.bare for t in toks[first:last]]
     question = toks[last - 1].raw.endswith("?")
     framed = question or any(_at(bare, i, f) for i in range(len(bare)) for f in _REQUEST_FRAMES)
-    # "my card number is" with nothing after it is a cue the answer will follow, too,
-    # and so is a sentence that ends on a strong cue (a question Whisper garbled:
-    # "I'm going to walk the street address.").
-    trailing = bool(bare) and (bare[-1] in {"is", "it's", "was"} or any(
-        _at(bare, len(bare) - len(phrase), phrase) for phrase in _TRAILING_CUES))
+    # A finished sentence that ends on a specific cue is a question Whisper
+    # garbled: "I'm going to walk the street address." ("my name is ..." is not:
+    # its value follows in the same sentence, where the detector reads it.)
+    trailing = finished and bool(bare) and any(
+        _at(bare, len(bare) - len(phrase), phrase) for phrase in _TRAILING_CUES)
     if not (framed or trailing):
         return None
     if any(_at(bare, i, d) for i in range(len(bare)) for d in _DECLINES):
