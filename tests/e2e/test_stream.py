@@ -52,7 +52,7 @@ def test_asap_stream_masks_pii_audio_and_text(server, name: str) -> None:
     assert digits not in json.dumps(events)  # never readable, partial or final
     assert any(w["redacted"] for w in transcript["words"])
     redactions = [e for e in events if e["type"] == "redaction"]
-    assert redactions and all(set(r) == {"type", "entity", "start", "end", "score"}
+    assert redactions and all(set(r) == {"type", "entity", "start", "end", "score", "reason"}
                               for r in redactions)
     # Redaction events carry no original text, only where and what.
     assert all(isinstance(r["start"], float) for r in redactions)

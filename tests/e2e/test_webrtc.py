@@ -226,7 +226,7 @@ def test_webrtc_session_masks_audio_and_text_at_fixed_delay(server) -> None:
     redactions = [e for e in events if e["type"] == "redaction"]
     # The name, and the digits (labelled by what the detector heard in them).
     assert "PERSON" in {r["entity"] for r in redactions} and len(redactions) >= 2
-    assert all(set(r) == {"type", "entity", "start", "end", "score"} for r in redactions)
+    assert all(set(r) == {"type", "entity", "start", "end", "score", "reason"} for r in redactions)
     assert events[-1]["stats"]["audio_in_ms"] >= 1000 * speech.size / RATE
 
     out = client.received()
