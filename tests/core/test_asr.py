@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -220,11 +222,10 @@ class DecodesOnWhisper:
         return echo + words + repeat
 
 
-def stream(tr: StreamingTranscriber, transcribe: object, end_s: float,
-           edges: list[tuple[float, str]]) -> list[str]:
+def stream(tr: StreamingTranscriber, transcribe: Callable[[AsrJob], list[TimedWord]],
+           end_s: float, edges: list[tuple[float, str]]) -> list[str]:
     """Push silence in 100 ms chunks with VAD edges at their times, run every pass
     that is due (``transcribe(job)``), finish; return the committed words."""
-    assert callable(transcribe)
     committed: list[str] = []
     pending = sorted(edges)
 

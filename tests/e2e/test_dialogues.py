@@ -47,8 +47,8 @@ def assert_every_turn_reached_a_final(events: list[dict[str, Any]]) -> None:
         inside = [w for w in words if w["end"] > seg["start"] and w["start"] < seg["end"]]
         assert inside, f"no final word for the speech at {seg['start']}-{seg['end']} s"
     partials = [e for e in events if e["type"] == "transcript.partial"]
-    if partials:
-        assert max(w["end"] for w in words) >= partials[-1]["end"] - 0.5
+    if partials:  # word times move by up to ~0.5 s between passes
+        assert max(w["end"] for w in words) >= partials[-1]["end"] - 1.0
 
 
 @pytest.mark.parametrize("clip", CLIPS, ids=lambda c: c.file)
@@ -70,3 +70,6 @@ def test_realtime_dialogue_through_a_server(server, tmp_path: Path, clip: Dialog
     text = final_text(events)
     assert not repeated_phrases(text, clip.text), text
     assert_every_turn_reached_a_final(events)
+    # Looser than asap: realtime passes see other buffers; a lost last turn
+    # keeps none of its number (0.0-0.3).
+    assert digits_kept(text, clip.text) >= 0.5, text
