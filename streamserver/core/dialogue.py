@@ -441,11 +441,7 @@ class DialogueState:
                     or (entity == LOCATION and tok.bare in STREET_SUFFIXES))
         if entity == DATE_OF_BIRTH and tok.bare in MONTHS:
             return True
-        if tok.bare in _HOMOPHONES:
-            return True
-        import os
-        return bool(os.environ.get("DLG_ALL")) and tok.bare not in _NEUTRAL and not any(
-                _at([tok.bare], 0, a) for a in _ACKNOWLEDGEMENTS)
+        return tok.bare in _HOMOPHONES
 
     def _close_on_answer(self, window: ArmedWindow, start: int, end: int) -> None:
         """Close ``window`` a grace after the utterance that carried its answer ends.
