@@ -316,6 +316,9 @@ class DialogueState:
         self._windows: deque[ArmedWindow] = deque(maxlen=16)
         self._utterances: deque[tuple[int, int]] = deque(maxlen=8)  # recent (start, end)
         self._words: list[Word] = []  # the latest words seen (for filler-only utterances)
+        # The requests found in the last words observed: answer_spans over the same
+        # list (the session's call order) does not look for them again.
+        self._requests: tuple[Sequence[Word], list[Request]] | None = None
         self.armed_count = 0
 
     @property
@@ -327,7 +330,9 @@ class DialogueState:
         self._words = list(words)
         if not words or not self.entities:
             return
-        for req in find_requests(words, self.entities):
+        requests = find_requests(words, self.entities)
+        self._requests = (words, requests)
+        for req in requests:
             cue_start = words[req.cue].start
             request_start = words[req.first].start
             entity = req.entity
@@ -367,8 +372,9 @@ class DialogueState:
             return spans
         toks = tokenize([w.text for w in words])
         # A request's own words are the question, never the answer.
-        asking = {i for req in find_requests(words, self.entities)
-                  for i in range(req.first, req.end_word + 1)}
+        requests = (self._requests[1] if self._requests and self._requests[0] is words
+                    else find_requests(words, self.entities))
+        asking = {i for req in requests for i in range(req.first, req.end_word + 1)}
         for window in self._windows:
             # From the first word that may be the value to the end of the answer,
             # everything is masked: what Whisper wrote after it ("I hate one

@@ -215,8 +215,7 @@ class Session:
         assert self._keyed is not None
         start, end = self._keyed
         self._keyed = None
-        self._audio_only_redactions += 1
-        self.stats.redactions = self._text.redactions + self._audio_only_redactions
+        self._count_redaction_without_words()
         self._emit({"type": "redaction", "entity": "DTMF", "start": samples_to_seconds(start),
                     "end": samples_to_seconds(end), "score": 1.0})
 
@@ -484,13 +483,17 @@ class Session:
                 self._analysis_sample(start + masked.size) - run[1] > self._word_slack):
             self._close_unexplained_run()
 
+    def _count_redaction_without_words(self) -> None:
+        """A redaction event not from the transcript (keypad tones, wordless speech)."""
+        self._audio_only_redactions += 1
+        self.stats.redactions = self._text.redactions + self._audio_only_redactions
+
     def _close_unexplained_run(self) -> None:
         if self._unexplained_run is None:
             return
         s0, s1, entity, reason = self._unexplained_run
         self._unexplained_run = None
-        self._audio_only_redactions += 1
-        self.stats.redactions = self._text.redactions + self._audio_only_redactions
+        self._count_redaction_without_words()
         self._emit({"type": "redaction", "entity": entity, "start": samples_to_seconds(s0),
                     "end": samples_to_seconds(s1), "score": 0.5, "reason": reason})
 
