@@ -49,7 +49,6 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -202,6 +201,8 @@ def score_dialogue(clip: dict[str, Any], inp: np.ndarray, out: np.ndarray, rate:
         m, sp, touched = _negative_frames(clip, role, *frame_flags(inp[:, ch], out[:, ch], rate))
         neg = [neg[0] + m, neg[1] + sp, neg[2] + touched]
     text = transcript["text"]
+    # Repeats against the spoken words only (channel_roles adds "agent:" labels).
+    words_text = " ".join(w["text"] for w in transcript["words"])
     stats = transcript.get("stats") or {}
     reference = " ".join(t["text"] for t in clip["turns"])
     values = [{"entity": p["entity"], "value": p["text"], "role": p["role"],
@@ -215,7 +216,7 @@ def score_dialogue(clip: dict[str, Any], inp: np.ndarray, out: np.ndarray, rate:
         "over_masked_s": round(sum(s.away_masked for s in scores) * FRAME_S, 2),
         "negative_masked_frames": neg[0], "negative_speech_frames": neg[1],
         "negative_masked_channels": neg[2],
-        "repeated_ngrams": repeated_ngrams(reference, text),
+        "repeated_ngrams": repeated_ngrams(reference, words_text),
         "stats": {k: stats[k] for k in ("speech_ms", "masked_ms", "deadline_masked_ms",
                                         "unexplained_speech_ms", "unexplained_masked_ms",
                                         "requests_heard") if k in stats},
@@ -293,7 +294,6 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
     clips = [c for c in manifest if c["dialogue"] in chosen
              and c["layout"] in args.layouts and c["channel"] in args.channels]
     wide_phone = args.phone_rate == 16000
-    has_roles = "channel_roles" in {f.name for f in fields(SessionConfig)}
     baseline: tuple[list[dict[str, Any]], list[list[ClipScore]]] | None = None
     if args.whole_clip_baseline:
         from quality_vs_delay import whole_clip_redact
@@ -305,7 +305,7 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
                                        else "file"]
         inp, rate = audio_mod.read_wav(path)
         clip_params = dict(params)
-        if clip["layout"] == "stereo" and has_roles:
+        if clip["layout"] == "stereo":  # one party per channel: analysed per channel
             clip_params["channel_roles"] = "agent,caller"
         out, _, transcript = redact_file(path, clip_params, engines)
         row, s = score_dialogue(clip, inp, out, rate, transcript)
@@ -331,7 +331,7 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
         "model": args.model or "tiny.en (bundled)",
         "delay_ms": args.delay_ms,
         "pace": "asap",
-        "channel_roles": has_roles,
+        "stereo_channel_roles": "agent,caller",
         "phone_rate": args.phone_rate,
         "corpus": {"data_dir": str(args.dialogue_dir), "seed": args.dialogue_seed,
                    "generator_version": dialogue_corpus.GENERATOR_VERSION,

@@ -134,9 +134,12 @@ def _session_params(args: argparse.Namespace, rate: int, channels: int) -> dict[
 
 def transcript_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The CLI's transcript JSON: final text, words and redactions (seconds)."""
-    finals = [e for e in events if e.get("type") == "transcript.final"]
+    # Two analysed channels (channel_roles) finalise independently: time order.
+    finals = sorted((e for e in events if e.get("type") == "transcript.final"),
+                    key=lambda e: e.get("start", 0.0))
     words = [
         {k: w[k] for k in ("text", "start", "end", "redacted", "entity")}
+        | ({"role": e["role"]} if "role" in e else {})
         for e in finals
         for w in e["words"]
     ]
@@ -147,11 +150,22 @@ def transcript_from_events(events: list[dict[str, Any]]) -> dict[str, Any]:
     ]
     end = next((e for e in events if e.get("type") == "session.end"), None)
     return {
-        "text": " ".join(e["text"] for e in finals if e["text"]),
+        "text": _text_by_speaker([e for e in finals if e["text"]]),
         "words": words,
         "redactions": redactions,
         "stats": end["stats"] if end else None,
     }
+
+
+def _text_by_speaker(finals: list[dict[str, Any]]) -> str:
+    """Final texts in order; with channel roles, "role: ..." where the speaker changes."""
+    parts, speaker = [], None
+    for e in finals:
+        role = e.get("role")
+        parts.append(f"{role}: {e['text']}" if role is not None and role != speaker
+                     else e["text"])
+        speaker = role
+    return " ".join(parts)
 
 
 def redact_file(

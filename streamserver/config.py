@@ -58,6 +58,10 @@ class SessionConfig:
     # answer: its number-like, spelled, unsure words and the speech Whisper wrote
     # nothing for are masked as that kind (core/dialogue.py). Only adds masks.
     context_redaction: bool = True
+    # One role per channel (``agent,caller``): each channel is then transcribed on
+    # its own, a request on one arms the other, transcript events say who spoke.
+    # Empty: the channels are analysed as one mono mix.
+    channel_roles: tuple[str, ...] = ()
     # Mask all speech no word explains, not only in armed answers (recall over
     # precision; costs over-redaction: README "Measured").
     mask_unexplained: bool = False
@@ -113,6 +117,14 @@ class SessionConfig:
             raise ConfigError("pace must be realtime or asap")
         if self.on_deadline not in ("mask", "pass"):
             raise ConfigError("on_deadline must be mask or pass")
+        if self.channel_roles:
+            unknown = sorted(set(self.channel_roles) - set(CHANNEL_ROLES))
+            if unknown:
+                raise ConfigError(f"unknown channel role(s): {', '.join(unknown)}; "
+                                  f"roles are {', '.join(CHANNEL_ROLES)}")
+            if len(self.channel_roles) != self.channels or self.channels < 2:
+                raise ConfigError("channel_roles needs channels=2 and one role per channel "
+                                  "(e.g. agent,caller)")
         if not 0 <= self.mask_padding_ms <= 1000:
             raise ConfigError("mask_padding_ms must be within 0..1000")
         unknown = sorted(set(self.entities) - set(SUPPORTED_ENTITIES))
@@ -130,6 +142,8 @@ class SessionConfig:
 
 
 SUPPORTED_ENTITIES: tuple[str, ...] = tuple(CATALOGUE)
+# Who speaks on a channel (labels in transcript events; any two may be paired).
+CHANNEL_ROLES: tuple[str, ...] = ("agent", "caller")
 
 
 def _entities_error(unknown: list[str]) -> str:
@@ -183,6 +197,13 @@ def _coerce(name: str, raw: Any) -> Any:
             raise ValueError
         if name == "entities":
             return parse_entities(raw)
+        if name == "channel_roles":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+            roles = tuple(i.strip().lower() for i in items if i.strip())
+            # Echo a bounded, harmless form of what was sent, nothing more.
+            return tuple(re.sub(r"[^\w]", "?", r[:40]) for r in roles)
         if name == "score_threshold":
             if isinstance(raw, bool):
                 raise ValueError

@@ -194,9 +194,10 @@ class ArmedWindow:
         self.closed = True
 
     def covers(self, sample: int, channel: int | None) -> bool:
-        return self.start <= sample < self.end and self._answers(channel)
+        return self.start <= sample < self.end and self.answers(channel)
 
-    def _answers(self, channel: int | None) -> bool:
+    def answers(self, channel: int | None) -> bool:
+        """Whether speech on ``channel`` may answer: another party's (mono: any)."""
         return self.channel is None or channel is None or channel != self.channel
 
 
@@ -314,8 +315,10 @@ class DialogueState:
         self._follow_up = ms_to_samples(8000)  # a weak request this soon refines the last
         self._seen: deque[tuple[str, int, int | None]] = deque(maxlen=64)  # requests armed
         self._windows: deque[ArmedWindow] = deque(maxlen=16)
-        self._utterances: deque[tuple[int, int]] = deque(maxlen=8)  # recent (start, end)
-        self._words: list[Word] = []  # the latest words seen (for filler-only utterances)
+        # Recent utterances (start, end, channel) and the latest words per channel
+        # (for filler-only utterances).
+        self._utterances: deque[tuple[int, int, int | None]] = deque(maxlen=8)
+        self._words: dict[int | None, list[Word]] = {}
         # The requests found in the last words observed: answer_spans over the same
         # list (the session's call order) does not look for them again.
         self._requests: tuple[Sequence[Word], list[Request]] | None = None
@@ -327,7 +330,7 @@ class DialogueState:
 
     def observe(self, words: Sequence[Word], channel: int | None = None) -> None:
         """Arm on requests among ``words`` (committed context + latest hypothesis)."""
-        self._words = list(words)
+        self._words[channel] = list(words)
         if not words or not self.entities:
             return
         requests = find_requests(words, self.entities)
@@ -356,14 +359,15 @@ class DialogueState:
             for utt in self._utterances:  # its answer may have ended already
                 self._close_on_answer(window, *utt)
         for window in self._windows:
-            self._close_on_decline(window, words)
-            self._close_on_next_turn(window, words)
+            if window.answers(channel):  # only the answering party declines or goes on
+                self._close_on_decline(window, words)
+                self._close_on_next_turn(window, words)
 
-    def utterance_ended(self, start: int, end: int) -> None:
-        """A VAD utterance ``[start, end)`` ended: it may have been the answer."""
-        self._utterances.append((start, end))
+    def utterance_ended(self, start: int, end: int, channel: int | None = None) -> None:
+        """A VAD utterance ``[start, end)`` ended (on ``channel``): it may have been the answer."""
+        self._utterances.append((start, end, channel))
         for window in self._windows:
-            self._close_on_answer(window, start, end)
+            self._close_on_answer(window, start, end, channel)
 
     def answer_spans(self, words: Sequence[Word], channel: int | None = None) -> list[WordSpan]:
         """Context spans over ``words`` that lie in an armed window (index spans)."""
@@ -416,7 +420,7 @@ class DialogueState:
         """Armed ``(start, end, entity)`` ranges overlapping ``[start, end)``, clipped."""
         out = []
         for w in self._windows:
-            if w.start < end and w.end > start and w._answers(channel):
+            if w.start < end and w.end > start and w.answers(channel):
                 out.append((max(start, w.start), min(end, w.end), w.entity))
         return out
 
@@ -449,7 +453,8 @@ class DialogueState:
             return True
         return tok.bare in _HOMOPHONES
 
-    def _close_on_answer(self, window: ArmedWindow, start: int, end: int) -> None:
+    def _close_on_answer(self, window: ArmedWindow, start: int, end: int,
+                         channel: int | None) -> None:
         """Close ``window`` a grace after the utterance that carried its answer ends.
 
         That is an utterance that began after the request (even one Whisper wrote
@@ -458,9 +463,11 @@ class DialogueState:
         utterance that begins inside the window and carries value-like words ("C
         C ... [pause] 6 4 1 5 2 8") extends it, up to its limit.
         """
-        if window.closed or end - max(start, window.start) < self._min_answer:
+        if (window.closed or not window.answers(channel)
+                or end - max(start, window.start) < self._min_answer):
             return
-        said = [w for w in self._words if max(start, window.start) <= w.start < end]
+        said = [w for w in self._words.get(channel, ())
+                if max(start, window.start) <= w.start < end]
         toks = tokenize([w.text for w in said])
         valued = any(self._value_like(toks, i, w, window.entity) for i, w in enumerate(said))
         if window.answered:

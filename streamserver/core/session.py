@@ -97,6 +97,48 @@ class SessionStats:
         return {k: round(v, 1) if isinstance(v, float) else v for k, v in vars(self).items()}
 
 
+class _Lane:
+    """The analysis of one channel, or of the mono mix: VAD, ASR, transcript.
+
+    With ``channel_roles`` each channel has a lane (a question on one arms the
+    other); otherwise one lane hears the downmix. Masks from any lane apply to
+    every channel of the output: on a phone line each party's voice leaks into the
+    other's channel (line echo, speakerphones), and fail closed wins over the rare
+    overlap of both parties talking.
+    """
+
+    def __init__(self, channel: int | None, role: str, vad_stream: VadStream,
+                 vad_cfg: VadConfig, asr: StreamingTranscriber, text: Transcript,
+                 rate: int, word_slack: int) -> None:
+        self.channel = channel  # None: the mono mix
+        self.role = role
+        self.resampler = audio_mod.StreamingResampler(rate, ANALYSIS_RATE)
+        self.vad_stream = vad_stream
+        self.vad = VadSegmenter(vad_cfg)
+        self.asr = asr
+        self.text = text
+        self.pending_detect: DetectJob | None = None
+        self.pending_update: AsrUpdate | None = None
+        self.last_detect: tuple[tuple[str, ...], list[WordSpan]] | None = None
+        # Speech covered by a word: committed words' ranges (kept until released)
+        # and the latest hypothesis' (replaced every pass).
+        self.heard = MaskPlan(word_slack)
+        self.heard_tentative: list[tuple[int, int]] = []
+        self.unexplained_run: tuple[int, int, str, str] | None = None  # open event
+        self.decided = 0  # analysis samples decided (ASR + detection done)
+
+    @property
+    def idle(self) -> bool:
+        return not self.asr.utterance_open and not self.asr.busy and self.pending_detect is None
+
+    def label(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Who spoke, on events from a channel's own lane."""
+        if self.channel is not None:
+            payload["channel"] = self.channel
+            payload["role"] = self.role
+        return payload
+
+
 class Session:
     """Composes the pipeline for one stream. Not thread-safe: one owner drives it."""
 
@@ -104,7 +146,7 @@ class Session:
         self,
         cfg: SessionConfig,
         asr_cfg: AsrConfig,
-        vad_stream: VadStream,
+        vad_stream: VadStream | Sequence[VadStream],
         vad_cfg: VadConfig | None = None,
         session_id: str = "",
     ) -> None:
@@ -114,18 +156,31 @@ class Session:
         self.fmt = audio_mod.AudioFormat(cfg.encoding, cfg.sample_rate, cfg.channels)  # type: ignore[arg-type]
         self.fmt.validate()
         self.rate = cfg.sample_rate
-        self._vad_stream = vad_stream
         self._vad_cfg = vad_cfg or VadConfig()
-        self._vad = VadSegmenter(self._vad_cfg)
         # VAD reports a start only after min_speech; until then the newest
         # samples may still turn out to be speech. Treat them as undecided.
         self._vad_lag = (
             ms_to_samples(self._vad_cfg.speech_pad_ms + self._vad_cfg.min_speech_ms)
             + 2 * self._vad_cfg.window
         )
-        self._resampler = audio_mod.StreamingResampler(self.rate, ANALYSIS_RATE)
         preroll = ms_to_samples(self._vad_cfg.speech_pad_ms) + self._vad_lag
-        self._asr = StreamingTranscriber(asr_cfg, preroll=preroll, fixed_steps=cfg.pace == "asap")
+        self._word_slack = _WORD_SLACK + ms_to_samples(self._vad_cfg.speech_pad_ms)
+        streams = [vad_stream] if hasattr(vad_stream, "push") else list(vad_stream)  # type: ignore[arg-type]
+        channels: list[int | None] = (list(range(cfg.channels)) if cfg.channel_roles
+                                      else [None])
+        if len(streams) != len(channels):
+            raise ValueError(f"{len(channels)} VAD stream(s) needed, got {len(streams)}")
+        self._lanes = [
+            _Lane(ch, cfg.channel_roles[ch] if ch is not None else "", stream, self._vad_cfg,
+                  StreamingTranscriber(asr_cfg, preroll=preroll, fixed_steps=cfg.pace == "asap"),
+                  Transcript(cfg.text_substitution, asr_cfg.final_right_context_words),
+                  self.rate, self._word_slack)
+            for ch, stream in zip(channels, streams, strict=True)]
+        # Keypad tones are heard on the mix (either party may key them).
+        self._mix_resampler = (audio_mod.StreamingResampler(self.rate, ANALYSIS_RATE)
+                               if cfg.channel_roles and "DTMF" in cfg.entities else None)
+        self._job_lane: _Lane | None = None  # whose job is in flight (one at a time)
+        self._next_lane = 0  # round robin over lanes with work
         self._plan = MaskPlan(ms_to_samples(cfg.mask_padding_ms))
         self._line = DelayLine(self.rate, cfg.channels, cfg.audio_redaction)
         self._delay = ms_to_samples(cfg.delay_ms)  # analysis samples
@@ -133,24 +188,13 @@ class Session:
         self._arrivals: deque[tuple[int, float]] = deque()  # (client sample end, wall time)
         self._outbox: list[AudioOut | Event] = []
         self.stats = SessionStats()
-        self._text = Transcript(cfg.text_substitution, asr_cfg.final_right_context_words)
-        self._pending_detect: DetectJob | None = None
-        self._pending_update: AsrUpdate | None = None
-        self._last_detect: tuple[tuple[str, ...], list[WordSpan]] | None = None
         # What the words asked for arms the answer (only adds masks).
         self._dialogue = DialogueState(cfg.entities) if cfg.context_redaction else None
-        # Speech covered by a word: committed words' ranges (kept until released)
-        # and the latest hypothesis' (replaced every pass).
-        self._word_slack = _WORD_SLACK + ms_to_samples(self._vad_cfg.speech_pad_ms)
-        self._heard = MaskPlan(self._word_slack)
-        self._heard_tentative: list[tuple[int, int]] = []
-        self._unexplained_run: tuple[int, int, str, str] | None = None  # open event
         self._audio_only_redactions = 0  # redaction events with no words (tones, no-word speech)
         self._job_seq = 0
         # Keypad tones: found in the audio itself, masked like spoken PII.
         self._dtmf = DtmfDetector(ANALYSIS_RATE) if "DTMF" in cfg.entities else None
         self._keyed: tuple[int, int] | None = None  # tones of one keyed sequence so far
-        self._decided = 0  # analysis samples decided (ASR + detection done)
         self._finished = False
         self._closed = False
         self._outbox.append(Event({"type": "session.begin", "session_id": session_id,
@@ -158,17 +202,20 @@ class Session:
 
     def time_vad(self, observe: Callable[[float], None]) -> None:
         """Report the seconds of every VAD model call to ``observe`` (metrics)."""
-        inner = self._vad_stream
 
         class Timed:
+            def __init__(self, inner: VadStream) -> None:
+                self.inner = inner
+
             def push(self, samples: np.ndarray) -> list[float]:
                 t0 = time.perf_counter()
                 try:
-                    return inner.push(samples)
+                    return self.inner.push(samples)
                 finally:
                     observe(time.perf_counter() - t0)
 
-        self._vad_stream = Timed()
+        for lane in self._lanes:
+            lane.vad_stream = Timed(lane.vad_stream)
 
     # -- input -------------------------------------------------------------------
     def push_audio(self, data: bytes, now: float = 0.0) -> None:
@@ -181,19 +228,27 @@ class Session:
         self._line.push(frames)
         self._arrivals.append((self._line.pushed, now))
         self.stats.audio_in_ms += 1000 * frames.shape[0] / self.rate
-        mono16k = self._resampler.push(audio_mod.to_mono_float(frames))
-        self._analyse(mono16k)
+        for lane in self._lanes:
+            part = frames if lane.channel is None else frames[:, lane.channel : lane.channel + 1]
+            self._analyse(lane, lane.resampler.push(audio_mod.to_mono_float(part)))
+        if self._mix_resampler is not None:
+            self._on_tones(self._dtmf_push(self._mix_resampler.push(
+                audio_mod.to_mono_float(frames))))
 
-    def _analyse(self, mono16k: np.ndarray) -> None:
+    def _dtmf_push(self, mono16k: np.ndarray) -> list[DtmfTone]:
+        assert self._dtmf is not None
+        return self._dtmf.push(mono16k) if mono16k.size else []
+
+    def _analyse(self, lane: _Lane, mono16k: np.ndarray) -> None:
         if mono16k.size == 0:
             return
-        if self._dtmf is not None:
+        if self._dtmf is not None and self._mix_resampler is None:
             self._on_tones(self._dtmf.push(mono16k))
-        self._asr.push_audio(mono16k)
-        probs = self._vad_stream.push(mono16k)
-        for ev in self._vad.push(probs):
-            self._on_vad(ev)
-        self._advance_silence_frontier()
+        lane.asr.push_audio(mono16k)
+        probs = lane.vad_stream.push(mono16k)
+        for ev in lane.vad.push(probs):
+            self._on_vad(lane, ev)
+        self._advance_silence_frontier(lane)
 
     def _on_tones(self, tones: list[DtmfTone], end_of_input: bool = False) -> None:
         """Mask tones as soon as they are confirmed; one event per keyed sequence."""
@@ -219,46 +274,56 @@ class Session:
         self._emit({"type": "redaction", "entity": "DTMF", "start": samples_to_seconds(start),
                     "end": samples_to_seconds(end), "score": 1.0})
 
-    def _on_vad(self, ev: SpeechStarted | SpeechEnded) -> None:
+    def _on_vad(self, lane: _Lane, ev: SpeechStarted | SpeechEnded) -> None:
         if isinstance(ev, SpeechStarted):
-            self._asr.start_utterance(ev.start)
-            self._emit({"type": "speech.started", "start": samples_to_seconds(ev.start)})
+            lane.asr.start_utterance(ev.start)
+            self._emit(lane.label({"type": "speech.started",
+                                   "start": samples_to_seconds(ev.start)}))
         else:
-            self._asr.end_utterance(ev.end)
+            lane.asr.end_utterance(ev.end)
             if self._dialogue is not None:
-                self._dialogue.utterance_ended(ev.start, ev.end)
-            self._emit({"type": "speech.ended", "start": samples_to_seconds(ev.start),
-                        "end": samples_to_seconds(ev.end)})
+                self._dialogue.utterance_ended(ev.start, ev.end, lane.channel)
+            self._emit(lane.label({"type": "speech.ended", "start": samples_to_seconds(ev.start),
+                                   "end": samples_to_seconds(ev.end)}))
 
-    def _advance_silence_frontier(self) -> None:
+    def _advance_silence_frontier(self, lane: _Lane) -> None:
         """With no utterance open or in flight, audio up to the VAD lag is decided."""
-        if not self._asr.utterance_open and not self._asr.busy and self._pending_detect is None:
-            self._decided = max(self._decided, self._vad.frontier - self._vad_lag)
+        if lane.idle:
+            lane.decided = max(lane.decided, lane.vad.frontier - self._vad_lag)
+
+    @property
+    def _decided(self) -> int:
+        return min(lane.decided for lane in self._lanes)
 
     def flush(self) -> None:
         """Finalise what was said so far (a final ASR pass now); input may go on."""
-        frontier = self._asr.frontier
-        if self._asr.utterance_open:
-            self._asr.end_utterance(frontier)
-            if self._vad.in_speech:
-                self._asr.start_utterance(frontier)
+        for lane in self._lanes:
+            frontier = lane.asr.frontier
+            if lane.asr.utterance_open:
+                lane.asr.end_utterance(frontier)
+                if lane.vad.in_speech:
+                    lane.asr.start_utterance(frontier)
 
     def finish(self) -> None:
         """End of input: flush resampler and VAD so the last utterance gets a final pass."""
         if self._finished:
             return
         self._finished = True
-        tail = self._resampler.flush()
-        if tail.size:
-            if self._dtmf is not None:
-                self._on_tones(self._dtmf.push(tail))
-            self._asr.push_audio(tail)
-            for ev in self._vad.push(self._vad_stream.push(tail)):
-                self._on_vad(ev)
+        for lane in self._lanes:
+            tail = lane.resampler.flush()
+            if tail.size:
+                if self._dtmf is not None and self._mix_resampler is None:
+                    self._on_tones(self._dtmf.push(tail))
+                lane.asr.push_audio(tail)
+                for ev in lane.vad.push(lane.vad_stream.push(tail)):
+                    self._on_vad(lane, ev)
+        if self._mix_resampler is not None:
+            self._on_tones(self._dtmf_push(self._mix_resampler.flush()))
         if self._dtmf is not None:
             self._on_tones(self._dtmf.flush(), end_of_input=True)
-        for ev in self._vad.flush():
-            self._on_vad(ev)
+        for lane in self._lanes:
+            for ev in lane.vad.flush():
+                self._on_vad(lane, ev)
 
     # -- jobs --------------------------------------------------------------------
     def next_job(self, eager: bool = False) -> Job | None:
@@ -267,19 +332,27 @@ class Session:
         ``eager``: the caller's model pool has room, a Whisper pass may come
         sooner (pace=realtime only, see ``AsrConfig.min_step_ms``).
         """
-        if self._pending_detect is not None or self._pending_update is not None:
+        if self._job_lane is not None:
             return None
-        job = self._asr.next_job(end_of_stream=self._finished, eager=eager)
-        if job is not None:
-            self.stats.asr_passes += 1
-        return job
+        n = len(self._lanes)
+        for k in range(n):  # round robin: one channel's long turn does not starve the other
+            lane = self._lanes[(self._next_lane + k) % n]
+            job = lane.asr.next_job(end_of_stream=self._finished, eager=eager)
+            if job is not None:
+                self._next_lane = (self._next_lane + k + 1) % n
+                self._job_lane = lane
+                self.stats.asr_passes += 1
+                return job
+        return None
 
     def complete_job(self, job: Job, result: Any) -> Job | None:
         """Feed a job's result back; returns a follow-up job that is due at once."""
+        lane = self._job_lane
+        assert lane is not None, "complete_job without a job in flight"
         if isinstance(job, AsrJob):
-            update = self._asr.complete_job(job, list(result))
-            return self._after_asr(update)
-        self._after_detect(job, result)
+            update = lane.asr.complete_job(job, list(result))
+            return self._after_asr(lane, update)
+        self._after_detect(lane, job, result)
         return None
 
     def fail_job(self, job: Job) -> None:
@@ -291,58 +364,62 @@ class Session:
         move past it as if decided clean once the utterance is closed.
         """
         self.stats.failed_jobs += 1
+        lane = self._job_lane
+        assert lane is not None, "fail_job without a job in flight"
+        self._job_lane = None
         if isinstance(job, AsrJob):
             self._plan.add(job.buffer_start, job.buffer_end)
-            self._asr.abandon_job(job)
+            lane.asr.abandon_job(job)
         else:
             if job.words:
                 self._plan.add(min(w.start for w in job.words), max(w.end for w in job.words))
-            self._pending_detect = None
-            self._pending_update = None
-        self._advance_silence_frontier()
+            lane.pending_detect = None
+            lane.pending_update = None
+        self._advance_silence_frontier(lane)
 
-    def _after_asr(self, update: AsrUpdate) -> DetectJob | None:
-        self._pending_update = update
-        self._text.take(update)
+    def _after_asr(self, lane: _Lane, update: AsrUpdate) -> DetectJob | None:
+        lane.pending_update = update
+        lane.text.take(update)
         for w in update.committed:
-            self._heard.add(w.start, max(w.end, w.start + 1))
-        self._heard_tentative = [(w.start - self._word_slack, w.end + self._word_slack)
-                                 for w in update.tentative]
-        window, first, n_committed = self._text.window(self.cfg.use_hypothesis_evidence)
+            lane.heard.add(w.start, max(w.end, w.start + 1))
+        lane.heard_tentative = [(w.start - self._word_slack, w.end + self._word_slack)
+                                for w in update.tentative]
+        window, first, n_committed = lane.text.window(self.cfg.use_hypothesis_evidence)
         texts = tuple(w.text for w in window)
         self._job_seq += 1
         job = DetectJob(self._job_seq, window, first, n_committed, texts)
-        self._pending_detect = job
-        if self._last_detect is not None and self._last_detect[0] == texts:
+        lane.pending_detect = job
+        if lane.last_detect is not None and lane.last_detect[0] == texts:
             # Same words as last time: same answer, no model call.
-            self._after_detect(job, self._last_detect[1])
+            self._after_detect(lane, job, lane.last_detect[1])
             return None
         return job
 
-    def _after_detect(self, job: DetectJob, spans: Sequence[WordSpan]) -> None:
-        update = self._pending_update
-        self._pending_detect = None
-        self._pending_update = None
-        self._last_detect = (job.texts, list(spans))
+    def _after_detect(self, lane: _Lane, job: DetectJob, spans: Sequence[WordSpan]) -> None:
+        update = lane.pending_update
+        lane.pending_detect = None
+        lane.pending_update = None
+        self._job_lane = None
+        lane.last_detect = (job.texts, list(spans))
         cfg = self.cfg
         spans = list(spans)
         if self._dialogue is not None:
             armed = self._dialogue.armed_count
-            self._dialogue.observe(job.words)
+            self._dialogue.observe(job.words, lane.channel)
             self.stats.requests_heard += self._dialogue.armed_count - armed
-            spans += self._dialogue.answer_spans(job.words)
+            spans += self._dialogue.answer_spans(job.words, lane.channel)
         wanted = [s for s in spans if s.entity in cfg.entities and s.last > s.first
                   and s.score >= cfg.score_threshold]
         for span in wanted:
             self._plan.add(*self._cover(job.words, span))
-        self._text.relabel(job.first_index, job.n_committed, wanted)
+        lane.text.relabel(job.first_index, job.n_committed, wanted)
         if update is not None:
-            self._decided = max(self._decided, update.analysed_until)
-            for payload in self._text.render(self._audio_masked):
-                self._emit(payload)
-            self.stats.final_words = self._text.final_words
-            self.stats.redactions = self._text.redactions + self._audio_only_redactions
-        self._advance_silence_frontier()
+            lane.decided = max(lane.decided, update.analysed_until)
+            for payload in lane.text.render(self._audio_masked):
+                self._emit(lane.label(payload))
+            self.stats.final_words = sum(ln.text.final_words for ln in self._lanes)
+            self._count_redactions()
+        self._advance_silence_frontier(lane)
 
     @staticmethod
     def _cover(words: Sequence[Word], span: WordSpan) -> tuple[int, int]:
@@ -387,12 +464,7 @@ class Session:
         return self._arrivals[0][1] + self.cfg.delay_ms / 1000
 
     def _all_decided_after_finish(self) -> bool:
-        return (
-            self._finished
-            and not self._asr.utterance_open
-            and not self._asr.busy
-            and self._pending_detect is None
-        )
+        return self._finished and all(lane.idle for lane in self._lanes)
 
     @property
     def done(self) -> bool:
@@ -420,15 +492,24 @@ class Session:
         # Everything in analysis samples first, then mapped to client samples.
         idx = (np.arange(start, until, dtype=np.int64) * ANALYSIS_RATE) // self.rate
         planned = ranges_to_mask(self._plan.ranges(a0, a1), a0, a1 - a0)[idx - a0]
-        speech_ranges = self._vad.speech_intervals(a0, a1)
-        speech = ranges_to_mask(speech_ranges, a0, a1 - a0)[idx - a0]
-        undecided = speech & (idx >= self._decided) & ~planned
-        if self._all_decided_after_finish():
-            undecided[:] = False
-        heard = self._heard.ranges(a0, a1) + self._heard_tentative
-        unexplained = speech & ~undecided & ~ranges_to_mask(heard, a0, a1 - a0)[idx - a0]
-        mask_unexplained = self._unexplained_policy(a0, a1)[idx - a0] & unexplained
-        self._report_unexplained(start, mask_unexplained)
+        all_decided = self._all_decided_after_finish()
+        speech = np.zeros(n, dtype=bool)
+        undecided = np.zeros(n, dtype=bool)
+        unexplained = np.zeros(n, dtype=bool)
+        mask_unexplained = np.zeros(n, dtype=bool)
+        for lane in self._lanes:  # each lane's own speech, decisions and words
+            heard_lane = ranges_to_mask(lane.vad.speech_intervals(a0, a1), a0, a1 - a0)[idx - a0]
+            late = heard_lane & (idx >= lane.decided) & ~planned
+            if all_decided:
+                late[:] = False
+            worded = lane.heard.ranges(a0, a1) + lane.heard_tentative
+            wordless = heard_lane & ~late & ~ranges_to_mask(worded, a0, a1 - a0)[idx - a0]
+            masked_wordless = self._unexplained_policy(lane, a0, a1)[idx - a0] & wordless
+            self._report_unexplained(lane, start, masked_wordless)
+            speech |= heard_lane
+            undecided |= late
+            unexplained |= wordless
+            mask_unexplained |= masked_wordless
         mask = planned | undecided if self.cfg.on_deadline == "mask" else planned
         mask = mask | mask_unexplained
         released = self._line.release(until, mask)
@@ -445,22 +526,23 @@ class Session:
             sample = start + i // self.fmt.bytes_per_frame
             self._outbox.append(AudioOut(data[i : i + step], sample))
         self._plan.forget_before(a0 - self._delay)
-        self._heard.forget_before(a0 - self._delay)
-        self._vad.forget_before(a0 - self._delay)
+        for lane in self._lanes:
+            lane.heard.forget_before(a0 - self._delay)
+            lane.vad.forget_before(a0 - self._delay)
         if self._dialogue is not None:
             self._dialogue.forget_before(a0 - self._delay)
 
-    def _unexplained_policy(self, a0: int, a1: int) -> np.ndarray:
+    def _unexplained_policy(self, lane: _Lane, a0: int, a1: int) -> np.ndarray:
         """Where speech no word explains is masked: armed answers, or all of it."""
         if self.cfg.mask_unexplained:
             return np.ones(a1 - a0, dtype=bool)
         if self._dialogue is None:
             return np.zeros(a1 - a0, dtype=bool)
-        armed = [(lo, hi) for lo, hi, entity in self._dialogue.armed_ranges(a0, a1)
+        armed = [(lo, hi) for lo, hi, entity in self._dialogue.armed_ranges(a0, a1, lane.channel)
                  if entity in self.cfg.entities]
         return ranges_to_mask(armed, a0, a1 - a0)
 
-    def _report_unexplained(self, start: int, masked: np.ndarray) -> None:
+    def _report_unexplained(self, lane: _Lane, start: int, masked: np.ndarray) -> None:
         """One ``redaction`` event per run of masked wordless speech (runs span releases)."""
         idx = np.flatnonzero(masked)
         if idx.size:
@@ -468,34 +550,39 @@ class Session:
             for lo, hi in zip([idx[0], *idx[breaks + 1]], [*idx[breaks], idx[-1]], strict=True):
                 s0 = self._analysis_sample(start + int(lo))
                 s1 = self._analysis_sample(start + int(hi) + 1)
-                run = self._unexplained_run
+                run = lane.unexplained_run
                 if run is not None and s0 - run[1] <= self._word_slack:
-                    self._unexplained_run = (run[0], s1, run[2], run[3])
+                    lane.unexplained_run = (run[0], s1, run[2], run[3])
                     continue
-                self._close_unexplained_run()
+                self._close_unexplained_run(lane)
                 entity, reason = "UNEXPLAINED_SPEECH", "unexplained"
                 if self._dialogue is not None:
-                    for _lo, _hi, armed in self._dialogue.armed_ranges(s0, s1):
+                    for _lo, _hi, armed in self._dialogue.armed_ranges(s0, s1, lane.channel):
                         entity, reason = armed, CONTEXT_REASON
-                self._unexplained_run = (s0, s1, entity, reason)
-        run = self._unexplained_run
+                lane.unexplained_run = (s0, s1, entity, reason)
+        run = lane.unexplained_run
         if run is not None and (
                 self._analysis_sample(start + masked.size) - run[1] > self._word_slack):
-            self._close_unexplained_run()
+            self._close_unexplained_run(lane)
 
     def _count_redaction_without_words(self) -> None:
         """A redaction event not from the transcript (keypad tones, wordless speech)."""
         self._audio_only_redactions += 1
-        self.stats.redactions = self._text.redactions + self._audio_only_redactions
+        self._count_redactions()
 
-    def _close_unexplained_run(self) -> None:
-        if self._unexplained_run is None:
+    def _count_redactions(self) -> None:
+        self.stats.redactions = (sum(lane.text.redactions for lane in self._lanes)
+                                 + self._audio_only_redactions)
+
+    def _close_unexplained_run(self, lane: _Lane) -> None:
+        if lane.unexplained_run is None:
             return
-        s0, s1, entity, reason = self._unexplained_run
-        self._unexplained_run = None
+        s0, s1, entity, reason = lane.unexplained_run
+        lane.unexplained_run = None
         self._count_redaction_without_words()
-        self._emit({"type": "redaction", "entity": entity, "start": samples_to_seconds(s0),
-                    "end": samples_to_seconds(s1), "score": 0.5, "reason": reason})
+        self._emit(lane.label({"type": "redaction", "entity": entity,
+                               "start": samples_to_seconds(s0), "end": samples_to_seconds(s1),
+                               "score": 0.5, "reason": reason}))
 
     # -- output ------------------------------------------------------------------
     def _emit(self, payload: dict[str, Any]) -> None:
@@ -510,7 +597,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        self._close_unexplained_run()
+        for lane in self._lanes:
+            self._close_unexplained_run(lane)
         self._emit({"type": "session.end", "session_id": self.session_id,
                     "stats": self.stats.as_dict()})
 
@@ -538,6 +626,7 @@ def _public_config(cfg: SessionConfig) -> dict[str, Any]:
         "audio_redaction": cfg.audio_redaction, "text_substitution": cfg.text_substitution,
         "pace": cfg.pace, "on_deadline": cfg.on_deadline, "score_threshold": cfg.score_threshold,
         "context_redaction": cfg.context_redaction, "mask_unexplained": cfg.mask_unexplained,
+        "channel_roles": list(cfg.channel_roles),
         # Where the output goes besides the client; never the webhook URL itself
         # (its query may hold a token).
         "record": bool(cfg.record), "retention_s": cfg.retention_s if cfg.record else 0,

@@ -50,7 +50,9 @@ class Engines:
         return cls(asr, vad, detector, asr_cfg, VadConfig())
 
     def new_session(self, cfg: SessionConfig, session_id: str = "") -> Session:
-        return Session(cfg, self.asr_cfg, self.vad.new_stream(), self.vad_cfg, session_id)
+        # A VAD stream per analysed channel (channel_roles) or one for the mix.
+        streams = [self.vad.new_stream() for _ in range(cfg.channels if cfg.channel_roles else 1)]
+        return Session(cfg, self.asr_cfg, streams, self.vad_cfg, session_id)
 
     def run_job(self, job: Job) -> Any:
         """Run one job synchronously (called from a worker thread)."""

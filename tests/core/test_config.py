@@ -98,3 +98,25 @@ def test_api_keys_are_kept_only_as_hashes(monkeypatch) -> None:
     monkeypatch.setenv("STREAMSERVER_API_KEY_HASHES", "not-a-digest")
     with pytest.raises(ConfigError, match="SHA-256"):
         ServerConfig.from_env()
+
+
+def test_channel_roles_name_each_channel() -> None:
+    cfg = SessionConfig.from_params({"channels": "2", "channel_roles": "Agent, caller"})
+    assert cfg.channel_roles == ("agent", "caller")
+    cfg = SessionConfig.from_params({"channels": 2, "channel_roles": ["caller", "agent"]})
+    assert cfg.channel_roles == ("caller", "agent")
+    assert SessionConfig.from_params({"channels": 2}).channel_roles == ()
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"channels": 2, "channel_roles": "agent,robot"}, "unknown channel role"),
+    ({"channels": 2, "channel_roles": "agent,<script>"}, r"unknown channel role\(s\): \?script\?"),
+    ({"channel_roles": "agent,caller"}, "channels=2"),  # roles on a mono stream
+    ({"channels": 2, "channel_roles": "agent"}, "one role per channel"),
+    ({"channels": 2, "channel_roles": "agent,caller,agent"}, "one role per channel"),
+    ({"encoding": "mulaw", "sample_rate": 8000, "channel_roles": "agent,caller"}, "channels=2"),
+    ({"channels": 2, "channel_roles": 7}, "invalid value for channel_roles"),
+])
+def test_bad_channel_roles_are_refused(params: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        SessionConfig.from_params(params)

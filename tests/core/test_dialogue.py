@@ -167,6 +167,25 @@ def test_question_on_one_channel_arms_the_other() -> None:
     assert entity == "US_SSN" and lo == question[-1].end < hi
 
 
+def test_only_the_answering_channel_ends_the_window() -> None:
+    """The asker going on talking (agent channel) is not the caller's answer."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("what's your social?")
+    state.observe(question, channel=0)
+    state.observe(words_at("take your time", start_s=1.5), channel=0)
+    state.utterance_ended(int(1.4 * RATE), int(3.0 * RATE), channel=0)
+    (window,) = state.windows
+    assert not window.answered and window.end == window.limit
+    # ... nor does an asker's "no I don't have it" (only the answering party declines).
+    state.observe(question + words_at("no I don't have it", start_s=3.2), channel=0)
+    assert not window.closed
+    answer = words_at("uh it's 9 8 1 7", start_s=5.0)
+    state.observe(answer, channel=1)
+    state.utterance_ended(int(4.9 * RATE), int(6.3 * RATE), channel=1)
+    assert window.answered and window.end == int(6.3 * RATE) + int(0.6 * RATE)
+    assert masked_texts(state, answer, channel=1) == ["9", "8", "1", "7"]
+
+
 def test_a_request_seen_again_in_later_passes_arms_once() -> None:
     state = DialogueState(DEFAULT_ENTITIES)
     words = words_at("what's your social?")

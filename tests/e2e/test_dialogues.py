@@ -10,12 +10,16 @@ pace=realtime through a real server on loopback.
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from streamserver import audio as audio_mod
 from streamserver.cli import redact_file, stream_file
+from streamserver.evaluation import masked_speech_share
 from tests.dialogues import (
     Dialogue,
     as_pcm_wav,
@@ -73,3 +77,59 @@ def test_realtime_dialogue_through_a_server(server, tmp_path: Path, clip: Dialog
     # Looser than asap: realtime passes see other buffers; a lost last turn
     # keeps none of its number (0.0-0.3).
     assert digits_kept(text, clip.text) >= 0.5, text
+
+
+@pytest.fixture(scope="module")
+def agent_and_caller(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """A stereo call: the agent asks on channel 0, the caller answers on channel 1
+    (two synthetic voices), the answer carries no cue of its own."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from holdout import Voice, synthesise
+
+    tmp = tmp_path_factory.mktemp("stereo")
+    agent = synthesise(Voice("espeak", "en-us+m1", (165,)), 165,
+                       "And for verification, what are the last four of your social?", tmp)
+    caller = synthesise(Voice("flite", "slt", (1.0,)), 1.0,
+                        "Uh, yeah, it's nine eight one seven.", tmp)
+    rate, gap = 16_000, np.zeros(int(0.6 * 16_000), dtype=np.float32)
+    lead = np.zeros(int(0.4 * rate), dtype=np.float32)
+    answer_at = lead.size + agent.size + gap.size
+    n = answer_at + caller.size + int(1.0 * rate)
+    stereo = np.zeros((n, 2), dtype=np.float32)
+    stereo[lead.size : lead.size + agent.size, 0] = agent
+    stereo[answer_at : answer_at + caller.size, 1] = caller
+    path = tmp / "agent_caller.wav"
+    audio_mod.write_wav(path, audio_mod.to_int16(stereo), rate)
+    return path, answer_at / rate
+
+
+@pytest.mark.parametrize("pace", ["asap", "realtime"])
+def test_two_channels_with_roles_through_a_server(server, agent_and_caller: tuple[Path, float],
+                                                  pace: str) -> None:
+    """The agent's question arms the caller's channel; events say who spoke."""
+    path, answer_s = agent_and_caller
+    inp, rate = audio_mod.read_wav(path)
+    out, _, events = asyncio.run(stream_file(
+        path, server.url, {"encoding": "pcm_s16le", "channel_roles": "agent,caller",
+                           "audio_redaction": "silence"}, pace=pace))
+    assert out.shape == inp.shape
+    begin = events[0]
+    assert begin["config"]["channel_roles"] == ["agent", "caller"]
+    finals = [e for e in events if e["type"] == "transcript.final"]
+    roles = {e["role"] for e in finals}
+    assert "agent" in roles and all(e["channel"] == ("agent", "caller").index(e["role"])
+                                    for e in finals)
+    agent_text = " ".join(e["text"] for e in finals if e["role"] == "agent").lower()
+    assert "social" in agent_text  # the question is kept
+    caller_text = " ".join(e["text"] for e in finals if e["role"] == "caller")
+    assert not any(c.isdigit() for c in caller_text), caller_text
+    # The caller's digits are silenced on the caller's channel (fail closed).
+    a = int(answer_s * rate)
+    masked, speech = masked_speech_share(inp[a:, 1], out[a:, 1], rate)
+    assert speech > 50 and masked / speech > 0.6  # frames of speech
+    context = [e for e in events if e["type"] == "redaction" and e["reason"] == "context"]
+    # Armed for the caller's channel (the entity depends on how Whisper heard the
+    # question: "social" → US_SSN, a bare "last four" → the default kind).
+    assert context and {e["role"] for e in context} == {"caller"}
+    end = events[-1]
+    assert end["type"] == "session.end" and end["stats"]["requests_heard"] >= 1

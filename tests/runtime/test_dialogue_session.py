@@ -42,9 +42,11 @@ def call() -> tuple[np.ndarray, int]:
 
 def run(vad_model: SileroVadModel, audio: np.ndarray, answer_at: int,
         detect_digits: bool = False, **cfg: Any) -> tuple[np.ndarray, list[dict], Session]:
+    """``audio`` is mono, or (n, 2) with ``channel_roles`` (a VAD per channel)."""
     scfg = SessionConfig.from_params({"pace": "asap", "delay_ms": 2000,
                                       "audio_redaction": "silence", **cfg})
-    session = Session(scfg, AsrConfig(), vad_model.new_stream(), session_id="t")
+    streams = [vad_model.new_stream() for _ in range(len(scfg.channel_roles) or 1)]
+    session = Session(scfg, AsrConfig(), streams, session_id="t")
 
     def transcribe(job: AsrJob) -> list[AsrWord]:
         if job.buffer_start >= answer_at - RATE // 2:
@@ -63,9 +65,9 @@ def run(vad_model: SileroVadModel, audio: np.ndarray, answer_at: int,
         return [WordSpan(i, i + 1, "ACCOUNT_NUMBER", 0.9)
                 for i, t in enumerate(job.texts) if t.strip().isdigit()]
 
-    outs = run_offline(session, transcribe, detect, audio.tobytes(), 640)
+    outs = run_offline(session, transcribe, detect, audio.tobytes(), 640 * audio.ndim)
     released = np.frombuffer(b"".join(o.data for o in outs if isinstance(o, AudioOut)),
-                             dtype=np.int16)
+                             dtype=np.int16).reshape(audio.shape)
     events = [o.payload for o in outs if isinstance(o, Event)]
     assert released.size == audio.size  # every sample exactly once
     return released, events, session
@@ -137,3 +139,48 @@ def test_redaction_events_cover_their_words_audio(vad_model, call) -> None:
     for w in (w for w in finals if w["redacted"]):
         lo, hi = int((w["start"] - 0.1) * RATE), int((w["end"] + 0.1) * RATE)
         assert not out[max(lo, 0) : hi].any()  # silenced around the word, both sides
+
+
+def two_channels(audio: np.ndarray, answer_at: int, answer_channel: int) -> np.ndarray:
+    """The question on channel 0, the answer on ``answer_channel``, silence elsewhere."""
+    stereo = np.zeros((audio.size, 2), dtype=np.int16)
+    stereo[:answer_at, 0] = audio[:answer_at]
+    stereo[answer_at:, answer_channel] = audio[answer_at:]
+    return stereo
+
+
+def test_agent_question_arms_the_caller_channel(vad_model, call) -> None:
+    audio, answer_at = call
+    stereo = two_channels(audio, answer_at, answer_channel=1)
+    out, events, session = run(vad_model, stereo, answer_at, channels=2,
+                               channel_roles="agent,caller")
+    assert answer_masked_share(stereo[:, 1], out[:, 1], answer_at) > 0.9
+    masked, speech = masked_speech_share(stereo[:answer_at, 0], out[:answer_at, 0], RATE)
+    assert masked / speech < 0.05  # the question itself is released
+    assert session.stats.requests_heard == 1
+    context = [e for e in events if e["type"] == "redaction" and e.get("reason") == "context"]
+    assert context and {(e["entity"], e["channel"], e["role"]) for e in context} == {
+        ("US_SSN", 1, "caller")}
+    finals = [e for e in events if e["type"] == "transcript.final"]
+    assert finals and {(e["channel"], e["role"]) for e in finals} == {(0, "agent")}
+    spoken = {(e["channel"], e["role"]) for e in events if e["type"] == "speech.ended"}
+    assert spoken == {(0, "agent"), (1, "caller")}
+
+
+def test_the_askers_own_speech_is_not_its_answer(vad_model, call) -> None:
+    """Question and wordless speech both on the agent channel: nothing arms it."""
+    audio, answer_at = call
+    stereo = two_channels(audio, answer_at, answer_channel=0)
+    out, _, session = run(vad_model, stereo, answer_at, channels=2,
+                          channel_roles="agent,caller")
+    assert session.stats.requests_heard == 1
+    assert answer_masked_share(stereo[:, 0], out[:, 0], answer_at) < 0.05
+    assert session.stats.unexplained_speech_ms > 1000  # counted all the same
+
+
+def test_without_roles_two_channels_are_one_mix(vad_model, call) -> None:
+    audio, answer_at = call
+    stereo = two_channels(audio, answer_at, answer_channel=0)
+    out, events, _ = run(vad_model, stereo, answer_at, channels=2)
+    assert answer_masked_share(stereo[:, 0], out[:, 0], answer_at) > 0.9
+    assert not any("channel" in e for e in events if e["type"] == "transcript.final")
