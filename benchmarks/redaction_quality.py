@@ -41,6 +41,7 @@ masked ones only (the dialogues' source sentences are made up).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -60,10 +61,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dialogues as dialogue_corpus  # noqa: E402
-from quality_vs_delay import digit_runs, wer_tokens  # noqa: E402
+from quality_vs_delay import digit_runs, wer_tokens, whole_clip_redact  # noqa: E402
 
 from streamserver import audio as audio_mod  # noqa: E402
-from streamserver.cli import redact_file  # noqa: E402
+from streamserver.cli import redact_file, stream_file, transcript_from_events  # noqa: E402
 from streamserver.config import AsrConfig, SessionConfig  # noqa: E402
 from streamserver.engines.bundle import Engines  # noqa: E402
 from streamserver.evaluation import (  # noqa: E402
@@ -283,23 +284,12 @@ def _group_report(rows: list[dict[str, Any]], scores: list[list[ClipScore]]) -> 
             "groups": {k: pick(v) for k, v in sorted(by_group.items())}}
 
 
-def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
-                  engines: Engines) -> dict[str, Any] | None:
-    manifest = dialogue_corpus.load_or_generate(args.dialogue_dir, args.dialogue_seed,
-                                                args.dialogue_count, args.regenerate_dialogues)
-    if manifest is None:
-        return None
-    stats = dialogue_corpus.corpus_stats(manifest)
-    chosen = set(sorted({c["dialogue"] for c in manifest})[: args.limit or None])
-    clips = [c for c in manifest if c["dialogue"] in chosen
-             and c["layout"] in args.layouts and c["channel"] in args.channels]
+def _score_clips(args: argparse.Namespace, clips: list[dict[str, Any]], params: dict[str, Any],
+                 engines: Engines, server_url: str, rows: list[dict[str, Any]],
+                 scores: list[list[ClipScore]],
+                 baseline: tuple[list[dict[str, Any]], list[list[ClipScore]]] | None) -> None:
+    """Redact each clip (in-process, or streamed to ``server_url``) and score it."""
     wide_phone = args.phone_rate == 16000
-    baseline: tuple[list[dict[str, Any]], list[list[ClipScore]]] | None = None
-    if args.whole_clip_baseline:
-        from quality_vs_delay import whole_clip_redact
-        baseline = ([], [])
-    t0 = time.perf_counter()
-    rows, scores = [], []
     for n, clip in enumerate(clips, 1):
         path = args.dialogue_dir / clip["file_16k" if wide_phone and "file_16k" in clip
                                        else "file"]
@@ -307,7 +297,12 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
         clip_params = dict(params)
         if clip["layout"] == "stereo":  # one party per channel: analysed per channel
             clip_params["channel_roles"] = "agent,caller"
-        out, _, transcript = redact_file(path, clip_params, engines)
+        if server_url:
+            out, _, events = asyncio.run(stream_file(
+                path, server_url, {"encoding": "pcm_s16le", **clip_params}, pace="realtime"))
+            transcript = transcript_from_events(events)
+        else:
+            out, _, transcript = redact_file(path, clip_params, engines)
         row, s = score_dialogue(clip, inp, out, rate, transcript)
         rows.append(row)
         scores.append(s)
@@ -322,15 +317,50 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
             print(f"[{n}/{len(clips)}] {clip['file']} leaks: {', '.join(leaked) or '-'} "
                   f"over {row['over_masked_s']} s repeats {row['repeated_ngrams']} | "
                   f"{row['redacted_text']}", file=sys.stderr)
+
+
+def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
+                  engines: Engines) -> dict[str, Any] | None:
+    manifest = dialogue_corpus.load_or_generate(args.dialogue_dir, args.dialogue_seed,
+                                                args.dialogue_count, args.regenerate_dialogues)
+    if manifest is None:
+        return None
+    stats = dialogue_corpus.corpus_stats(manifest)
+    chosen = set(sorted({c["dialogue"] for c in manifest})[: args.limit or None])
+    clips = [c for c in manifest if c["dialogue"] in chosen
+             and c["layout"] in args.layouts and c["channel"] in args.channels]
+    baseline: tuple[list[dict[str, Any]], list[list[ClipScore]]] | None = None
+    server_url, server = "", None
+    if args.pace == "realtime":
+        from capacity import free_port, start_server
+
+        port = free_port()
+        log = args.out.with_suffix(".server.log")
+        server = start_server(port, workers=2, max_sessions=4, log=log)
+        server_url = f"ws://127.0.0.1:{port}/v1/stream"
+    if args.whole_clip_baseline:
+        baseline = ([], [])
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    scores: list[list[ClipScore]] = []
+    try:
+        _score_clips(args, clips, params, engines, server_url, rows, scores, baseline)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
     result: dict[str, Any] = {
         "command": "python benchmarks/redaction_quality.py --sets dialogues"
                    + f" --layouts {','.join(args.layouts)} --channels {','.join(args.channels)}"
+                   + (f" --pace {args.pace}" if args.pace != "asap" else "")
                    + (f" --limit {args.limit}" if args.limit else ""),
         "date": date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "model": args.model or "tiny.en (bundled)",
         "delay_ms": args.delay_ms,
-        "pace": "asap",
+        "pace": args.pace,
+        "client": ("streamserver.cli stream_file, 20 ms frames in real time, one session"
+                   if args.pace == "realtime" else "in-process redact_file"),
         "stereo_channel_roles": "agent,caller",
         "phone_rate": args.phone_rate,
         "corpus": {"data_dir": str(args.dialogue_dir), "seed": args.dialogue_seed,
@@ -388,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--whole-clip-baseline", action="store_true",
                     help="dialogues: also score whole-clip transcription (infinite delay)")
     ap.add_argument("--delay-ms", type=int, default=2000)
+    ap.add_argument("--pace", choices=("asap", "realtime"), default="asap",
+                    help="dialogues: asap = in-process `redact`; realtime = `stream` each "
+                         "clip in real time to a server started on 127.0.0.1 (one session)")
     ap.add_argument("--model", default="")
     ap.add_argument("--encoder-context", choices=("clip", "full"), default="clip")
     ap.add_argument("--limit", type=int, default=0,
@@ -395,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.pace == "realtime" and (args.model or args.encoder_context != "clip"):
+        ap.error("--pace realtime streams to a server on its defaults (tiny.en, clip context)")
     sets = [s for s in args.sets.split(",") if s]
     args.layouts = [s for s in args.layouts.split(",") if s]
     args.channels = [s for s in args.channels.split(",") if s]
