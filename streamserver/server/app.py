@@ -15,11 +15,11 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message
@@ -30,7 +30,6 @@ from ..audio import AudioFormatError
 from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
 from ..engines.bundle import Engines
-from ..metrics import Metrics
 from ..protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -42,7 +41,6 @@ from ..protocol import (
     MessageTooBig,
     ProtocolError,
     SessionTooLong,
-    TooManySessions,
     Unauthorized,
     dumps,
     parse_client_text,
@@ -50,61 +48,16 @@ from ..protocol import (
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
 from .auth import ANONYMOUS, caller
 from .demo import demo_routes
-from .fanout import Relay, RelayHub
+from .fanout import Relay
 from .recording import Archive, RecordingPlan, SessionRecording, open_archive
 from .sessions_api import SESSION_ROUTES
+from .state import ServerState
 from .webrtc import WEBRTC_ROUTES, close_webrtc_sessions
 
 log = logging.getLogger("streamserver.server")
 
 # Query parameters that are not session settings.
 _TRANSPORT_PARAMS = {"token"}
-
-
-@dataclass
-class ServerState:
-    cfg: ServerConfig
-    engines: Engines | None = None
-    pool: ModelPool | None = None
-    active: set[str] = field(default_factory=set)
-    owners: dict[str, str] = field(default_factory=dict)  # session id -> API key hash
-    relays: RelayHub = field(default_factory=RelayHub)
-    metrics: Metrics = field(default_factory=Metrics)
-    ready: bool = False
-    shutting_down: bool = False
-    archive: Archive | None = None  # the artefact store, webhooks (docs/privacy.md)
-    drain_deadline: float = 0.0  # monotonic; set when draining starts
-    _draining: asyncio.Future[None] | None = field(default=None, repr=False)
-
-    def admit(self, session_id: str, owner: str) -> None:
-        """Count a new session in, or raise TooManySessions ("try later", 1013).
-
-        Every transport calls this before starting a session and :meth:`leave` when
-        it ends; running sessions are never affected by a refusal."""
-        cfg = self.cfg
-        if self.shutting_down or not self.ready:
-            raise TooManySessions("server is not accepting sessions; try later")
-        if len(self.active) >= cfg.max_sessions:
-            raise TooManySessions("server is at capacity; try later")
-        per_key = cfg.max_sessions_per_key
-        if per_key and sum(o == owner for o in self.owners.values()) >= per_key:
-            raise TooManySessions("this API key is at its session limit; try later",
-                                  "key_busy")
-        self.active.add(session_id)
-        self.owners[session_id] = owner
-
-    def leave(self, session_id: str) -> None:
-        self.active.discard(session_id)
-        self.owners.pop(session_id, None)
-
-    def drain_signal(self) -> asyncio.Future[None]:
-        """Resolved when the server starts draining (:func:`drain_sessions`).
-
-        One future shared by every session, created in the running loop.
-        """
-        if self._draining is None:
-            self._draining = asyncio.get_running_loop().create_future()
-        return self._draining
 
 
 def create_app(cfg: ServerConfig, engines: Engines | None = None,
@@ -218,10 +171,6 @@ async def drain_sessions(app: Starlette) -> None:
         await asyncio.sleep(0.05)
     await webrtc
     log.info("drained; %d session(s) left", len(state.active))
-
-
-def _authorized(cfg: ServerConfig, conn: HTTPConnection) -> bool:
-    return caller(cfg, conn) is not None
 
 
 class StreamHandler:
@@ -372,7 +321,7 @@ class StreamHandler:
             self.recording = state.archive.open(self.session_id, self.owner, scfg, plan,
                                                 f"{scheme}://{self.ws.url.netloc}")
         session = state.engines.new_session(scfg, self.session_id)
-        self.relay = state.relays.open(self.session_id)
+        self.relay = state.relays.open(self.session_id, self.owner)
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
         state.metrics.sessions_started.labels("websocket").inc()
         self.run_task = asyncio.create_task(self.runner.run())
@@ -471,9 +420,10 @@ async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) 
     listener = None
     relay = None
     try:
-        if not _authorized(state.cfg, ws):
+        who = caller(state.cfg, ws)
+        if who is None:
             raise Unauthorized("missing or invalid API key")
-        relay = state.relays.get(session_id)
+        relay = state.relays.get(session_id, who)  # the owner's key only
         listener = relay.subscribe()
         log.info("listener joined", extra={"session": session_id})
         state.metrics.listeners.inc()

@@ -14,6 +14,7 @@ audio format), then the live stream from that point on.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,22 +104,31 @@ class Relay:
 
 
 class RelayHub:
-    """Relays of the running sessions, by session id."""
+    """Relays of the running sessions, by session id, each with its owner.
+
+    Only the owner (the hash of the API key that started the session) may listen;
+    anyone else gets the same answer as for an id that does not exist, so a
+    session id is no capability and other tenants learn nothing from probing.
+    """
 
     def __init__(self) -> None:
-        self._relays: dict[str, Relay] = {}
+        self._relays: dict[str, tuple[Relay, str]] = {}
 
-    def open(self, session_id: str) -> Relay:
-        relay = self._relays[session_id] = Relay()
+    def open(self, session_id: str, owner: str) -> Relay:
+        relay = Relay()
+        self._relays[session_id] = (relay, owner)
         return relay
 
-    def get(self, session_id: str) -> Relay:
-        relay = self._relays.get(session_id)
-        if relay is None:
+    def get(self, session_id: str, caller: str) -> Relay:
+        """The relay of ``session_id`` if ``caller`` owns it, else UnknownSession."""
+        found = self._relays.get(session_id)
+        # Compared in constant time; an unknown id is compared too (same timing).
+        owner = found[1] if found is not None else "\0"
+        if not hmac.compare_digest(owner.encode(), caller.encode()) or found is None:
             raise UnknownSession("no running session with this id")
-        return relay
+        return found[0]
 
     def close(self, session_id: str) -> None:
-        relay = self._relays.pop(session_id, None)
-        if relay is not None:
-            relay.end()
+        found = self._relays.pop(session_id, None)
+        if found is not None:
+            found[0].end()

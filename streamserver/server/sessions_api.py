@@ -28,7 +28,7 @@ from .recording import (
 )
 
 if TYPE_CHECKING:
-    from .app import ServerState
+    from .state import ServerState
 
 _SESSION_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: anything else cannot exist
 _NO_STORE = {"Cache-Control": "no-store"}

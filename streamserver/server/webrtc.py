@@ -67,7 +67,7 @@ from .recording import RecordingPlan, SessionRecording
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from .app import ServerState
+    from .state import ServerState
 
 log = logging.getLogger("streamserver.webrtc")
 
@@ -255,7 +255,7 @@ class WebRtcSession:
             asyncio.get_running_loop().create_future()
         )
         session = state.engines.new_session(scfg, self.session_id)
-        self.relay = state.relays.open(self.session_id)  # fan-out to listeners
+        self.relay = state.relays.open(self.session_id, self.owner)  # fan-out to listeners
         self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
         self._tasks: list[asyncio.Task[Any]] = []
         self.done: asyncio.Task[None] | None = None
@@ -700,14 +700,13 @@ class WebRtcListener:
 
 async def webrtc_listen(request: Request) -> JSONResponse:
     """``POST /v1/sessions/{id}/listen/webrtc``: hear a running session over WebRTC."""
-    from .app import _authorized
-
     state: ServerState = request.app.state.streamserver
     try:
-        if not _authorized(state.cfg, request):  # type: ignore[arg-type]
+        who = caller(state.cfg, request)
+        if who is None:
             raise Unauthorized("missing or invalid API key")
         body = await _read_offer(request)
-        listener = WebRtcListener(state.relays.get(request.path_params["session_id"]))
+        listener = WebRtcListener(state.relays.get(request.path_params["session_id"], who))
     except ProtocolError as exc:
         return _error_response(exc)
     try:

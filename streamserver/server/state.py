@@ -1,0 +1,64 @@
+"""What every endpoint of one server shares: config, models, sessions and owners.
+
+Endpoint modules (``app``, ``sessions_api``, ``webrtc``) import this and
+:mod:`.auth`, never each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ..config import ServerConfig
+from ..engines.bundle import Engines
+from ..metrics import Metrics
+from ..protocol import TooManySessions
+from ..runtime import ModelPool
+from .fanout import RelayHub
+from .recording import Archive
+
+
+@dataclass
+class ServerState:
+    cfg: ServerConfig
+    engines: Engines | None = None
+    pool: ModelPool | None = None
+    active: set[str] = field(default_factory=set)
+    owners: dict[str, str] = field(default_factory=dict)  # session id -> API key hash
+    relays: RelayHub = field(default_factory=RelayHub)
+    metrics: Metrics = field(default_factory=Metrics)
+    ready: bool = False
+    shutting_down: bool = False
+    archive: Archive | None = None  # the artefact store, webhooks (docs/privacy.md)
+    drain_deadline: float = 0.0  # monotonic; set when draining starts
+    _draining: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def admit(self, session_id: str, owner: str) -> None:
+        """Count a new session in, or raise TooManySessions ("try later", 1013).
+
+        Every transport calls this before starting a session and :meth:`leave` when
+        it ends; running sessions are never affected by a refusal."""
+        cfg = self.cfg
+        if self.shutting_down or not self.ready:
+            raise TooManySessions("server is not accepting sessions; try later")
+        if len(self.active) >= cfg.max_sessions:
+            raise TooManySessions("server is at capacity; try later")
+        per_key = cfg.max_sessions_per_key
+        if per_key and sum(o == owner for o in self.owners.values()) >= per_key:
+            raise TooManySessions("this API key is at its session limit; try later",
+                                  "key_busy")
+        self.active.add(session_id)
+        self.owners[session_id] = owner
+
+    def leave(self, session_id: str) -> None:
+        self.active.discard(session_id)
+        self.owners.pop(session_id, None)
+
+    def drain_signal(self) -> asyncio.Future[None]:
+        """Resolved when the server starts draining (:func:`drain_sessions`).
+
+        One future shared by every session, created in the running loop.
+        """
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_future()
+        return self._draining

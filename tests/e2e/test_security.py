@@ -1,0 +1,123 @@
+"""Tenant isolation against a real server on loopback (issue 15).
+
+Two API keys are two tenants. A session id is no capability: only the key that
+started a session may listen to it, over WebSocket or WebRTC; any other key gets
+exactly the answer an unknown id gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import websockets
+
+from streamserver import audio as audio_mod
+from tests.conftest import FIXTURES, RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.e2e
+
+KEY_A, KEY_B = "tenant-a-0123456789", "tenant-b-0123456789"
+RATE = 16000
+FRAME = RATE // 50
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("tenants"),
+                       env={"STREAMSERVER_API_KEYS": f"{KEY_A},{KEY_B}"})
+    yield srv
+    stop_server(srv)
+
+
+async def _listen_ws(url: str) -> tuple[list[dict[str, Any]], int, int | None]:
+    """(events, audio bytes, close code) of one listener, until the server closes."""
+    events: list[dict[str, Any]] = []
+    audio = 0
+    async with websockets.connect(url) as ws:
+        try:
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    audio += len(msg)
+                else:
+                    events.append(json.loads(msg))
+        except websockets.ConnectionClosed:
+            pass
+        return events, audio, ws.close_code
+
+
+def _post(url: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+async def _webrtc_listen(srv: RunningServer, session_id: str, key: str) -> tuple[int, dict]:
+    """A listener's real offer; refused before any ICE, so no packet is ever sent."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.createDataChannel("events")
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": "offer"}
+        url = f"{srv.http}/v1/sessions/{session_id}/listen/webrtc"
+        return await asyncio.to_thread(_post, url, body, key)
+    finally:
+        await pc.close()
+
+
+def test_only_the_owner_may_listen(tenants: RunningServer) -> None:
+    samples, rate = audio_mod.read_wav(FIXTURES / "dev_008.wav")
+    assert rate == RATE
+    speech = samples[:, 0]
+
+    async def go() -> dict[str, Any]:
+        url = f"{tenants.url}?encoding=pcm_s16le&sample_rate={RATE}&pace=realtime&token={KEY_A}"
+        seen: dict[str, Any] = {}
+        async with websockets.connect(url) as ws:
+            begin = json.loads(await ws.recv())
+            session_id = begin["session_id"]
+            listen = tenants.url.replace("/v1/stream", "/v1/sessions/{}/listen?token={}")
+
+            async def probes() -> None:
+                seen["b"] = await _listen_ws(listen.format(session_id, KEY_B))
+                seen["b_unknown"] = await _listen_ws(listen.format("0" * 32, KEY_B))
+                seen["b_webrtc"] = await _webrtc_listen(tenants, session_id, KEY_B)
+                seen["a"] = await _listen_ws(listen.format(session_id, KEY_A))
+
+            probe = asyncio.create_task(probes())
+            t0 = time.monotonic()
+            for i in range(0, speech.size, FRAME):
+                await ws.send(speech[i:i + FRAME].tobytes())
+                await asyncio.sleep(max(0.0, t0 + (i + FRAME) / RATE - time.monotonic()))
+            await ws.send(json.dumps({"type": "close"}))
+            async for _ in ws:
+                pass
+            await asyncio.wait_for(probe, timeout=30)
+        seen["id"] = session_id
+        return seen
+
+    seen = asyncio.run(go())
+    b_events, b_audio, b_code = seen["b"]
+    # Key B hears nothing, not even that the session exists.
+    assert b_audio == 0 and [e["type"] for e in b_events] == ["error"]
+    assert b_events == seen["b_unknown"][0] and b_code == seen["b_unknown"][2] == 4404
+    assert b_events[0]["code"] == "unknown_session"
+    status, body = seen["b_webrtc"]
+    assert status == 404 and body["code"] == "unknown_session"
+    # The owner's key listens as before.
+    a_events, a_audio, _ = seen["a"]
+    assert a_events[0]["type"] == "session.begin" and a_events[0]["session_id"] == seen["id"]
+    assert a_audio > 0 and a_events[-1]["type"] == "session.end"
