@@ -104,6 +104,10 @@ def validate_url(url: str) -> str:
     """
     if not url or len(url) > 2048 or any(c <= " " or c == "\x7f" for c in url):
         raise WebhookUrlError("webhook_url must be a plain http(s) URL")
+    if not url.isascii():
+        # An HTTP request line is bytes: a non-ASCII URL cannot be sent as it is.
+        raise WebhookUrlError("webhook_url must be ASCII: IDNA-encode the host "
+                              "(xn--...) and percent-encode the path and query")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -326,6 +330,12 @@ class WebhookSender:
             delivery = await self._queue.get()
             try:
                 await self._deliver(delivery)
+            except Exception as exc:
+                # Last resort: whatever one delivery raises, the worker lives on for
+                # the others (the type only: an exception's text may quote the URL).
+                log.error("webhook delivery failed: %s", type(exc).__name__,
+                          extra={"session": delivery.session_id})
+                self._finish(delivery, Outcome.REJECTED, 0, None)
             finally:
                 self._queue.task_done()
 
@@ -348,6 +358,11 @@ class WebhookSender:
                     status = await self._post(d.url, d.body, headers, cfg.timeout_s)
                 except (OSError, TimeoutError, WebhookTransportError) as exc:
                     status, error = None, type(exc).__name__
+                except Exception as exc:  # not the network: a retry cannot fix it
+                    log.error("webhook attempt failed: %s", type(exc).__name__,
+                              extra={"session": d.session_id})
+                    self._finish(d, Outcome.REJECTED, attempt, None)
+                    return
                 if status is not None and 200 <= status < 300:
                     self._finish(d, Outcome.DELIVERED, attempt, status)
                     return

@@ -206,6 +206,9 @@ def test_recording_refusals_are_typed(rec: Recording, server: RunningServer) -> 
         (rec.server.url + q + "&record=true&retention_s=90000&token=" + ALICE, "may not exceed"),
         (rec.server.url + q + "&webhook_url=http://127.0.0.1:9/x&token=" + ALICE, "record=true"),
         (rec.server.url + q + "&record=true&webhook_url=ftp://h/x&token=" + ALICE, "http"),
+        # Decoded to a non-ASCII URL: once it killed a webhook worker; now refused.
+        (rec.server.url + q + "&record=true&webhook_url=http://127.0.0.1:9/%E2%82%AC&token="
+         + ALICE, "ASCII"),
     ]
     for url, words in cases:
         _, events, close = asyncio.run(_raw_session(url, []))

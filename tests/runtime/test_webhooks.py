@@ -99,6 +99,7 @@ def test_validate_url_accepts_plain_http_urls(url: str) -> None:
     "", "ftp://example.com/", "javascript:alert(1)", "example.com/hook",
     "http://user:pw@example.com/", "https://token@example.com/", "http:///path",
     "http://example.com:99999/", "http://exa mple.com/", "http://h/\r\nX-Evil: 1",
+    "http://127.0.0.1/\u20ac", "http://b\u00fccher.example/hook", "http://h/?q=\u00e9",
 ])
 def test_validate_url_rejects_other_schemes_credentials_and_junk(url: str) -> None:
     with pytest.raises(WebhookUrlError) as info:
@@ -359,3 +360,34 @@ def test_submit_rejects_a_bad_url_before_queueing() -> None:
     with pytest.raises(WebhookUrlError):
         sender.submit("http://user:pw@example.com/", PAYLOAD)
     assert sender.stats.submitted == 0
+
+
+def test_a_delivery_that_raises_anything_leaves_every_worker_alive() -> None:
+    """A post that raises what no network error is (a bug, an encoding error) ends
+    that delivery only; with every worker hit once, the next delivery still goes."""
+    config = WebhookConfig(workers=2, max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.01)
+    calls: list[str] = []
+
+    async def post(url: str, body: bytes, headers: object, timeout_s: float) -> int:
+        calls.append(url)
+        if "boom" in url:
+            raise UnicodeEncodeError("latin-1", "\u20ac", 0, 1, "cannot encode")
+        return 200
+
+    async def go() -> list[DeliveryResult]:
+        results: list[DeliveryResult] = []
+        async with WebhookSender(SECRET, config, post=post,
+                                 on_result=results.append) as sender:
+            for i in range(4):  # more failures than workers
+                assert sender.submit(f"http://127.0.0.1:9/boom{i}", PAYLOAD)
+            assert sender.submit("http://127.0.0.1:9/fine", PAYLOAD)
+            for _ in range(100):
+                if len(results) == 5:
+                    break
+                await asyncio.sleep(0.01)
+        return results
+
+    results = asyncio.run(go())
+    outcomes = sorted((r.outcome.value, r.attempts) for r in results)
+    assert outcomes == [("delivered", 1)] + [("rejected", 1)] * 4
+    assert len(calls) == 5  # no retry of what a retry cannot fix
