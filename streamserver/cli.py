@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "connected)")
     rec.add_argument("--webhook-secret-file", default=None,
                      help="the webhook signing secret (or STREAMSERVER_WEBHOOK_SECRET)")
+    rec.add_argument("--webhook-allowed-hosts", default=None, metavar="LIST",
+                     help="comma list of hosts, globs and networks webhooks may reach besides "
+                          "public addresses (or STREAMSERVER_WEBHOOK_ALLOWED_HOSTS)")
 
     hk = sub.add_parser("hash-key", help="print the SHA-256 of an API key read from stdin "
                                          "(for STREAMSERVER_API_KEY_HASHES)")
@@ -350,6 +353,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             data_key_file=args.data_key_file, record_sessions=args.record_sessions,
             retention_s=args.retention, sweep_interval_s=args.sweep_interval,
             public_url=args.public_url, webhook_secret_file=args.webhook_secret_file,
+            webhook_allowed_hosts=(tuple(h.strip() for h in args.webhook_allowed_hosts.split(",")
+                                         if h.strip())
+                                   if args.webhook_allowed_hosts is not None else None),
             allocator=args.allocator,
         )
         use_jemalloc(cfg)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from .core.pii.entities import ALIASES, CATALOGUE
 from .core.pii.entities import DEFAULT_ENTITIES as DEFAULT_ENTITIES
-from .webhooks import WebhookUrlError, validate_url
+from .webhooks import DestinationPolicy, WebhookUrlError, validate_url
 
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 PCM_RATES = (8000, 16000, 24000, 48000)
@@ -350,6 +350,9 @@ class ServerConfig:
     # scheme and host the session's client connected to.
     public_url: str = ""
     webhook_secret_file: str = ""  # or STREAMSERVER_WEBHOOK_SECRET
+    # Webhooks reach public addresses only; these hosts, globs and networks too
+    # ("hooks.internal", "*.corp.example", "10.0.0.0/8", "127.0.0.1").
+    webhook_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
@@ -409,6 +412,9 @@ class ServerConfig:
             public_url=os.environ.get("STREAMSERVER_PUBLIC_URL", d.public_url),
             webhook_secret_file=os.environ.get("STREAMSERVER_WEBHOOK_SECRET_FILE",
                                                d.webhook_secret_file),
+            webhook_allowed_hosts=tuple(
+                h.strip() for h in os.environ.get("STREAMSERVER_WEBHOOK_ALLOWED_HOSTS",
+                                                  "").split(",") if h.strip()),
         )
         asr_over = {
             k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None
@@ -438,6 +444,10 @@ class ServerConfig:
             raise ConfigError("0 < send_low_water_bytes < send_high_water_bytes")
         if self.max_pending_audio_s <= 0 or self.send_queue_messages < 16:
             raise ConfigError("max_pending_audio_s must be > 0, send_queue_messages >= 16")
+        try:
+            DestinationPolicy(self.webhook_allowed_hosts)
+        except ValueError as exc:
+            raise ConfigError(f"webhook_allowed_hosts: {exc}") from None
         if bool(self.tls_certfile) != bool(self.tls_keyfile):
             raise ConfigError("TLS needs both certfile and keyfile")
         if not 0 <= self.shutdown_grace_s <= 3600:

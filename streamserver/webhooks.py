@@ -26,11 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import fnmatch
+import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
+import socket
 import ssl
 import time
 import uuid
@@ -133,6 +137,112 @@ def is_retryable(status: int) -> bool:
     return status >= 500 or status == 429
 
 
+# --- where a webhook may go (pure) ------------------------------------------------------
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class WebhookDestinationError(Exception):
+    """The URL's host is (or resolves to) an address webhooks may not reach."""
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """Globally routable unicast: not loopback, private, link-local (cloud metadata
+    at 169.254.169.254), shared, multicast, reserved or unspecified — also when
+    an IPv4 address hides inside IPv6 (mapped, NAT64)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public_address(ip.ipv4_mapped)
+        if ip in _NAT64:
+            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return (ip.is_global and not ip.is_multicast and not ip.is_reserved
+            and not ip.is_unspecified and not ip.is_loopback and not ip.is_link_local)
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Webhooks go to public addresses only, unless the operator allows more.
+
+    ``allowed``: host names (``hooks.internal``), globs (``*.corp.example``) and
+    addresses or networks (``10.1.2.3``, ``10.0.0.0/8``, ``::1``) that may be
+    reached even though they are not public. A name is checked as written in the
+    URL, an address after resolution; every address a name resolves to must pass.
+    """
+
+    allowed: tuple[str, ...] = ()
+    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default=(), init=False, repr=False)
+    _names: tuple[str, ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        networks, names = [], []
+        for entry in (e.strip().lower() for e in self.allowed):
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+            except ValueError:
+                if not entry.replace("*", "a").replace("-", "a").replace(".", "a").isalnum():
+                    raise ValueError(f"not a host name, glob or network: {entry[:60]!r}") \
+                        from None
+                names.append(entry)
+        object.__setattr__(self, "_networks", tuple(networks))
+        object.__setattr__(self, "_names", tuple(names))
+
+    def name_allowed(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(fnmatch.fnmatchcase(host, pattern) for pattern in self._names)
+
+    def address_allowed(self, host: str, ip: IPAddress) -> bool:
+        return (is_public_address(ip) or self.name_allowed(host)
+                or any(ip in net for net in self._networks))
+
+    def check_literal(self, url: str) -> None:
+        """At set-up: a URL whose host is an address (or localhost) must pass now;
+        names are checked on every delivery, after resolution."""
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            if host == "localhost" or host.endswith(".localhost"):
+                ip = ipaddress.ip_address("127.0.0.1")
+            else:
+                return
+        if not self.address_allowed(host, ip):
+            raise WebhookDestinationError(
+                "webhook_url points to a loopback, private, link-local or reserved "
+                "address (the operator may allow it: webhook_allowed_hosts)")
+
+
+# (host, port) -> the host's addresses.
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+
+async def resolve_host(host: str, port: int) -> list[IPAddress]:
+    """The addresses of ``host`` (an address literal resolves to itself, no DNS)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+async def pinned_address(host: str, port: int, policy: DestinationPolicy,
+                         resolve: Resolver = resolve_host) -> IPAddress:
+    """The address to connect to: resolved once, every address checked, the first
+    one used. Connecting to it (not to the name) means a second DNS answer cannot
+    swap in a private address after the check (DNS rebinding)."""
+    addresses = await resolve(host, port)
+    if not addresses:
+        raise WebhookDestinationError("the webhook host has no address")
+    if not all(policy.address_allowed(host, ip) for ip in addresses):
+        raise WebhookDestinationError("the webhook host resolves to an address webhooks "
+                                      "may not reach")
+    return addresses[0]
+
+
 # --- transport -----------------------------------------------------------------------
 
 # (url, body, headers, timeout_s) -> HTTP status. Raises OSError / TimeoutError /
@@ -144,9 +254,14 @@ class WebhookTransportError(Exception):
     """The receiver answered something that is not an HTTP response."""
 
 
-async def post_http(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float) -> int:
+async def post_http(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
+                    *, policy: DestinationPolicy | None = None,
+                    resolve: Resolver = resolve_host) -> int:
     """POST over asyncio streams (HTTP/1.1, one connection per request); only the status
-    line is read. Kept in the stdlib so the server needs no HTTP client dependency."""
+    line is read, so redirects are never followed. Connects to the address
+    :func:`pinned_address` checked against ``policy`` (default: public addresses
+    only). Kept in the stdlib so the server needs no HTTP client dependency."""
+    policy = policy if policy is not None else DestinationPolicy()
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     host = parts.hostname or ""
@@ -158,9 +273,10 @@ async def post_http(url: str, body: bytes, headers: Mapping[str, str], timeout_s
     head += [f"{k}: {v}" for k, v in headers.items()]
     request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
     async with asyncio.timeout(timeout_s):
+        ip = await pinned_address(host, port, policy, resolve)
         reader, writer = await asyncio.open_connection(
-            host, port, ssl=ssl.create_default_context() if secure else None,
-            limit=_MAX_STATUS_LINE,
+            str(ip), port, ssl=ssl.create_default_context() if secure else None,
+            server_hostname=host if secure else None, limit=_MAX_STATUS_LINE,
         )
         try:
             writer.write(request)
@@ -247,7 +363,8 @@ class WebhookSender:
         secret: bytes,
         config: WebhookConfig | None = None,
         *,
-        post: Post = post_http,
+        policy: DestinationPolicy | None = None,
+        post: Post | None = None,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         on_result: Callable[[DeliveryResult], None] | None = None,
@@ -256,7 +373,10 @@ class WebhookSender:
             raise ValueError("webhook secret must not be empty")
         self._secret = secret
         self.config = config or WebhookConfig()
-        self._post = post
+        # Where deliveries may go (public addresses unless allowed); ``post`` replaces
+        # the transport altogether (fault injection in tests).
+        self.policy = policy if policy is not None else DestinationPolicy()
+        self._post = post or functools.partial(post_http, policy=self.policy)
         self._clock = clock
         self._rand = rand
         self._on_result = on_result
@@ -356,6 +476,11 @@ class WebhookSender:
                 error: str | None = None
                 try:
                     status = await self._post(d.url, d.body, headers, cfg.timeout_s)
+                except WebhookDestinationError:
+                    log.warning("webhook destination refused (not a public address)",
+                                extra={"session": d.session_id})
+                    self._finish(d, Outcome.REJECTED, attempt, None)
+                    return
                 except (OSError, TimeoutError, WebhookTransportError) as exc:
                     status, error = None, type(exc).__name__
                 except Exception as exc:  # not the network: a retry cannot fix it

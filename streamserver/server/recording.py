@@ -44,7 +44,7 @@ from ..storage import (
     sweep_forever,
 )
 from ..storage.crypto import ENV_VAR as KEYS_ENV
-from ..webhooks import WebhookSender
+from ..webhooks import DestinationPolicy, WebhookDestinationError, WebhookSender
 
 log = logging.getLogger("streamserver.recording")
 
@@ -109,6 +109,11 @@ def plan_recording(scfg: SessionConfig, cfg: ServerConfig, store_ready: bool,
         raise ConfigError(f"retention_s may not exceed the server's {cfg.retention_s} s")
     if scfg.webhook_url and not webhooks_ready:
         raise ConfigError("webhook_url needs the server's webhook secret to be configured")
+    if scfg.webhook_url:
+        try:  # an address or localhost is refused now; names on every delivery
+            DestinationPolicy(cfg.webhook_allowed_hosts).check_literal(scfg.webhook_url)
+        except WebhookDestinationError as exc:
+            raise ConfigError(str(exc)) from None
     return RecordingPlan(scfg.retention_s or cfg.retention_s, scfg.webhook_url)
 
 
@@ -459,7 +464,8 @@ def open_archive(cfg: ServerConfig, environ: Mapping[str, str] | None = None) ->
         return Archive(cfg, None, None)
     store = _open_store(cfg, keyring)
     secret = _webhook_secret(cfg, env)
-    sender = WebhookSender(secret) if secret else None
+    policy = DestinationPolicy(cfg.webhook_allowed_hosts)
+    sender = WebhookSender(secret, policy=policy) if secret else None
     log.info("artefact store open", extra={"stats": {"key_ids": len(keyring.key_ids),
                                                      "retention_s": cfg.retention_s}})
     return Archive(cfg, store, sender)

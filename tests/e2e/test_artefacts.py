@@ -50,6 +50,8 @@ def _env(root: Path, keys: str) -> dict[str, str]:
         "STREAMSERVER_DATA_KEYS": keys,
         "STREAMSERVER_DATA_DIR": str(root / "data"),
         "STREAMSERVER_WEBHOOK_SECRET": SECRET,
+        # The test receivers listen on loopback, which webhooks may not reach by default.
+        "STREAMSERVER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "STREAMSERVER_API_KEYS": f"{ALICE},{BOB}",
         "STREAMSERVER_SWEEP_INTERVAL_S": "0.5",
         "TMPDIR": str(root / "tmp"),

@@ -121,3 +121,27 @@ def test_only_the_owner_may_listen(tenants: RunningServer) -> None:
     a_events, a_audio, _ = seen["a"]
     assert a_events[0]["type"] == "session.begin" and a_events[0]["session_id"] == seen["id"]
     assert a_audio > 0 and a_events[-1]["type"] == "session.end"
+
+
+def test_webhooks_to_loopback_or_private_addresses_are_refused(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No allow-list: a webhook_url naming loopback, localhost, link-local metadata or
+    a private address is refused with bad_config before any audio (nothing is sent)."""
+    from streamserver.storage.crypto import KeyRing
+    from tests.e2e.test_stream import _raw_session
+
+    root = tmp_path_factory.mktemp("hooks")
+    srv = start_server(root, env={
+        "STREAMSERVER_API_KEYS": KEY_A, "STREAMSERVER_DATA_KEYS": f"k1:{KeyRing.generate_key()}",
+        "STREAMSERVER_DATA_DIR": str(root / "data"), "STREAMSERVER_WEBHOOK_SECRET": "s3cret"})
+    try:
+        q = f"?encoding=pcm_s16le&sample_rate=16000&pace=asap&record=true&token={KEY_A}"
+        for hook in ("http://127.0.0.1:9/x", "http://localhost:9/x", "http://[::1]:9/x",
+                     "http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/x"):
+            _, events, close = asyncio.run(_raw_session(f"{srv.url}{q}&webhook_url={hook}", []))
+            assert [e["type"] for e in events] == ["error"], hook
+            assert events[0]["code"] == "bad_config" and close == 4400
+            assert "webhook_allowed_hosts" in events[0]["message"]
+            assert hook not in events[0]["message"]
+    finally:
+        stop_server(srv)

@@ -13,15 +13,22 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from streamserver import webhooks
 from streamserver.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     DeliveryResult,
+    DestinationPolicy,
     Outcome,
     WebhookConfig,
+    WebhookDestinationError,
     WebhookSender,
     WebhookUrlError,
     backoff_delay,
+    is_public_address,
+    pinned_address,
+    post_http,
+    resolve_host,
     sign,
     validate_url,
     verify,
@@ -30,9 +37,25 @@ from streamserver.webhooks import (
 SECRET = b"whsec-test-0123456789"
 PAYLOAD = {"status": "redacted_audio_ready", "session_id": "sess-1",
            "redacted_audio_url": "http://127.0.0.1/v1/sessions/sess-1/audio"}
+# The receivers here listen on 127.0.0.1: allowed explicitly (the default refuses it).
+LOOPBACK = DestinationPolicy(("127.0.0.1",))
 # Tiny backoff so retry tests take milliseconds.
 FAST = WebhookConfig(timeout_s=2.0, backoff_base_s=0.02, backoff_max_s=0.1, jitter=0.0,
                      close_grace_s=1.0)
+
+
+@pytest.fixture(autouse=True)
+def only_loopback_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the code under test does, no connection leaves 127.0.0.0/8 or ::1."""
+    import ipaddress
+
+    real = asyncio.open_connection
+
+    async def guarded(host: str, port: int, **kw: object):  # type: ignore[no-untyped-def]
+        assert ipaddress.ip_address(host).is_loopback, f"connection to {host} attempted"
+        return await real(host, port, **kw)
+
+    monkeypatch.setattr(webhooks.asyncio, "open_connection", guarded)
 
 
 # --- signing (pure) -------------------------------------------------------------------
@@ -177,7 +200,8 @@ async def _with_sender(
                                           Awaitable[None]],
 ) -> None:
     results: asyncio.Queue[DeliveryResult] = asyncio.Queue(64)
-    async with WebhookSender(SECRET, config, on_result=results.put_nowait) as sender:
+    async with WebhookSender(SECRET, config, policy=LOOPBACK,
+                             on_result=results.put_nowait) as sender:
         await body(sender, results)
 
 
@@ -285,7 +309,8 @@ def test_submit_never_blocks_and_refuses_when_full_then_close_is_prompt() -> Non
 
     async def go() -> float:
         rx = await Receiver(hang=True).start()
-        sender = WebhookSender(SECRET, config, on_result=lambda r: outcomes.append(r.outcome))
+        sender = WebhookSender(SECRET, config, policy=LOOPBACK,
+                               on_result=lambda r: outcomes.append(r.outcome))
         sender.start()
         assert sender.submit(rx.url, PAYLOAD)
         while not rx.requests:  # the only worker is now stuck on the hanging receiver
@@ -314,7 +339,7 @@ def test_close_abandons_pending_retries_at_once_and_lets_in_flight_finish() -> N
     async def go() -> float:
         failing = await Receiver(default=500).start()
         ok = await Receiver().start()
-        sender = WebhookSender(SECRET, config, on_result=results.append)
+        sender = WebhookSender(SECRET, config, policy=LOOPBACK, on_result=results.append)
         sender.start()
         assert sender.submit(failing.url, PAYLOAD)
         while not failing.requests:
@@ -391,3 +416,139 @@ def test_a_delivery_that_raises_anything_leaves_every_worker_alive() -> None:
     outcomes = sorted((r.outcome.value, r.attempts) for r in results)
     assert outcomes == [("delivered", 1)] + [("rejected", 1)] * 4
     assert len(calls) == 5  # no retry of what a retry cannot fix
+
+
+# --- destinations (SSRF): classified and resolved without touching the network ------
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("127.0.0.1", False), ("127.8.9.10", False), ("10.1.2.3", False), ("172.16.0.1", False),
+    ("192.168.1.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
+    ("0.0.0.0", False), ("224.0.0.1", False), ("239.255.255.250", False), ("240.0.0.1", False),
+    ("255.255.255.255", False), ("192.0.2.1", False), ("198.18.0.1", False),
+    ("::1", False), ("::", False), ("fe80::1", False), ("fd00:ec2::254", False),
+    ("ff02::1", False), ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False),
+    ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::808:808", True),
+    ("8.8.8.8", True), ("93.184.216.34", True), ("2606:4700::1111", True),
+])
+def test_public_addresses_are_told_from_the_rest(address: str, public: bool) -> None:
+    import ipaddress
+
+    assert is_public_address(ipaddress.ip_address(address)) is public
+
+
+def test_operator_allow_list_takes_names_globs_and_networks() -> None:
+    import ipaddress
+
+    policy = DestinationPolicy(("hooks.internal", "*.corp.example", "10.0.0.0/8", "[::1]"))
+    ip = ipaddress.ip_address
+    assert policy.address_allowed("x", ip("10.9.9.9"))
+    assert policy.address_allowed("x", ip("::1"))
+    assert not policy.address_allowed("x", ip("192.168.0.1"))
+    assert policy.address_allowed("Hooks.Internal.", ip("192.168.0.1"))
+    assert policy.address_allowed("a.b.corp.example", ip("172.16.0.1"))
+    assert not policy.address_allowed("corp.example.evil", ip("172.16.0.1"))
+    with pytest.raises(ValueError):
+        DestinationPolicy(("http://x/",))
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:9/h", "http://[::1]/h", "http://localhost:8080/", "http://LOCALHOST./",
+    "http://api.localhost/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/",
+    "http://[::ffff:7f00:1]/", "http://0.0.0.0:80/",
+])
+def test_addresses_in_the_url_are_refused_at_set_up(url: str) -> None:
+    with pytest.raises(WebhookDestinationError):
+        DestinationPolicy().check_literal(url)
+    DestinationPolicy(("127.0.0.0/8", "::/0", "0.0.0.0/0", "localhost", "*.localhost")
+                      ).check_literal(url)
+
+
+def _resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    import ipaddress
+
+    async def resolve(host: str, port: int) -> list:  # type: ignore[type-arg]
+        return [ipaddress.ip_address(a) for a in table[host]]
+
+    return resolve
+
+
+def test_every_resolved_address_must_pass_and_the_first_is_pinned() -> None:
+    resolve = _resolver({"hooks.test": ["127.0.0.1"], "mixed.test": ["8.8.8.8", "10.0.0.1"],
+                         "public.test": ["8.8.4.4", "8.8.8.8"], "none.test": []})
+
+    async def go() -> None:
+        for host in ("hooks.test", "mixed.test", "none.test"):
+            with pytest.raises(WebhookDestinationError):
+                await pinned_address(host, 80, DestinationPolicy(), resolve)
+        assert str(await pinned_address("public.test", 80, DestinationPolicy(), resolve)) \
+            == "8.8.4.4"
+        allowed = DestinationPolicy(("hooks.test",))
+        assert str(await pinned_address("hooks.test", 80, allowed, resolve)) == "127.0.0.1"
+
+    asyncio.run(go())
+
+
+def test_a_name_resolving_to_metadata_is_refused_before_any_connection() -> None:
+    resolve = _resolver({"evil.test": ["169.254.169.254"]})
+
+    async def go() -> None:
+        with pytest.raises(WebhookDestinationError):
+            await post_http("http://evil.test/latest", b"{}", {}, 2.0, resolve=resolve)
+
+    asyncio.run(go())  # the guard fixture fails the test on any connection attempt
+
+
+def test_the_real_resolver_maps_localhost_to_loopback_and_it_is_refused() -> None:
+    async def go() -> None:
+        addresses = await resolve_host("localhost", 80)
+        assert addresses and all(a.is_loopback for a in addresses)
+        with pytest.raises(WebhookDestinationError):
+            await pinned_address("localhost", 80, DestinationPolicy())
+
+    asyncio.run(go())
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_name_as_host() -> None:
+    """A name the operator allowed, resolved once to 127.0.0.1: the POST reaches the
+    receiver there, whatever the name would resolve to later."""
+    async def go() -> list[Received]:
+        rx = await Receiver().start()
+        calls = 0
+
+        async def resolve(host: str, port: int) -> list:  # type: ignore[type-arg]
+            nonlocal calls
+            calls += 1
+            import ipaddress
+            return [ipaddress.ip_address("127.0.0.1")] if calls == 1 else []
+
+        url = f"http://hooks.test:{rx.port}/hooks/streamserver?tenant=7"
+        body = json.dumps(PAYLOAD).encode()
+        headers = {SIGNATURE_HEADER: sign(SECRET, body, time.time()), DELIVERY_HEADER: "d1",
+                   "Content-Type": "application/json"}
+        status = await post_http(url, body, headers, 2.0,
+                                 policy=DestinationPolicy(("hooks.test",)), resolve=resolve)
+        await rx.close()
+        assert status == 200 and calls == 1
+        return rx.requests
+
+    [req] = asyncio.run(go())
+    assert req.signature_ok
+
+
+def test_the_default_sender_refuses_a_loopback_receiver_without_retrying() -> None:
+    async def go() -> tuple[list[DeliveryResult], int]:
+        rx = await Receiver().start()
+        results: list[DeliveryResult] = []
+        async with WebhookSender(SECRET, FAST, on_result=results.append) as sender:
+            assert sender.submit(rx.url, PAYLOAD)
+            for _ in range(200):
+                if results:
+                    break
+                await asyncio.sleep(0.01)
+        await rx.close()
+        return results, len(rx.requests)
+
+    results, received = asyncio.run(go())
+    assert received == 0
+    assert [(r.outcome, r.attempts) for r in results] == [(Outcome.REJECTED, 1)]
