@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     hk = sub.add_parser("hash-key", help="print the SHA-256 of an API key read from stdin "
                                          "(for STREAMSERVER_API_KEY_HASHES)")
     hk.set_defaults(command="hash-key")
+    ws = sub.add_parser("webhook-secret", help="print the secret a tenant verifies its "
+                        "webhooks with, for the API key read from stdin (server secret from "
+                        "STREAMSERVER_WEBHOOK_SECRET or --webhook-secret-file)")
+    ws.add_argument("--webhook-secret-file", default=None)
+    ws.add_argument("--anonymous", action="store_true",
+                    help="for a server without API keys (no key on stdin)")
     sub.add_parser("gen-data-key", help="print a new data key line (key_id:base64) for "
                                         "STREAMSERVER_DATA_KEYS or a --data-key-file")
 
@@ -293,6 +299,34 @@ def _cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_webhook_secret(args: argparse.Namespace) -> int:
+    """One line per server secret (current first): what the tenant's receiver checks."""
+    from .server.auth import ANONYMOUS
+    from .server.recording import webhook_secrets
+    from .webhooks import tenant_secret
+
+    if args.anonymous:
+        tenant = ANONYMOUS
+    else:
+        key = sys.stdin.readline().strip()  # stdin, not argv (shell history, ps)
+        if not key:
+            print("streamserver webhook-secret: give the API key on stdin", file=sys.stderr)
+            return 2
+        tenant = hash_api_key(key)
+    try:
+        secrets = webhook_secrets(ServerConfig(webhook_secret_file=args.webhook_secret_file
+                                               or ""), os.environ)
+    except ConfigError as exc:
+        print(f"streamserver webhook-secret: {exc}", file=sys.stderr)
+        return 2
+    if not secrets:
+        print("streamserver webhook-secret: no webhook secret configured", file=sys.stderr)
+        return 2
+    for secret in secrets:
+        print(tenant_secret(secret, tenant).decode())
+    return 0
+
+
 def check_tls_files(cfg: ServerConfig) -> None:
     """Raise ConfigError unless the TLS files (if any) are a readable cert and its key."""
     import ssl
@@ -425,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     handler = {"serve": _cmd_serve, "redact": _cmd_redact, "stream": _cmd_stream,
-               "hash-key": _cmd_hash_key, "gen-data-key": _cmd_gen_data_key}[args.command]
+               "hash-key": _cmd_hash_key, "gen-data-key": _cmd_gen_data_key,
+               "webhook-secret": _cmd_webhook_secret}[args.command]
     return handler(args)
 
 

@@ -38,7 +38,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,10 +63,21 @@ def _mac(secret: bytes, timestamp: int, body: bytes) -> str:
     return hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def sign(secret: bytes, body: bytes, now: float) -> str:
-    """The ``Streamserver-Signature`` header value for ``body`` sent at ``now``."""
+def sign(secret: bytes | Sequence[bytes], body: bytes, now: float) -> str:
+    """The ``Streamserver-Signature`` header value for ``body`` sent at ``now``: one
+    ``v1=`` per secret (during a rotation, the new and the old)."""
     t = int(now)
-    return f"t={t},v1={_mac(secret, t, body)}"
+    secrets = [secret] if isinstance(secret, bytes) else list(secret)
+    return f"t={t}," + ",".join(f"v1={_mac(s, t, body)}" for s in secrets)
+
+
+def tenant_secret(server_secret: bytes, tenant: str) -> bytes:
+    """The secret one tenant's webhooks are signed with (``tenant``: the SHA-256 hex
+    of its API key, or ``anonymous``). Derived, so the operator stores one secret,
+    and a body signed for one tenant does not verify at another tenant's receiver.
+    ``streamserver webhook-secret`` prints it for a key."""
+    mac = hmac.new(server_secret, b"streamserver-webhook-v1:" + tenant.encode(), hashlib.sha256)
+    return mac.hexdigest().encode()
 
 
 def verify(
@@ -340,6 +351,7 @@ class _Delivery:
     url: str
     body: bytes
     session_id: str | None
+    secrets: tuple[bytes, ...] = field(repr=False)
 
 
 @dataclass
@@ -360,7 +372,7 @@ class WebhookSender:
 
     def __init__(
         self,
-        secret: bytes,
+        secret: bytes | Sequence[bytes],
         config: WebhookConfig | None = None,
         *,
         policy: DestinationPolicy | None = None,
@@ -369,9 +381,10 @@ class WebhookSender:
         rand: Callable[[], float] = random.random,
         on_result: Callable[[DeliveryResult], None] | None = None,
     ) -> None:
-        if not secret:
+        # The first secret is current; any others are being rotated out (still signed).
+        self._secrets = (secret,) if isinstance(secret, bytes) else tuple(secret)
+        if not self._secrets or not all(self._secrets):
             raise ValueError("webhook secret must not be empty")
-        self._secret = secret
         self.config = config or WebhookConfig()
         # Where deliveries may go (public addresses unless allowed); ``post`` replaces
         # the transport altogether (fault injection in tests).
@@ -402,8 +415,11 @@ class WebhookSender:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def submit(self, url: str, payload: Mapping[str, Any]) -> bool:
+    def submit(self, url: str, payload: Mapping[str, Any], tenant: str | None = None) -> bool:
         """Queue one delivery; False if the sender is full or closed. Never waits.
+
+        ``tenant``: signed with that tenant's secrets (:func:`tenant_secret`), not the
+        server's own.
 
         Raises :class:`WebhookUrlError` for a bad URL (validate it earlier with
         :func:`validate_url`), ``TypeError`` if ``payload`` is not JSON-serialisable.
@@ -411,8 +427,10 @@ class WebhookSender:
         validate_url(url)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         session_id = payload.get("session_id")
+        secrets = (self._secrets if tenant is None
+                   else tuple(tenant_secret(s, tenant) for s in self._secrets))
         delivery = _Delivery(str(uuid.uuid4()), url, body,
-                             session_id if isinstance(session_id, str) else None)
+                             session_id if isinstance(session_id, str) else None, secrets)
         if not self._accepting:
             return False
         try:
@@ -470,7 +488,7 @@ class WebhookSender:
                 # Re-signed per attempt, so a late retry is still within the tolerance.
                 headers = {
                     "Content-Type": "application/json",
-                    SIGNATURE_HEADER: sign(self._secret, d.body, self._clock()),
+                    SIGNATURE_HEADER: sign(d.secrets, d.body, self._clock()),
                     DELIVERY_HEADER: d.delivery_id,
                 }
                 error: str | None = None

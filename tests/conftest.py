@@ -59,6 +59,8 @@ def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None,
     readiness is polled over https with this client context.
     """
     port = _free_port()
+    # "{port}" in a value (e.g. STREAMSERVER_PUBLIC_URL) is the port chosen here.
+    env = {k: v.replace("{port}", str(port)) for k, v in (env or {}).items()}
     log_path = tmp / f"server-{port}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(

@@ -351,9 +351,11 @@ class Archive:
             url = audio_url(base_url, recorder.session_id)
             event.update(redacted_audio_url=url, expires=meta["expires"])
             if recorder.plan.webhook_url and self.sender is not None:
+                # The link from public_url only: never from a client's Host header.
                 self.sender.submit(recorder.plan.webhook_url, {
                     "status": "redacted_audio_ready", "session_id": recorder.session_id,
-                    "redacted_audio_url": url})
+                    "redacted_audio_url": audio_url(self.cfg.public_url, recorder.session_id)},
+                    tenant=recorder.owner)
         return event
 
     async def delete(self, session_id: str) -> bool:
@@ -463,9 +465,12 @@ def open_archive(cfg: ServerConfig, environ: Mapping[str, str] | None = None) ->
             raise ConfigError(f"record_sessions needs data keys ({KEYS_ENV} or data_key_file)")
         return Archive(cfg, None, None)
     store = _open_store(cfg, keyring)
-    secret = _webhook_secret(cfg, env)
+    secrets = webhook_secrets(cfg, env)
+    if secrets and not cfg.public_url:
+        raise ConfigError("webhooks need public_url (--public-url): the link a webhook "
+                          "carries must not come from a client's Host header")
     policy = DestinationPolicy(cfg.webhook_allowed_hosts)
-    sender = WebhookSender(secret, policy=policy) if secret else None
+    sender = WebhookSender(secrets, policy=policy) if secrets else None
     log.info("artefact store open", extra={"stats": {"key_ids": len(keyring.key_ids),
                                                      "retention_s": cfg.retention_s}})
     return Archive(cfg, store, sender)
@@ -490,10 +495,15 @@ def _open_store(cfg: ServerConfig, keyring: KeyRing) -> ArtefactStore:
     return S3Store(bucket, client, keyring, prefix=f"{prefix}/" if prefix else "")
 
 
-def _webhook_secret(cfg: ServerConfig, env: Mapping[str, str]) -> bytes:
+def webhook_secrets(cfg: ServerConfig, env: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The webhook secrets, current first (a file: one per line; the environment:
+    comma separated). More than one during a rotation: every delivery is signed with
+    each, so receivers can switch at their own pace."""
     if cfg.webhook_secret_file:
         try:
-            return Path(cfg.webhook_secret_file).read_bytes().strip()
+            raw = Path(cfg.webhook_secret_file).read_bytes()
         except OSError:
             raise ConfigError("cannot read the webhook secret file") from None
-    return env.get(WEBHOOK_SECRET_ENV, "").strip().encode()
+    else:
+        raw = env.get(WEBHOOK_SECRET_ENV, "").encode()
+    return tuple(s.strip() for s in raw.replace(b",", b"\n").splitlines() if s.strip())

@@ -26,8 +26,9 @@ import pytest
 
 from streamserver import audio as audio_mod
 from streamserver.cli import stream_file
+from streamserver.config import hash_api_key
 from streamserver.storage import KeyRing
-from streamserver.webhooks import SIGNATURE_HEADER, verify
+from streamserver.webhooks import SIGNATURE_HEADER, tenant_secret, verify
 from tests.conftest import FIXTURES, RunningServer, start_server, stop_server
 from tests.e2e.test_stream import PII_DIGITS, assert_masked
 
@@ -52,6 +53,7 @@ def _env(root: Path, keys: str) -> dict[str, str]:
         "STREAMSERVER_WEBHOOK_SECRET": SECRET,
         # The test receivers listen on loopback, which webhooks may not reach by default.
         "STREAMSERVER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "STREAMSERVER_PUBLIC_URL": "http://127.0.0.1:{port}",  # webhook links need it
         "STREAMSERVER_API_KEYS": f"{ALICE},{BOB}",
         "STREAMSERVER_SWEEP_INTERVAL_S": "0.5",
         "TMPDIR": str(root / "tmp"),
@@ -304,10 +306,15 @@ def test_webhook_is_signed_and_retried_until_the_receiver_accepts(rec: Recording
     assert len(deliveries) == 1  # one delivery id across retries: receivers can dedupe
     times = [t for _, _, t in _Receiver.received]
     assert times[1] - times[0] >= 0.5 and times[2] - times[1] >= 1.0  # backing off
+    # Signed with Alice's own secret: Bob's receiver (or one using the server's
+    # secret itself) would not accept a replay of it.
+    alice = tenant_secret(SECRET.encode(), hash_api_key(ALICE))
     for body, headers, t in _Receiver.received:
-        assert verify(SECRET.encode(), body, headers[SIGNATURE_HEADER], now=t)
-        assert not verify(b"another secret", body, headers[SIGNATURE_HEADER], now=t)
-        assert not verify(SECRET.encode(), body, headers[SIGNATURE_HEADER], now=t + 3600)
+        assert verify(alice, body, headers[SIGNATURE_HEADER], now=t)
+        assert not verify(tenant_secret(SECRET.encode(), hash_api_key(BOB)), body,
+                          headers[SIGNATURE_HEADER], now=t)
+        assert not verify(SECRET.encode(), body, headers[SIGNATURE_HEADER], now=t)
+        assert not verify(alice, body, headers[SIGNATURE_HEADER], now=t + 3600)
     # The link works, for the owner.
     assert http("GET", payload["redacted_audio_url"])[0] == 200
     metrics = http("GET", f"{rec.server.http}/metrics", key=None)[1].decode()

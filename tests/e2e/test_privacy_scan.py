@@ -85,7 +85,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     env = {"STREAMSERVER_DATA_KEYS": f"k1:{KeyRing.generate_key()}",
            "STREAMSERVER_DATA_DIR": str(root / "data"),
            "STREAMSERVER_WEBHOOK_SECRET": "scan-secret", "TMPDIR": str(root / "tmp"),
-           "STREAMSERVER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+           "STREAMSERVER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+           "STREAMSERVER_PUBLIC_URL": "http://127.0.0.1:{port}"}
     srv = start_server(root, "--log-level", "debug", env=env)
     try:
         asyncio.run(_traffic(srv.url))

@@ -133,7 +133,8 @@ def test_webhooks_to_loopback_or_private_addresses_are_refused(
     root = tmp_path_factory.mktemp("hooks")
     srv = start_server(root, env={
         "STREAMSERVER_API_KEYS": KEY_A, "STREAMSERVER_DATA_KEYS": f"k1:{KeyRing.generate_key()}",
-        "STREAMSERVER_DATA_DIR": str(root / "data"), "STREAMSERVER_WEBHOOK_SECRET": "s3cret"})
+        "STREAMSERVER_DATA_DIR": str(root / "data"), "STREAMSERVER_WEBHOOK_SECRET": "s3cret",
+        "STREAMSERVER_PUBLIC_URL": "http://127.0.0.1:{port}"})
     try:
         q = f"?encoding=pcm_s16le&sample_rate=16000&pace=asap&record=true&token={KEY_A}"
         for hook in ("http://127.0.0.1:9/x", "http://localhost:9/x", "http://[::1]:9/x",
@@ -145,3 +146,39 @@ def test_webhooks_to_loopback_or_private_addresses_are_refused(
             assert hook not in events[0]["message"]
     finally:
         stop_server(srv)
+
+
+def test_webhook_links_never_come_from_the_host_header(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With webhooks on, the server needs public_url: without it, it does not start."""
+    import os
+    import subprocess
+    import sys
+
+    from streamserver.storage.crypto import KeyRing
+
+    env = {**os.environ, "STREAMSERVER_DATA_KEYS": f"k1:{KeyRing.generate_key()}",
+           "STREAMSERVER_DATA_DIR": str(tmp_path / "data"),
+           "STREAMSERVER_WEBHOOK_SECRET": "s3cret", "STREAMSERVER_API_KEYS": KEY_A}
+    env.pop("STREAMSERVER_PUBLIC_URL", None)
+    done = subprocess.run([sys.executable, "-m", "streamserver.cli", "serve", "--port", "9"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert done.returncode == 2 and "public_url" in done.stderr, done.stderr
+
+
+def test_webhook_secret_command_prints_the_tenants_secret(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    from streamserver.config import hash_api_key
+    from streamserver.webhooks import tenant_secret
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("new-secret\nold-secret\n")
+    done = subprocess.run([sys.executable, "-m", "streamserver.cli", "webhook-secret",
+                           "--webhook-secret-file", str(secret_file)], input=KEY_A + "\n",
+                          capture_output=True, text=True, timeout=60, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [tenant_secret(s, hash_api_key(KEY_A)).decode()
+                                   for s in (b"new-secret", b"old-secret")]
+    assert KEY_A not in done.stdout

@@ -30,6 +30,7 @@ from streamserver.webhooks import (
     post_http,
     resolve_host,
     sign,
+    tenant_secret,
     validate_url,
     verify,
 )
@@ -552,3 +553,35 @@ def test_the_default_sender_refuses_a_loopback_receiver_without_retrying() -> No
     results, received = asyncio.run(go())
     assert received == 0
     assert [(r.outcome, r.attempts) for r in results] == [(Outcome.REJECTED, 1)]
+
+
+def test_rotation_signs_with_every_secret_and_tenants_get_their_own() -> None:
+    new, old = b"whsec-new-0123456789", b"whsec-old-0123456789"
+    body = b'{"x":1}'
+    header = sign([new, old], body, now=1000.0)
+    assert header.count("v1=") == 2
+    assert verify(new, body, header, now=1000.0) and verify(old, body, header, now=1000.0)
+    a, b = tenant_secret(new, "a" * 64), tenant_secret(new, "b" * 64)
+    assert a != b and len(a) == 64 and tenant_secret(new, "a" * 64) == a
+
+    async def go() -> list[str]:
+        seen: list[str] = []
+
+        async def post(url: str, body: bytes, headers: dict, timeout_s: float) -> int:
+            seen.append(headers[SIGNATURE_HEADER])
+            return 200
+
+        async with WebhookSender([new, old], FAST, post=post) as sender:
+            assert sender.submit("http://127.0.0.1:9/h", PAYLOAD, tenant="a" * 64)
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+        return seen
+
+    [signed] = asyncio.run(go())
+    sent = json.dumps(PAYLOAD, separators=(",", ":")).encode()
+    t = float(signed.split(",")[0][2:])
+    assert verify(a, sent, signed, now=t)
+    assert verify(tenant_secret(old, "a" * 64), sent, signed, now=t)
+    assert not verify(b, sent, signed, now=t) and not verify(new, sent, signed, now=t)
