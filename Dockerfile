@@ -9,6 +9,9 @@ COPY pyproject.toml README.md ./
 COPY streamserver ./streamserver
 RUN pip install . && useradd --system --uid 10001 streamserver
 USER streamserver
+# Beyond loopback the server needs API keys (STREAMSERVER_API_KEYS or a mounted
+# STREAMSERVER_API_KEY_FILE); without them it refuses to start unless
+# STREAMSERVER_ALLOW_ANONYMOUS=true (docs/security.md).
 ENV STREAMSERVER_HOST=0.0.0.0 STREAMSERVER_PORT=8080
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz').status == 200 else 1)"

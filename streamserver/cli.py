@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -28,8 +29,11 @@ from .config import (
     ServerConfig,
     SessionConfig,
     hash_api_key,
+    is_loopback_host,
 )
 from .logs import setup_logging
+
+log = logging.getLogger("streamserver.cli")
 
 
 def _add_session_args(p: argparse.ArgumentParser) -> None:
@@ -54,7 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=None, help="faster-whisper model name or path")
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--max-sessions", type=int, default=None)
-    serve.add_argument("--api-key", action="append", default=None, help="require this key")
+    serve.add_argument("--api-key", action="append", default=None,
+                       help="require this key (development: prefer --api-key-file or "
+                            "STREAMSERVER_API_KEYS; the server re-executes itself without "
+                            "it in its command line)")
+    serve.add_argument("--api-key-file", default=None,
+                       help="require the keys in this file, one per line "
+                            "(env STREAMSERVER_API_KEY_FILE)")
+    serve.add_argument("--allow-anonymous", action="store_true", default=None,
+                       help="with no API keys, serve everyone on a non-loopback address "
+                            "(env STREAMSERVER_ALLOW_ANONYMOUS)")
     serve.add_argument("--log-level", default=argparse.SUPPRESS,
                        help="debug, info, warning or error (also before the command)")
     serve.add_argument("--certfile", default=None,
@@ -351,19 +364,40 @@ def check_tls_files(cfg: ServerConfig) -> None:
                           f"key{why}") from None
 
 
-def use_jemalloc(cfg: ServerConfig) -> None:
-    """Re-execute this command with jemalloc preloaded, when configured and installed.
+def without_api_keys(argv: list[str]) -> list[str]:
+    """``argv`` with every ``--api-key KEY`` / ``--api-key=KEY`` left out."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--api-key":
+            skip = True
+        elif not arg.startswith("--api-key="):
+            out.append(arg)
+    return out
 
-    Does not return when it re-executes (same PID, so signals and supervisors
-    are unaffected); raises ConfigError when ``allocator=jemalloc`` cannot be had.
+
+def reexec_server(cfg: ServerConfig) -> None:
+    """Re-execute this command when jemalloc should be preloaded, or when API keys
+    were given in argv or the environment: the new image has only their SHA-256
+    hashes (STREAMSERVER_API_KEY_HASHES), so /proc/PID/cmdline and environ show
+    no key. Does not return when it re-executes (same PID, so signals and
+    supervisors are unaffected); raises ConfigError when ``allocator=jemalloc``
+    cannot be had.
     """
-    if cfg.allocator == "glibc":
-        return
-    env = memory.jemalloc_environment(os.environ)
-    if env is not None:
+    argv = list(sys.orig_argv[1:])
+    env = (memory.jemalloc_environment(os.environ) if cfg.allocator != "glibc" else None)
+    scrubbed = without_api_keys(argv)
+    if env is not None or scrubbed != argv or os.environ.get("STREAMSERVER_API_KEYS"):
+        env = dict(env if env is not None else os.environ)
+        env.pop("STREAMSERVER_API_KEYS", None)
+        env.pop("STREAMSERVER_API_KEY_FILE", None)  # read once: its hashes go along
+        if cfg.api_key_hashes:
+            env["STREAMSERVER_API_KEY_HASHES"] = ",".join(cfg.api_key_hashes)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, *scrubbed], env)
     if cfg.allocator == "jemalloc" and not memory.jemalloc_active():
         tried = os.environ.get(memory.JEMALLOC_PRELOADED_ENV)
         raise ConfigError(f"allocator jemalloc: {tried} could not be preloaded" if tried else
@@ -380,6 +414,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, workers=args.workers,
             max_sessions=args.max_sessions,
             api_keys=tuple(args.api_key) if args.api_key else None,
+            api_key_file=args.api_key_file, allow_anonymous=args.allow_anonymous,
             asr_model=args.model,
             tls_certfile=args.certfile, tls_keyfile=args.keyfile,
             shutdown_grace_s=args.shutdown_grace,
@@ -392,13 +427,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                    if args.webhook_allowed_hosts is not None else None),
             allocator=args.allocator,
         )
-        use_jemalloc(cfg)
+        reexec_server(cfg)
         check_tls_files(cfg)
         archive = open_archive(cfg)  # keys, store and secret checked before binding
     except ConfigError as exc:
         print(f"streamserver serve: {exc}", file=sys.stderr)
         return 2
+    protect_process_memory()
+    for name in _SECRET_ENV:  # read: children (and a debugger's view) need not see them
+        os.environ.pop(name, None)
+    if not cfg.api_key_hashes and not is_loopback_host(cfg.host):
+        log.warning("no API keys and --allow-anonymous: anyone who reaches %s:%d may "
+                    "stream, listen and read recordings", cfg.host, cfg.port)
     return _run_uvicorn(create_app(cfg, archive=archive), cfg)
+
+
+# Secrets the server reads from its environment once, at start.
+_SECRET_ENV = ("STREAMSERVER_API_KEYS", "STREAMSERVER_WEBHOOK_SECRET", "STREAMSERVER_DATA_KEYS")
+
+
+def protect_process_memory() -> None:
+    """No core dumps: a crash must not write raw audio, data keys or the webhook
+    secret to disk (RLIMIT_CORE 0), and the process is not dumpable (no ptrace or
+    /proc/PID/mem by other processes of the same user; PR_SET_DUMPABLE 0)."""
+    import ctypes
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):  # not Linux: the rlimit still holds
+        log.warning("could not mark the process non-dumpable")
 
 
 def _cmd_gen_data_key(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from .core.pii.entities import ALIASES, CATALOGUE
@@ -144,6 +145,19 @@ class SessionConfig:
 SUPPORTED_ENTITIES: tuple[str, ...] = tuple(CATALOGUE)
 # Who speaks on a channel (labels in transcript events; any two may be paired).
 CHANNEL_ROLES: tuple[str, ...] = ("agent", "caller")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # 0.0.0.0, ::, "" and other names reach beyond this machine
 
 
 def _entities_error(unknown: list[str]) -> str:
@@ -290,6 +304,9 @@ class AsrConfig:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
+    # With no API keys everyone is "anonymous": allowed on loopback only, unless the
+    # operator says so (a trusted network, a proxy that authenticates).
+    allow_anonymous: bool = False
     port: int = 8080
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
@@ -359,6 +376,14 @@ class ServerConfig:
         """Defaults, then ``STREAMSERVER_*`` environment variables, then overrides."""
         keys = [k for k in os.environ.get("STREAMSERVER_API_KEYS", "").split(",") if k]
         keys += list(overrides.pop("api_keys", None) or ())
+        key_file = overrides.pop("api_key_file", None) or os.environ.get(
+            "STREAMSERVER_API_KEY_FILE", "")
+        if key_file:
+            try:  # one key per line (# comments); a file keeps keys out of argv and env
+                lines = Path(key_file).read_text().splitlines()
+            except OSError:
+                raise ConfigError("cannot read the API key file") from None
+            keys += [k.strip() for k in lines if k.strip() and not k.startswith("#")]
         hashes = [h.strip().lower() for h in
                   os.environ.get("STREAMSERVER_API_KEY_HASHES", "").split(",") if h.strip()]
         if any(not _SHA256_HEX.fullmatch(h) for h in hashes):
@@ -367,6 +392,7 @@ class ServerConfig:
         d = cls()
         cfg = cls(
             host=os.environ.get("STREAMSERVER_HOST", d.host),
+            allow_anonymous=_env_bool("STREAMSERVER_ALLOW_ANONYMOUS", d.allow_anonymous),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
@@ -429,6 +455,12 @@ class ServerConfig:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError("port must be 1..65535")
+        if not self.api_key_hashes and not self.allow_anonymous and not is_loopback_host(
+                self.host):
+            raise ConfigError(f"no API keys: anyone reaching {self.host[:60]} could stream, "
+                              "listen and read recordings. Set STREAMSERVER_API_KEYS or "
+                              "--api-key-file, or pass --allow-anonymous "
+                              "(STREAMSERVER_ALLOW_ANONYMOUS=true) to serve everyone")
         if self.workers < 1 or self.max_sessions < 1:
             raise ConfigError("workers and max_sessions must be >= 1")
         if self.max_sessions_per_key < 0:

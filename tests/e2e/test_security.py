@@ -182,3 +182,51 @@ def test_webhook_secret_command_prints_the_tenants_secret(tmp_path) -> None:  # 
     assert done.stdout.split() == [tenant_secret(s, hash_api_key(KEY_A)).decode()
                                    for s in (b"new-secret", b"old-secret")]
     assert KEY_A not in done.stdout
+
+
+def _serve(tmp_path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """``streamserver serve`` that is expected to refuse before binding anything."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSERVER_")}
+    return subprocess.run([sys.executable, "-m", "streamserver.cli", "serve", *args],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**base, **(env or {})})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.internal"])
+def test_without_keys_only_loopback_is_served(tmp_path, host: str) -> None:  # type: ignore[no-untyped-def]
+    """Checked before binding: nothing ever listens on these addresses here."""
+    done = _serve(tmp_path, "--host", host, "--port", "9")
+    assert done.returncode == 2 and "--allow-anonymous" in done.stderr, done.stderr
+
+
+def test_keys_are_not_in_the_servers_command_line_or_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--api-key`` and STREAMSERVER_API_KEYS work, but the running server's argv and
+    environment hold only their hashes; core dumps are off."""
+    import os
+    from pathlib import Path
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("STREAMSERVER_")},
+           "STREAMSERVER_API_KEYS": KEY_B}
+    srv = start_server(tmp_path, "--api-key", KEY_A, env=env)
+    try:
+        pid = srv.proc.pid
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        for key in (KEY_A, KEY_B):
+            assert key.encode() not in cmdline and key.encode() not in environ
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+        assert core.split()[4:6] == ["0", "0"], core
+        # Both keys still open a session.
+        for key in (KEY_A, KEY_B):
+            async def begin(key: str = key) -> str:
+                url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&token={key}"
+                async with websockets.connect(url) as ws:
+                    return json.loads(await ws.recv())["type"]
+            assert asyncio.run(begin()) == "session.begin"
+    finally:
+        stop_server(srv)
