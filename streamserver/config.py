@@ -316,7 +316,10 @@ class ServerConfig:
     workers: int = 2
     # Limits (README "Limits"). Sessions over either count get "try later".
     max_sessions: int = 32
-    max_sessions_per_key: int = 0  # 0 = only max_sessions
+    # 0 = automatic: with two or more API keys (tenants) one key may hold at most
+    # three quarters of max_sessions, so another tenant always finds room; with one
+    # key or none, max_sessions only.
+    max_sessions_per_key: int = 0
     # A session ends (input closed, delay line drained, code max_duration) after
     # this long on the wall clock, or once it has sent this much audio.
     max_session_s: float = 4 * 3600.0
@@ -332,6 +335,9 @@ class ServerConfig:
     send_low_water_bytes: int = 512 << 10
     send_queue_messages: int = 512  # ~10 s of 20 ms frames
     idle_timeout_s: float = 60.0
+    # A connection must configure (query or ``configure``) this soon: an idle,
+    # never-configured socket would hold a session slot (keepalives or not).
+    configure_timeout_s: float = 10.0
     # A model call taking longer fails its session closed (audio masked, error
     # model_timeout, no more model calls for it): a hung model cannot hold a session.
     model_timeout_s: float = 30.0
@@ -418,6 +424,8 @@ class ServerConfig:
             send_low_water_bytes=_env_int("STREAMSERVER_SEND_LOW_WATER_BYTES",
                                           d.send_low_water_bytes),
             idle_timeout_s=_env_float("STREAMSERVER_IDLE_TIMEOUT_S", d.idle_timeout_s),
+            configure_timeout_s=_env_float("STREAMSERVER_CONFIGURE_TIMEOUT_S",
+                                           d.configure_timeout_s),
             model_timeout_s=_env_float("STREAMSERVER_MODEL_TIMEOUT_S", d.model_timeout_s),
             tls_certfile=os.environ.get("STREAMSERVER_CERTFILE", d.tls_certfile),
             tls_keyfile=os.environ.get("STREAMSERVER_KEYFILE", d.tls_keyfile),
@@ -452,6 +460,15 @@ class ServerConfig:
         cfg.validate()
         return cfg
 
+    @property
+    def sessions_per_key(self) -> int:
+        """The per-key session limit in force (0: none beyond max_sessions)."""
+        if self.max_sessions_per_key:
+            return self.max_sessions_per_key
+        if len(self.api_key_hashes) >= 2:
+            return max(1, (3 * self.max_sessions) // 4)
+        return 0
+
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError("port must be 1..65535")
@@ -465,8 +482,10 @@ class ServerConfig:
             raise ConfigError("workers and max_sessions must be >= 1")
         if self.max_sessions_per_key < 0:
             raise ConfigError("max_sessions_per_key must be >= 0 (0 = no per-key limit)")
-        if self.max_session_s <= 0 or self.idle_timeout_s <= 0 or self.model_timeout_s <= 0:
-            raise ConfigError("max_session_s, idle_timeout_s and model_timeout_s must be > 0")
+        if min(self.max_session_s, self.idle_timeout_s, self.model_timeout_s,
+               self.configure_timeout_s) <= 0:
+            raise ConfigError("max_session_s, idle_timeout_s, configure_timeout_s and "
+                              "model_timeout_s must be > 0")
         if not 1024 <= self.max_message_bytes <= 64 << 20:
             raise ConfigError("max_message_bytes must be within 1 KiB..64 MiB")
         bad = sorted(set(self.allowed_encodings) - set(ENCODINGS))

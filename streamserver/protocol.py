@@ -83,6 +83,13 @@ class IdleTimeout(ProtocolError):
     close_code = CLOSE_TIMEOUT
 
 
+class ConfigTimeout(ProtocolError):
+    """The connection sent no configuration in time: it held a session slot for nothing."""
+
+    code = "config_timeout"
+    close_code = CLOSE_TIMEOUT
+
+
 class SessionTooLong(ProtocolError):
     """The session reached ``max_session_s``: its input is closed and drained."""
 

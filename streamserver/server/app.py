@@ -37,6 +37,7 @@ from ..protocol import (
     BadAudio,
     BadConfig,
     ConfigRequired,
+    ConfigTimeout,
     IdleTimeout,
     MessageTooBig,
     ProtocolError,
@@ -187,6 +188,8 @@ class StreamHandler:
         self.owner = ANONYMOUS
         # The session's end of life (max_session_s), on the wall clock.
         self.expires_at = time.monotonic() + state.cfg.max_session_s
+        # No configuration by then: the slot goes back (config_timeout).
+        self.configure_by = time.monotonic() + state.cfg.configure_timeout_s
         self.too_long = False
         self.recording: SessionRecording | None = None
 
@@ -246,11 +249,16 @@ class StreamHandler:
         self.too_long |= left <= 0
         if draining.done() or self.too_long:
             return None
+        timeout = min(self.state.cfg.idle_timeout_s, left)
+        if self.runner is None:
+            if time.monotonic() >= self.configure_by:
+                raise ConfigTimeout(f"no configuration within "
+                                    f"{self.state.cfg.configure_timeout_s:g} s")
+            timeout = min(timeout, self.configure_by - time.monotonic())
         receive = asyncio.ensure_future(self.ws.receive())
         waiters: set[asyncio.Future[Any]] = {receive, draining}
         try:
-            await asyncio.wait(waiters, timeout=min(self.state.cfg.idle_timeout_s, left),
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             receive.cancel()  # no-op once it has a message
         if receive.done() and not receive.cancelled():
@@ -260,6 +268,9 @@ class StreamHandler:
         if time.monotonic() >= self.expires_at:
             self.too_long = True
             return None
+        if self.runner is None and time.monotonic() >= self.configure_by:
+            raise ConfigTimeout(f"no configuration within "
+                                f"{self.state.cfg.configure_timeout_s:g} s")
         raise IdleTimeout("no message within the idle timeout")
 
     async def _end_for_shutdown(self) -> None:

@@ -43,7 +43,7 @@ class ServerState:
             raise TooManySessions("server is not accepting sessions; try later")
         if len(self.active) >= cfg.max_sessions:
             raise TooManySessions("server is at capacity; try later")
-        per_key = cfg.max_sessions_per_key
+        per_key = cfg.sessions_per_key
         if per_key and sum(o == owner for o in self.owners.values()) >= per_key:
             raise TooManySessions("this API key is at its session limit; try later",
                                   "key_busy")

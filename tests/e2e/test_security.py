@@ -8,6 +8,7 @@ exactly the answer an unknown id gets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.error
@@ -230,3 +231,48 @@ def test_keys_are_not_in_the_servers_command_line_or_environment(tmp_path) -> No
             assert asyncio.run(begin()) == "session.begin"
     finally:
         stop_server(srv)
+
+
+def test_a_socket_that_never_configures_gives_its_slot_back(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One slot; a connection that only sends keepalives is cut at the configure
+    deadline with config_timeout, and another tenant gets the slot."""
+    srv = start_server(tmp_path_factory.mktemp("squat"), "--max-sessions", "1",
+                       env={"STREAMSERVER_API_KEYS": f"{KEY_A},{KEY_B}",
+                            "STREAMSERVER_CONFIGURE_TIMEOUT_S": "1.5"})
+
+    async def squat() -> tuple[list[dict[str, Any]], int | None, float]:
+        events: list[dict[str, Any]] = []
+        t0 = time.monotonic()
+        async with websockets.connect(f"{srv.url}?token={KEY_A}") as ws:
+            try:
+                while True:
+                    await ws.send(json.dumps({"type": "keepalive"}))
+                    with contextlib.suppress(TimeoutError):
+                        events.append(json.loads(await asyncio.wait_for(ws.recv(), 0.3)))
+            except websockets.ConnectionClosed:
+                pass
+            return events, ws.close_code, time.monotonic() - t0
+
+    async def newcomer() -> str:
+        url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&token={KEY_B}"
+        async with websockets.connect(url) as ws:
+            return json.loads(await ws.recv())["type"]
+
+    try:
+        events, code, took = asyncio.run(squat())
+        assert [e["code"] for e in events] == ["config_timeout"] and code == 4408
+        assert 1.0 <= took < 10
+        assert asyncio.run(newcomer()) == "session.begin"
+    finally:
+        stop_server(srv)
+
+
+def test_with_several_tenants_one_key_cannot_take_every_slot() -> None:
+    from streamserver.config import ServerConfig, hash_api_key
+
+    one = ServerConfig(max_sessions=8, api_key_hashes=(hash_api_key("a"),))
+    two = ServerConfig(max_sessions=8, api_key_hashes=(hash_api_key("a"), hash_api_key("b")))
+    assert one.sessions_per_key == 0 and two.sessions_per_key == 6
+    assert ServerConfig(max_sessions=8, max_sessions_per_key=2,
+                        api_key_hashes=two.api_key_hashes).sessions_per_key == 2
