@@ -242,6 +242,10 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     try:
@@ -307,6 +311,13 @@ class ServerConfig:
     # With no API keys everyone is "anonymous": allowed on loopback only, unless the
     # operator says so (a trusted network, a proxy that authenticates).
     allow_anonymous: bool = False
+    # Browsers (server/guard.py): Host names served (empty: loopback names when
+    # bound to loopback, else any; plus public_url's host), Origins allowed besides
+    # the server's own ("*": any), and whether a long-lived API key may come in
+    # ?token= (it ends up in proxy logs and history; browsers use POST /v1/tokens).
+    trusted_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    allow_key_in_query: bool = False
     port: int = 8080
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
@@ -399,6 +410,10 @@ class ServerConfig:
         cfg = cls(
             host=os.environ.get("STREAMSERVER_HOST", d.host),
             allow_anonymous=_env_bool("STREAMSERVER_ALLOW_ANONYMOUS", d.allow_anonymous),
+            trusted_hosts=_env_list("STREAMSERVER_TRUSTED_HOSTS"),
+            allowed_origins=_env_list("STREAMSERVER_ALLOWED_ORIGINS"),
+            allow_key_in_query=_env_bool("STREAMSERVER_ALLOW_KEY_IN_QUERY",
+                                         d.allow_key_in_query),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
@@ -446,9 +461,7 @@ class ServerConfig:
             public_url=os.environ.get("STREAMSERVER_PUBLIC_URL", d.public_url),
             webhook_secret_file=os.environ.get("STREAMSERVER_WEBHOOK_SECRET_FILE",
                                                d.webhook_secret_file),
-            webhook_allowed_hosts=tuple(
-                h.strip() for h in os.environ.get("STREAMSERVER_WEBHOOK_ALLOWED_HOSTS",
-                                                  "").split(",") if h.strip()),
+            webhook_allowed_hosts=_env_list("STREAMSERVER_WEBHOOK_ALLOWED_HOSTS"),
         )
         asr_over = {
             k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None

@@ -110,3 +110,15 @@ def metric_value(text: str, name: str) -> float:
     """One sample's value by its full name (labels included); 0.0 if absent."""
     m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
+
+
+def session_token(ws_url: str, key: str) -> str:
+    """A one-use token for ``?token=`` (what browsers do), from ``POST /v1/tokens``."""
+    import json
+
+    http = ws_url.replace("wss://", "https://").replace("ws://", "http://")
+    req = urllib.request.Request(http.split("/v1/", 1)[0] + "/v1/tokens", data=b"{}",
+                                 headers={"Authorization": f"Bearer {key}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return str(json.loads(r.read())["token"])

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -50,6 +51,7 @@ from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engi
 from .auth import ANONYMOUS, caller
 from .demo import demo_routes
 from .fanout import Relay
+from .guard import BrowserGuard
 from .recording import Archive, RecordingPlan, SessionRecording, open_archive
 from .sessions_api import SESSION_ROUTES
 from .state import ServerState
@@ -137,6 +139,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             *WEBRTC_ROUTES,
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BrowserGuard, cfg=cfg)],  # Host, Origin, JSON POSTs
     )
     app.state.streamserver = state
     return app
@@ -213,7 +216,7 @@ class StreamHandler:
 
     async def _serve(self) -> None:
         cfg = self.state.cfg
-        owner = caller(cfg, self.ws)
+        owner = caller(cfg, self.ws, self.state.tokens)
         if owner is None:
             raise Unauthorized("missing or invalid API key")
         self.owner = owner
@@ -431,7 +434,7 @@ async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) 
     listener = None
     relay = None
     try:
-        who = caller(state.cfg, ws)
+        who = caller(state.cfg, ws, state.tokens)
         if who is None:
             raise Unauthorized("missing or invalid API key")
         relay = state.relays.get(session_id, who)  # the owner's key only

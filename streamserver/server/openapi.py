@@ -71,6 +71,13 @@ OPENAPI: dict[str, Any] = {
                     "responses": {"200": _json(_ref("Transcript"), "Redacted segments."),
                                   **_NOT_READY, **_ERRORS}},
         },
+        "/v1/tokens": {
+            "post": {"summary": "A short-lived, single-use token for a browser's ?token=",
+                     "description": "Authorization: Bearer KEY (the key itself never goes in "
+                                    "a URL). Optional body {\"ttl_s\": 1..300}, default 60.",
+                     "responses": {"200": _json({"type": "object", "properties": {
+                         "token": {"type": "string"}, "expires_in": {"type": "integer"}}},
+                         "The token."), "401": _ERRORS["401"]}}},
         "/v1/webrtc/offer": {
             "post": {"summary": "Start a WebRTC session (docs/webrtc.md)",
                      "responses": {"200": {"description": "SDP answer and session id."}}}},

@@ -8,6 +8,7 @@ unknown, expired or deleted id — gets 404, so ids cannot be probed.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .auth import caller
+from .auth import ANONYMOUS, TOKEN_MAX_TTL_S, TOKEN_TTL_S, caller, key_owner
 from .openapi import OPENAPI
 from .recording import (
     STATUS_FAILED,
@@ -49,7 +50,7 @@ async def _find(request: Request, ready: bool = False,
     """The archive, the session id and its metadata — or the response to give instead
     (an error; with ``ready``, also "processing" or "failed" when not ready)."""
     state: ServerState = request.app.state.streamserver
-    owner = caller(state.cfg, request)
+    owner = caller(state.cfg, request, state.tokens)
     if owner is None:
         return _error(401, "unauthorized", "missing or invalid API key")
     archive = state.archive
@@ -136,10 +137,34 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(OPENAPI)
 
 
+async def issue_token(request: Request) -> JSONResponse:
+    """``POST /v1/tokens``: a short-lived, single-use token for the caller's key."""
+    state: ServerState = request.app.state.streamserver
+    header = request.headers.get("authorization", "")
+    if state.cfg.api_key_hashes:
+        owner = key_owner(state.cfg, header[7:]) if header.lower().startswith("bearer ") else None
+        if owner is None:
+            return _error(401, "unauthorized", "Authorization: Bearer KEY is required")
+    else:
+        owner = ANONYMOUS
+    raw = await request.body()
+    ttl: Any = TOKEN_TTL_S
+    if raw.strip():
+        try:
+            ttl = json.loads(raw[:1024]).get("ttl_s", TOKEN_TTL_S)
+        except (ValueError, AttributeError):
+            return _error(400, "bad_request", "the body must be a JSON object")
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= TOKEN_MAX_TTL_S:
+        return _error(400, "bad_request", f"ttl_s must be within 1..{TOKEN_MAX_TTL_S}")
+    return JSONResponse({"token": state.tokens.issue(owner, ttl), "expires_in": int(ttl)},
+                        headers=_NO_STORE)
+
+
 SESSION_ROUTES = [
     Route("/v1/sessions/{session_id}", get_session, methods=["GET"]),
     Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
     Route("/v1/sessions/{session_id}/redacted-audio", get_audio, methods=["GET"]),
     Route("/v1/sessions/{session_id}/transcript", get_transcript, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/v1/tokens", issue_token, methods=["POST"]),
 ]

@@ -14,6 +14,7 @@ from ..engines.bundle import Engines
 from ..metrics import Metrics
 from ..protocol import TooManySessions
 from ..runtime import ModelPool
+from .auth import TokenIssuer
 from .fanout import RelayHub
 from .recording import Archive
 
@@ -26,6 +27,7 @@ class ServerState:
     active: set[str] = field(default_factory=set)
     owners: dict[str, str] = field(default_factory=dict)  # session id -> API key hash
     relays: RelayHub = field(default_factory=RelayHub)
+    tokens: TokenIssuer = field(default_factory=TokenIssuer)  # browsers' ?token=
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
     shutting_down: bool = False

@@ -552,7 +552,7 @@ async def webrtc_offer(request: Request) -> JSONResponse:
     state: ServerState = request.app.state.streamserver
     cfg = state.cfg
     try:
-        owner = caller(cfg, request)
+        owner = caller(cfg, request, state.tokens)
         if owner is None:
             raise Unauthorized("missing or invalid API key")
         body = await _read_offer(request)
@@ -702,7 +702,7 @@ async def webrtc_listen(request: Request) -> JSONResponse:
     """``POST /v1/sessions/{id}/listen/webrtc``: hear a running session over WebRTC."""
     state: ServerState = request.app.state.streamserver
     try:
-        who = caller(state.cfg, request)
+        who = caller(state.cfg, request, state.tokens)
         if who is None:
             raise Unauthorized("missing or invalid API key")
         body = await _read_offer(request)

@@ -29,7 +29,7 @@ from streamserver.cli import stream_file
 from streamserver.config import hash_api_key
 from streamserver.storage import KeyRing
 from streamserver.webhooks import SIGNATURE_HEADER, tenant_secret, verify
-from tests.conftest import FIXTURES, RunningServer, start_server, stop_server
+from tests.conftest import FIXTURES, RunningServer, session_token, start_server, stop_server
 from tests.e2e.test_stream import PII_DIGITS, assert_masked
 
 pytestmark = pytest.mark.e2e
@@ -205,15 +205,17 @@ def test_recording_refusals_are_typed(rec: Recording, server: RunningServer) -> 
     from tests.e2e.test_stream import _raw_session
 
     q = "?encoding=pcm_s16le&sample_rate=16000&pace=asap"
+    mine = rec.server.url + q + "&token={}"  # a fresh one-use token for each case
     cases = [
         (server.url + q + "&record=true", "no data keys"),  # the plain server: no keys
-        (rec.server.url + q + "&record=true&retention_s=90000&token=" + ALICE, "may not exceed"),
-        (rec.server.url + q + "&webhook_url=http://127.0.0.1:9/x&token=" + ALICE, "record=true"),
-        (rec.server.url + q + "&record=true&webhook_url=ftp://h/x&token=" + ALICE, "http"),
+        (mine + "&record=true&retention_s=90000", "may not exceed"),
+        (mine + "&webhook_url=http://127.0.0.1:9/x", "record=true"),
+        (mine + "&record=true&webhook_url=ftp://h/x", "http"),
         # Decoded to a non-ASCII URL: once it killed a webhook worker; now refused.
-        (rec.server.url + q + "&record=true&webhook_url=http://127.0.0.1:9/%E2%82%AC&token="
-         + ALICE, "ASCII"),
+        (mine + "&record=true&webhook_url=http://127.0.0.1:9/%E2%82%AC", "ASCII"),
     ]
+    cases = [(u.format(session_token(rec.server.url, ALICE)) if "{}" in u else u, w)
+             for u, w in cases]
     for url, words in cases:
         _, events, close = asyncio.run(_raw_session(url, []))
         assert events[-1]["code"] == "bad_config" and close == 4400

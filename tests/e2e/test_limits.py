@@ -26,6 +26,7 @@ from tests.conftest import (
     RunningServer,
     metric_value,
     scrape_metrics,
+    session_token,
     start_server,
     stop_server,
 )
@@ -59,14 +60,16 @@ class Session:
     """A raw protocol v1 client that records everything it gets."""
 
     def __init__(self, url: str, key: str, query: str = "pace=realtime") -> None:
-        self.url = f"{url}?encoding=pcm_s16le&sample_rate={RATE}&{query}&token={key}"
+        self.url = f"{url}?encoding=pcm_s16le&sample_rate={RATE}&{query}"
+        self.key = key
         self.audio = bytearray()
         self.events: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self.sent = 0
 
     async def run(self, samples: np.ndarray, realtime: bool = True, **connect: Any) -> None:
-        async with websockets.connect(self.url, **connect) as ws:
+        headers = {"Authorization": f"Bearer {self.key}"}
+        async with websockets.connect(self.url, additional_headers=headers, **connect) as ws:
             reader = asyncio.create_task(self._read(ws))
             t0 = time.monotonic()
             try:
@@ -141,7 +144,8 @@ def test_max_session_duration_drains_then_closes(limited: RunningServer, pace: s
 
 def test_disallowed_encoding_is_refused(limited: RunningServer) -> None:
     async def go() -> tuple[list[dict[str, Any]], int | None]:
-        url = f"{limited.url}?encoding=mulaw&sample_rate=8000&token={KEY_A}"
+        url = (f"{limited.url}?encoding=mulaw&sample_rate=8000"
+               f"&token={session_token(limited.url, KEY_A)}")
         events = []
         async with websockets.connect(url) as ws:
             try:
@@ -170,7 +174,8 @@ def test_faster_than_real_time_is_refused_not_buffered(server: RunningServer) ->
 
 def test_idle_session_is_closed(limited: RunningServer) -> None:
     async def go() -> tuple[list[dict[str, Any]], int | None, float]:
-        url = f"{limited.url}?encoding=pcm_s16le&sample_rate={RATE}&token={KEY_B}"
+        url = (f"{limited.url}?encoding=pcm_s16le&sample_rate={RATE}"
+               f"&token={session_token(limited.url, KEY_B)}")
         events = []
         t0 = time.monotonic()
         async with websockets.connect(url) as ws:

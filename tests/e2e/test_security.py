@@ -20,13 +20,17 @@ import pytest
 import websockets
 
 from streamserver import audio as audio_mod
-from tests.conftest import FIXTURES, RunningServer, start_server, stop_server
+from tests.conftest import FIXTURES, RunningServer, session_token, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
 KEY_A, KEY_B = "tenant-a-0123456789", "tenant-b-0123456789"
 RATE = 16000
 FRAME = RATE // 50
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +89,21 @@ def test_only_the_owner_may_listen(tenants: RunningServer) -> None:
     speech = samples[:, 0]
 
     async def go() -> dict[str, Any]:
-        url = f"{tenants.url}?encoding=pcm_s16le&sample_rate={RATE}&pace=realtime&token={KEY_A}"
+        url = f"{tenants.url}?encoding=pcm_s16le&sample_rate={RATE}&pace=realtime"
         seen: dict[str, Any] = {}
-        async with websockets.connect(url) as ws:
+        async with websockets.connect(url, additional_headers=bearer(KEY_A)) as ws:
             begin = json.loads(await ws.recv())
             session_id = begin["session_id"]
             listen = tenants.url.replace("/v1/stream", "/v1/sessions/{}/listen?token={}")
 
+            async def token(key: str) -> str:  # as a browser listens: a one-use token
+                return await asyncio.to_thread(session_token, tenants.url, key)
+
             async def probes() -> None:
-                seen["b"] = await _listen_ws(listen.format(session_id, KEY_B))
-                seen["b_unknown"] = await _listen_ws(listen.format("0" * 32, KEY_B))
+                seen["b"] = await _listen_ws(listen.format(session_id, await token(KEY_B)))
+                seen["b_unknown"] = await _listen_ws(listen.format("0" * 32, await token(KEY_B)))
                 seen["b_webrtc"] = await _webrtc_listen(tenants, session_id, KEY_B)
-                seen["a"] = await _listen_ws(listen.format(session_id, KEY_A))
+                seen["a"] = await _listen_ws(listen.format(session_id, await token(KEY_A)))
 
             probe = asyncio.create_task(probes())
             t0 = time.monotonic()
@@ -137,10 +144,11 @@ def test_webhooks_to_loopback_or_private_addresses_are_refused(
         "STREAMSERVER_DATA_DIR": str(root / "data"), "STREAMSERVER_WEBHOOK_SECRET": "s3cret",
         "STREAMSERVER_PUBLIC_URL": "http://127.0.0.1:{port}"})
     try:
-        q = f"?encoding=pcm_s16le&sample_rate=16000&pace=asap&record=true&token={KEY_A}"
+        q = "?encoding=pcm_s16le&sample_rate=16000&pace=asap&record=true&token={}"
         for hook in ("http://127.0.0.1:9/x", "http://localhost:9/x", "http://[::1]:9/x",
                      "http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/x"):
-            _, events, close = asyncio.run(_raw_session(f"{srv.url}{q}&webhook_url={hook}", []))
+            url = srv.url + q.format(session_token(srv.url, KEY_A)) + f"&webhook_url={hook}"
+            _, events, close = asyncio.run(_raw_session(url, []))
             assert [e["type"] for e in events] == ["error"], hook
             assert events[0]["code"] == "bad_config" and close == 4400
             assert "webhook_allowed_hosts" in events[0]["message"]
@@ -225,8 +233,8 @@ def test_keys_are_not_in_the_servers_command_line_or_environment(tmp_path) -> No
         # Both keys still open a session.
         for key in (KEY_A, KEY_B):
             async def begin(key: str = key) -> str:
-                url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&token={key}"
-                async with websockets.connect(url) as ws:
+                url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000"
+                async with websockets.connect(url, additional_headers=bearer(key)) as ws:
                     return json.loads(await ws.recv())["type"]
             assert asyncio.run(begin()) == "session.begin"
     finally:
@@ -244,7 +252,7 @@ def test_a_socket_that_never_configures_gives_its_slot_back(
     async def squat() -> tuple[list[dict[str, Any]], int | None, float]:
         events: list[dict[str, Any]] = []
         t0 = time.monotonic()
-        async with websockets.connect(f"{srv.url}?token={KEY_A}") as ws:
+        async with websockets.connect(srv.url, additional_headers=bearer(KEY_A)) as ws:
             try:
                 while True:
                     await ws.send(json.dumps({"type": "keepalive"}))
@@ -255,8 +263,8 @@ def test_a_socket_that_never_configures_gives_its_slot_back(
             return events, ws.close_code, time.monotonic() - t0
 
     async def newcomer() -> str:
-        url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&token={KEY_B}"
-        async with websockets.connect(url) as ws:
+        url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000"
+        async with websockets.connect(url, additional_headers=bearer(KEY_B)) as ws:
             return json.loads(await ws.recv())["type"]
 
     try:
@@ -276,3 +284,125 @@ def test_with_several_tenants_one_key_cannot_take_every_slot() -> None:
     assert one.sessions_per_key == 0 and two.sessions_per_key == 6
     assert ServerConfig(max_sessions=8, max_sessions_per_key=2,
                         api_key_hashes=two.api_key_hashes).sessions_per_key == 2
+
+
+# --- browsers: Origin, Host, JSON POSTs, tokens instead of keys in URLs -------------
+
+
+async def _ws_first(url: str, headers: dict[str, str] | None = None,
+                    origin: str | None = None) -> tuple[dict[str, Any], int | None]:
+    """The first event a WebSocket gets and how it was closed."""
+    async with websockets.connect(url, additional_headers=headers,
+                                  origin=origin) as ws:  # type: ignore[arg-type]
+        first = json.loads(await ws.recv())
+        await ws.close()
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for _ in ws:
+                pass
+        return first, ws.close_code
+
+
+def _http(url: str, method: str = "GET", headers: dict[str, str] | None = None,
+          body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_cross_origin_sockets_and_rebinding_hosts_are_refused(server: RunningServer) -> None:
+    """A keyless loopback server (anyone local may use it) still refuses what a web
+    page in a browser would send: a foreign Origin, a foreign Host, a form POST."""
+    q = "?encoding=pcm_s16le&sample_rate=16000"
+    own = server.http  # http://127.0.0.1:PORT
+
+    begin, _ = asyncio.run(_ws_first(server.url + q))  # no Origin: not a browser
+    assert begin["type"] == "session.begin"
+    begin, _ = asyncio.run(_ws_first(server.url + q, origin=own))  # the demo page's own
+    assert begin["type"] == "session.begin"
+    for origin in ("http://evil.example", "http://127.0.0.1:1", "null", own.replace("127.0.0.1",
+                                                                                   "localhost")):
+        error, code = asyncio.run(_ws_first(server.url + q, origin=origin))
+        assert (error["code"], code) == ("forbidden_origin", 4403), origin
+    # DNS rebinding: the page's own name now resolves to 127.0.0.1.
+    status, body = _http(own + "/readyz", headers={"Host": "evil.example"})
+    assert (status, body["code"]) == (400, "untrusted_host")
+    assert _http(own + "/readyz", headers={"Host": "localhost"})[0] == 200
+    # A form (or no-preflight fetch) cannot post JSON across origins.
+    status, body = _http(own + "/v1/webrtc/offer", "POST", {"Content-Type": "text/plain"},
+                         b'{"sdp": "v=0", "type": "offer"}')
+    assert (status, body["code"]) == (415, "unsupported_media_type")
+
+
+def test_keys_stay_out_of_urls_and_tokens_are_one_use(tenants: RunningServer) -> None:
+    q = "?encoding=pcm_s16le&sample_rate=16000"
+    error, code = asyncio.run(_ws_first(f"{tenants.url}{q}&token={KEY_A}"))
+    assert (error["code"], code) == ("unauthorized", 4401)  # a long-lived key in a URL
+    token = session_token(tenants.url, KEY_A)
+    assert KEY_A not in token
+    begin, _ = asyncio.run(_ws_first(f"{tenants.url}{q}&token={token}"))
+    assert begin["type"] == "session.begin"
+    error, _ = asyncio.run(_ws_first(f"{tenants.url}{q}&token={token}"))
+    assert error["code"] == "unauthorized"  # used once already
+    forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
+    error, _ = asyncio.run(_ws_first(f"{tenants.url}{q}&token={forged}"))
+    assert error["code"] == "unauthorized"
+    tokens = tenants.http + "/v1/tokens"
+    json_type = {"Content-Type": "application/json"}
+    status, body = _http(tokens, "POST", {**json_type, **bearer(KEY_A)}, b'{"ttl_s": 1}')
+    assert status == 200 and body["expires_in"] == 1
+    time.sleep(2.1)
+    error, _ = asyncio.run(_ws_first(f"{tenants.url}{q}&token={body['token']}"))
+    assert error["code"] == "unauthorized"  # expired
+    assert _http(tokens, "POST", json_type, b"{}")[0] == 401  # no key, no token
+    assert _http(tokens, "POST", {**json_type, **bearer(KEY_A)}, b'{"ttl_s": 9999}')[0] == 400
+
+
+def test_a_cross_origin_page_in_chromium_cannot_open_a_session(
+        server: RunningServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A page from another origin (a second loopback port) tries what a malicious
+    site would: a WebSocket to the keyless server and a token request. Both fail."""
+    import http.server
+    import threading
+
+    from tests.e2e.test_demo_page import chrome, fake_mic_wav
+
+    page = tmp_path / "evil.html"
+    page.write_text(f"""<!doctype html><title>start</title><script>
+    const log = [];
+    const done = () => {{ document.title = 'done:' + log.join('|'); }};
+    fetch('{server.http}/v1/tokens', {{method: 'POST', body: '{{}}',
+           headers: {{'Content-Type': 'application/json', 'Authorization': 'Bearer x'}}}})
+      .then(r => log.push('fetch-status:' + r.status), () => log.push('fetch-blocked'))
+      .finally(() => {{
+        const ws = new WebSocket('{server.url}?encoding=pcm_s16le&sample_rate=16000');
+        ws.onmessage = (e) => {{ const m = JSON.parse(e.data);
+                                log.push('msg:' + (m.code || m.type)); }};
+        ws.onclose = (e) => {{ log.push('close:' + e.code); done(); }};
+      }});
+    </script>""")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, directory=str(tmp_path), **kw)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    driver = chrome(fake_mic_wav(tmp_path / "mic.wav"))
+    try:
+        driver.get(f"http://127.0.0.1:{site.server_address[1]}/evil.html")
+        deadline = time.monotonic() + 30
+        while not driver.title.startswith("done:") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        outcome = driver.title.split(":", 1)[1].split("|")
+    finally:
+        driver.quit()
+        site.shutdown()
+    assert "fetch-blocked" in outcome  # CORS preflight never granted
+    assert "msg:forbidden_origin" in outcome and "close:4403" in outcome
+    assert "msg:session.begin" not in outcome

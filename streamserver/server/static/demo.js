@@ -165,6 +165,18 @@
     };
   }
 
+  // The API key never goes in a URL: it buys a one-use, one-minute token first.
+  async function sessionToken(key) {
+    if (!key) return '';
+    const resp = await fetch('/v1/tokens', {
+      method: 'POST', body: '{}',
+      headers: { 'Authorization': `Bearer ${key}`, 'Content-Type': 'application/json' },
+    });
+    if (!resp.ok) throw new Error(resp.status === 401 ? 'the API key was refused'
+                                                      : `token request failed (${resp.status})`);
+    return (await resp.json()).token;
+  }
+
   function streamUrl(params, token) {
     const q = new URLSearchParams(params);
     if (token) q.set('token', token);
@@ -249,8 +261,8 @@
       delay_ms: s.delay_ms, audio_redaction: s.audio_redaction,
       text_substitution: s.text_substitution, pace: 'realtime',
     };
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(streamUrl(params, s.token));
+    return sessionToken(s.token).then((token) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(streamUrl(params, token));
       ws.binaryType = 'arraybuffer';
       r.ws = ws;
       let opened = false;
@@ -272,7 +284,7 @@
         if (!opened) reject(new Error('could not connect to the server'));
       };
       ws.onclose = (e) => onClosed(r, e);
-    });
+    }));
   }
 
   function onCaptured(r, msg) {
