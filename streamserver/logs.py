@@ -8,6 +8,7 @@ could interpolate anything) and keeps only whitelisted ``extra`` fields.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -23,6 +24,29 @@ _SAFE_EXTRAS = (
 )
 
 
+_PLAIN_ARG = re.compile(r"[\w.:\-/\[\]]{0,64}")
+
+
+def _third_party_message(record: logging.LogRecord) -> str:
+    """The message with its arguments, each kept only if it cannot carry user data:
+    numbers, or short strings of name/host characters (no spaces, no ``?`` query)."""
+    args = record.args
+    if not args:
+        return str(record.msg)
+
+    def plain(arg: Any) -> Any:
+        if isinstance(arg, bool | int | float) or arg is None:
+            return arg
+        return arg if isinstance(arg, str) and _PLAIN_ARG.fullmatch(arg) else "<redacted>"
+
+    try:
+        if isinstance(args, dict):
+            return str(record.msg) % {k: plain(v) for k, v in args.items()}
+        return str(record.msg) % tuple(plain(a) for a in args)
+    except (TypeError, ValueError, KeyError):
+        return str(record.msg)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         own = record.name.startswith("streamserver")
@@ -30,8 +54,9 @@ class JsonFormatter(logging.Formatter):
             "ts": round(time.time(), 3),
             "level": record.levelname.lower(),
             "logger": record.name,
-            # Third-party messages may format arbitrary arguments: keep only the template.
-            "msg": record.getMessage() if own else str(record.msg),
+            # Third-party messages may format arbitrary arguments: only plain ones
+            # (numbers, short host/scheme-like strings) are filled in.
+            "msg": record.getMessage() if own else _third_party_message(record),
         }
         for key in _SAFE_EXTRAS:
             if key in record.__dict__:
