@@ -443,7 +443,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 # Secrets the server reads from its environment once, at start.
-_SECRET_ENV = ("STREAMSERVER_API_KEYS", "STREAMSERVER_WEBHOOK_SECRET", "STREAMSERVER_DATA_KEYS")
+_SECRET_ENV = ("STREAMSERVER_API_KEYS", "STREAMSERVER_WEBHOOK_SECRET", "STREAMSERVER_DATA_KEYS",
+               "STREAMSERVER_METRICS_TOKEN")
 
 
 def protect_process_memory() -> None:

@@ -242,6 +242,17 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _secret_from(name: str) -> str:
+    """``NAME`` from the environment, or the contents of the file ``NAME_FILE``."""
+    path = os.environ.get(f"{name}_FILE", "")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            raise ConfigError(f"cannot read {name}_FILE") from None
+    return os.environ.get(name, "").strip()
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in os.environ.get(name, "").split(",") if v.strip())
 
@@ -318,6 +329,9 @@ class ServerConfig:
     trusted_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     allow_key_in_query: bool = False
+    # /metrics and the session count in /readyz: open when empty, else only with
+    # "Authorization: Bearer <token>" (Prometheus: bearer_token_file).
+    metrics_token: str = field(default="", repr=False)
     port: int = 8080
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
@@ -414,6 +428,7 @@ class ServerConfig:
             allowed_origins=_env_list("STREAMSERVER_ALLOWED_ORIGINS"),
             allow_key_in_query=_env_bool("STREAMSERVER_ALLOW_KEY_IN_QUERY",
                                          d.allow_key_in_query),
+            metrics_token=_secret_from("STREAMSERVER_METRICS_TOKEN"),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(

@@ -48,7 +48,7 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
-from .auth import ANONYMOUS, caller
+from .auth import ANONYMOUS, caller, metrics_allowed
 from .demo import demo_routes
 from .fanout import Relay
 from .guard import BrowserGuard
@@ -115,13 +115,18 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> JSONResponse:
-        body = {"ready": state.ready, "sessions": len(state.active)}
+        body: dict[str, Any] = {"ready": state.ready}
+        if metrics_allowed(state.cfg, request):  # counts are the operator's to see
+            body["sessions"] = len(state.active)
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
     async def stream(ws: WebSocket) -> None:
         await StreamHandler(state, ws).run()
 
     async def metrics(request: Request) -> Response:
+        if not metrics_allowed(state.cfg, request):
+            return JSONResponse({"type": "error", "code": "unauthorized",
+                                 "message": "/metrics needs the metrics token"}, status_code=401)
         return Response(state.metrics.exposition(), media_type=state.metrics.content_type)
 
     async def listen(ws: WebSocket) -> None:

@@ -99,3 +99,14 @@ def key_owner(cfg: ServerConfig, offered: str) -> str | None:
         if hmac.compare_digest(digest.encode(), accepted.encode()):
             found = accepted
     return found
+
+
+def metrics_allowed(cfg: ServerConfig, conn: HTTPConnection) -> bool:
+    """``/metrics`` (and the counts in ``/readyz``): open unless the operator set a
+    metrics token, then only with ``Authorization: Bearer <metrics token>``."""
+    if not cfg.metrics_token:
+        return True
+    header = conn.headers.get("authorization", "")
+    offered = header[7:] if header.lower().startswith("bearer ") else ""
+    return hmac.compare_digest(hashlib.sha256(offered.encode()).digest(),
+                               hashlib.sha256(cfg.metrics_token.encode()).digest())

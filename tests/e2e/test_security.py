@@ -406,3 +406,20 @@ def test_a_cross_origin_page_in_chromium_cannot_open_a_session(
     assert "fetch-blocked" in outcome  # CORS preflight never granted
     assert "msg:forbidden_origin" in outcome and "close:4403" in outcome
     assert "msg:session.begin" not in outcome
+
+
+def test_metrics_and_session_counts_can_be_kept_to_the_operator(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = start_server(tmp_path_factory.mktemp("metrics"),
+                       env={"STREAMSERVER_METRICS_TOKEN": "scrape-me-0123"})
+    try:
+        assert _http(srv.http + "/metrics")[0] == 401
+        assert _http(srv.http + "/metrics", headers=bearer("wrong"))[0] == 401
+        req = urllib.request.Request(srv.http + "/metrics", headers=bearer("scrape-me-0123"))
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert b"streamserver_" in r.read()
+        status, body = _http(srv.http + "/readyz")
+        assert status == 200 and body == {"ready": True}  # no cross-tenant counts
+        assert "sessions" in _http(srv.http + "/readyz", headers=bearer("scrape-me-0123"))[1]
+    finally:
+        stop_server(srv)
