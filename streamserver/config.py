@@ -332,6 +332,15 @@ class ServerConfig:
     # /metrics and the session count in /readyz: open when empty, else only with
     # "Authorization: Bearer <token>" (Prometheus: bearer_token_file).
     metrics_token: str = field(default="", repr=False)
+    # The operator's floor under every session's policy (listeners and recordings
+    # inherit the session's): these entities are always redacted (added to what a
+    # session names), on_deadline=pass may be refused, score_threshold capped,
+    # mask_padding_ms floored. Asking for less is bad_config, not silently raised
+    # (the client would believe it got what it asked for).
+    min_entities: tuple[str, ...] = ()
+    allow_on_deadline_pass: bool = True
+    max_score_threshold: float = 1.0
+    min_mask_padding_ms: int = 0
     port: int = 8080
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
@@ -429,6 +438,14 @@ class ServerConfig:
             allow_key_in_query=_env_bool("STREAMSERVER_ALLOW_KEY_IN_QUERY",
                                          d.allow_key_in_query),
             metrics_token=_secret_from("STREAMSERVER_METRICS_TOKEN"),
+            min_entities=(parse_entities(os.environ["STREAMSERVER_MIN_ENTITIES"])
+                          if os.environ.get("STREAMSERVER_MIN_ENTITIES", "").strip() else ()),
+            allow_on_deadline_pass=_env_bool("STREAMSERVER_ALLOW_ON_DEADLINE_PASS",
+                                             d.allow_on_deadline_pass),
+            max_score_threshold=_env_float("STREAMSERVER_MAX_SCORE_THRESHOLD",
+                                           d.max_score_threshold),
+            min_mask_padding_ms=_env_int("STREAMSERVER_MIN_MASK_PADDING_MS",
+                                         d.min_mask_padding_ms),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
@@ -488,6 +505,20 @@ class ServerConfig:
         cfg.validate()
         return cfg
 
+    def apply_floor(self, scfg: SessionConfig) -> SessionConfig:
+        """``scfg`` with the operator's minimum entities added; ConfigError if it asks
+        for weaker redaction than the operator allows."""
+        if scfg.on_deadline == "pass" and not self.allow_on_deadline_pass:
+            raise ConfigError("on_deadline=pass is not allowed on this server")
+        if scfg.score_threshold > self.max_score_threshold:
+            raise ConfigError(f"score_threshold may not exceed {self.max_score_threshold:g} "
+                              "on this server")
+        if scfg.mask_padding_ms < self.min_mask_padding_ms:
+            raise ConfigError(f"mask_padding_ms may not be below {self.min_mask_padding_ms} "
+                              "on this server")
+        missing = [e for e in self.min_entities if e not in scfg.entities]
+        return replace(scfg, entities=(*scfg.entities, *missing)) if missing else scfg
+
     @property
     def sessions_per_key(self) -> int:
         """The per-key session limit in force (0: none beyond max_sessions)."""
@@ -523,6 +554,9 @@ class ServerConfig:
             raise ConfigError("0 < send_low_water_bytes < send_high_water_bytes")
         if self.max_pending_audio_s <= 0 or self.send_queue_messages < 16:
             raise ConfigError("max_pending_audio_s must be > 0, send_queue_messages >= 16")
+        if not 0.0 <= self.max_score_threshold <= 1.0 or not 0 <= self.min_mask_padding_ms <= 1000:
+            raise ConfigError("max_score_threshold must be within 0..1, "
+                              "min_mask_padding_ms within 0..1000")
         try:
             DestinationPolicy(self.webhook_allowed_hosts)
         except ValueError as exc:

@@ -321,7 +321,7 @@ class StreamHandler:
 
     def _config(self, params: Mapping[str, object]) -> SessionConfig:
         try:
-            scfg = SessionConfig.from_params(params)
+            scfg = self.state.cfg.apply_floor(SessionConfig.from_params(params))
         except ConfigError as exc:
             raise BadConfig(str(exc)) from None
         allowed = self.state.cfg.allowed_encodings

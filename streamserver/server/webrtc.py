@@ -556,7 +556,10 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         if owner is None:
             raise Unauthorized("missing or invalid API key")
         body = await _read_offer(request)
-        scfg = session_config(body.get("config"))
+        try:
+            scfg = cfg.apply_floor(session_config(body.get("config")))
+        except ConfigError as exc:
+            raise BadConfig(str(exc)) from None
         try:
             plan = state.archive.plan(scfg) if state.archive is not None else None
         except ConfigError as exc:

@@ -423,3 +423,27 @@ def test_metrics_and_session_counts_can_be_kept_to_the_operator(
         assert "sessions" in _http(srv.http + "/readyz", headers=bearer("scrape-me-0123"))[1]
     finally:
         stop_server(srv)
+
+
+def test_the_operators_floor_holds_whatever_a_client_asks(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = start_server(tmp_path_factory.mktemp("floor"), env={
+        "STREAMSERVER_MIN_ENTITIES": "credit_card,US_SSN",
+        "STREAMSERVER_ALLOW_ON_DEADLINE_PASS": "false",
+        "STREAMSERVER_MAX_SCORE_THRESHOLD": "0.7", "STREAMSERVER_MIN_MASK_PADDING_MS": "200"})
+    try:
+        q = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000"
+        begin, _ = asyncio.run(_ws_first(q + "&entities=person"))
+        assert begin["config"]["entities"] == ["PERSON", "CREDIT_CARD", "US_SSN"]
+        for weaker, words in (("on_deadline=pass", "on_deadline"),
+                              ("score_threshold=1", "score_threshold"),
+                              ("mask_padding_ms=0", "mask_padding_ms")):
+            error, code = asyncio.run(_ws_first(f"{q}&{weaker}"))
+            assert (error["code"], code) == ("bad_config", 4400) and words in error["message"]
+        status, body = _http(srv.http + "/v1/webrtc/offer", "POST",
+                             {"Content-Type": "application/json"},
+                             json.dumps({"sdp": "v=0", "type": "offer",
+                                         "config": {"on_deadline": "pass"}}).encode())
+        assert (status, body["code"]) == (400, "bad_config")
+    finally:
+        stop_server(srv)
