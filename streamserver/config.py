@@ -10,6 +10,7 @@ with a message that is safe to send to the client.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -341,6 +342,17 @@ class ServerConfig:
     allow_on_deadline_pass: bool = True
     max_score_threshold: float = 1.0
     min_mask_padding_ms: int = 0
+    # Listeners and WebRTC: per session and per key (over its sessions), offers per
+    # key per minute, and whether offered ICE candidates may be private addresses
+    # (LAN or same-host deployments; by default only public ones are probed).
+    max_listeners_per_session: int = 8
+    max_listeners_per_key: int = 32
+    webrtc_offers_per_minute: int = 30
+    webrtc_private_candidates: bool = False
+    # The local addresses ICE gathers candidates on (empty: every interface but
+    # loopback, aioice's default); e.g. one NIC, or 127.0.0.1 for same-host clients.
+    webrtc_host_addresses: tuple[str, ...] = ()
+    webrtc_connect_timeout_s: float = 20.0  # a peer not connected by then is closed
     port: int = 8080
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
@@ -446,6 +458,17 @@ class ServerConfig:
                                            d.max_score_threshold),
             min_mask_padding_ms=_env_int("STREAMSERVER_MIN_MASK_PADDING_MS",
                                          d.min_mask_padding_ms),
+            max_listeners_per_session=_env_int("STREAMSERVER_MAX_LISTENERS_PER_SESSION",
+                                               d.max_listeners_per_session),
+            max_listeners_per_key=_env_int("STREAMSERVER_MAX_LISTENERS_PER_KEY",
+                                           d.max_listeners_per_key),
+            webrtc_offers_per_minute=_env_int("STREAMSERVER_WEBRTC_OFFERS_PER_MINUTE",
+                                              d.webrtc_offers_per_minute),
+            webrtc_private_candidates=_env_bool("STREAMSERVER_WEBRTC_PRIVATE_CANDIDATES",
+                                                d.webrtc_private_candidates),
+            webrtc_host_addresses=_env_list("STREAMSERVER_WEBRTC_HOST_ADDRESSES"),
+            webrtc_connect_timeout_s=_env_float("STREAMSERVER_WEBRTC_CONNECT_TIMEOUT_S",
+                                                d.webrtc_connect_timeout_s),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
@@ -557,6 +580,11 @@ class ServerConfig:
         if not 0.0 <= self.max_score_threshold <= 1.0 or not 0 <= self.min_mask_padding_ms <= 1000:
             raise ConfigError("max_score_threshold must be within 0..1, "
                               "min_mask_padding_ms within 0..1000")
+        for address in self.webrtc_host_addresses:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigError("webrtc_host_addresses must be IP addresses") from None
         try:
             DestinationPolicy(self.webhook_allowed_hosts)
         except ValueError as exc:

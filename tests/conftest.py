@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aioice.ice
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,19 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def fixture_manifest() -> dict[str, dict]:
     clips = json.loads((FIXTURES / "pii_dev_manifest.json").read_text())
     return {c["file"]: c for c in clips}
+
+
+# Tests send traffic to loopback only, WebRTC included: test peers (aiortc, in this
+# process) gather 127.0.0.1 alone, and servers started here do the same.
+LOOPBACK_ICE_ENV = {"STREAMSERVER_WEBRTC_HOST_ADDRESSES": "127.0.0.1",
+                    "STREAMSERVER_WEBRTC_PRIVATE_CANDIDATES": "true"}
+
+
+def _loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+aioice.ice.get_host_addresses = _loopback_only
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +74,9 @@ def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None,
     """
     port = _free_port()
     # "{port}" in a value (e.g. STREAMSERVER_PUBLIC_URL) is the port chosen here.
-    env = {k: v.replace("{port}", str(port)) for k, v in (env or {}).items()}
+    # WebRTC stays on loopback: the server gathers and accepts 127.0.0.1 only.
+    env = {**LOOPBACK_ICE_ENV, **(env or {})}
+    env = {k: v.replace("{port}", str(port)) for k, v in env.items()}
     log_path = tmp / f"server-{port}.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(

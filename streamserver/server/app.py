@@ -55,7 +55,7 @@ from .guard import BrowserGuard
 from .recording import Archive, RecordingPlan, SessionRecording, open_archive
 from .sessions_api import SESSION_ROUTES
 from .state import ServerState
-from .webrtc import WEBRTC_ROUTES, close_webrtc_sessions
+from .webrtc import WEBRTC_ROUTES, close_webrtc_sessions, use_host_addresses
 
 log = logging.getLogger("streamserver.server")
 
@@ -68,6 +68,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
     """The ASGI app. ``engines`` may be passed in (tests share one load), and so may
     the ``archive`` (the CLI opens it first, to report a bad store before binding)."""
     state = ServerState(cfg, engines, archive=archive)
+    use_host_addresses(cfg.webrtc_host_addresses)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -61,16 +61,17 @@ class Listener:
 class Relay:
     """One session's outputs, copied to its listeners."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_listeners: int = MAX_LISTENERS) -> None:
         self.listeners: set[Listener] = set()
         self.begin: Event | None = None
         self.ended = False
+        self.max_listeners = max_listeners
 
     def subscribe(self) -> Listener:
         if self.ended:
             raise UnknownSession("the session has ended")
-        if len(self.listeners) >= MAX_LISTENERS:
-            raise TooManyListeners(f"at most {MAX_LISTENERS} listeners per session")
+        if len(self.listeners) >= self.max_listeners:
+            raise TooManyListeners(f"at most {self.max_listeners} listeners per session")
         listener = Listener()
         if self.begin is not None:
             listener.queue.put_nowait(self.begin)
@@ -111,11 +112,13 @@ class RelayHub:
     session id is no capability and other tenants learn nothing from probing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_listeners: int = MAX_LISTENERS, max_per_key: int = 0) -> None:
         self._relays: dict[str, tuple[Relay, str]] = {}
+        self.max_listeners = max_listeners  # per session
+        self.max_per_key = max_per_key  # over all of one key's sessions; 0 = no limit
 
     def open(self, session_id: str, owner: str) -> Relay:
-        relay = Relay()
+        relay = Relay(self.max_listeners)
         self._relays[session_id] = (relay, owner)
         return relay
 
@@ -126,6 +129,9 @@ class RelayHub:
         owner = found[1] if found is not None else "\0"
         if not hmac.compare_digest(owner.encode(), caller.encode()) or found is None:
             raise UnknownSession("no running session with this id")
+        if self.max_per_key and sum(len(r.listeners) for r, o in self._relays.values()
+                                    if o == caller) >= self.max_per_key:
+            raise TooManyListeners(f"at most {self.max_per_key} listeners per API key")
         return found[0]
 
     def close(self, session_id: str) -> None:

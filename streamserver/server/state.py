@@ -7,16 +7,22 @@ Endpoint modules (``app``, ``sessions_api``, ``webrtc``) import this and
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import ServerConfig
 from ..engines.bundle import Engines
 from ..metrics import Metrics
-from ..protocol import TooManySessions
+from ..protocol import CLOSE_TOO_FAST, ProtocolError, TooManySessions
 from ..runtime import ModelPool
 from .auth import TokenIssuer
 from .fanout import RelayHub
 from .recording import Archive
+
+
+class TooManyOffers(ProtocolError):
+    code = "too_many_offers"
+    close_code = CLOSE_TOO_FAST
 
 
 @dataclass
@@ -26,7 +32,7 @@ class ServerState:
     pool: ModelPool | None = None
     active: set[str] = field(default_factory=set)
     owners: dict[str, str] = field(default_factory=dict)  # session id -> API key hash
-    relays: RelayHub = field(default_factory=RelayHub)
+    relays: RelayHub = field(init=False)  # sized from cfg in __post_init__
     tokens: TokenIssuer = field(default_factory=TokenIssuer)  # browsers' ?token=
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
@@ -34,6 +40,22 @@ class ServerState:
     archive: Archive | None = None  # the artefact store, webhooks (docs/privacy.md)
     drain_deadline: float = 0.0  # monotonic; set when draining starts
     _draining: asyncio.Future[None] | None = field(default=None, repr=False)
+    _offers: dict[str, deque[float]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.relays = RelayHub(self.cfg.max_listeners_per_session, self.cfg.max_listeners_per_key)
+
+    def count_offer(self, owner: str, now: float) -> None:
+        """One WebRTC offer by ``owner`` (each makes the server gather and probe):
+        raise TooManyOffers beyond ``webrtc_offers_per_minute``."""
+        window = self._offers.setdefault(owner, deque())
+        while window and window[0] < now - 60:
+            window.popleft()
+        if len(window) >= self.cfg.webrtc_offers_per_minute:
+            raise TooManyOffers("too many WebRTC offers from this key; try in a minute")
+        window.append(now)
+        for key in [k for k, w in self._offers.items() if not w]:
+            del self._offers[key]
 
     def admit(self, session_id: str, owner: str) -> None:
         """Count a new session in, or raise TooManySessions ("try later", 1013).

@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import ipaddress
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ from starlette.routing import Route
 from ..config import ConfigError, SessionConfig
 from ..core.session import AudioOut, Event
 from ..protocol import (
+    CLOSE_TIMEOUT,
     BadConfig,
     IdleTimeout,
     ProtocolError,
@@ -61,7 +63,7 @@ from ..protocol import (
 )
 from ..runtime import SendQueueFull, SessionRunner
 from .auth import ANONYMOUS, caller
-from .fanout import Relay
+from .fanout import Relay, SlowListener
 from .recording import RecordingPlan, SessionRecording
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ FIXED_SETTINGS: dict[str, Any] = {
     "encoding": "pcm_s16le", "sample_rate": RATE, "channels": 1, "pace": "realtime",
 }
 MAX_OFFER_BYTES = 256 * 1024
+MAX_OFFER_CANDIDATES = 16  # a browser offers a handful; thousands would make us a scanner
+MAX_LISTENER_BUFFER_S = 5.0  # audio held for a listener's track beyond this: cut off
 MAX_PENDING_EVENTS = 256  # events held until the client's channel opens
 MAX_CHANNEL_BUFFERED = 4 << 20  # bytes queued on the data channel: over it, slow_consumer
 MAX_GAP_FILL_S = 1.0  # an RTP timestamp jump up to this is lost input: filled with silence
@@ -92,7 +96,7 @@ DRAIN_EXTRA_S = 5.0  # finish(): allowed beyond D for the last decisions
 CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SCTP
 
 _HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "key_busy": 429, "internal_error": 500,
-                "unknown_session": 404, "too_many_listeners": 503}
+                "unknown_session": 404, "too_many_listeners": 503, "too_many_offers": 429}
 
 
 def _error_response(exc: ProtocolError) -> JSONResponse:
@@ -293,9 +297,19 @@ class WebRtcSession:
         else:  # cannot happen with an audio m-line, but never hang
             self.end(ProtocolError("the offer has no audio track", "bad_offer"))
         self.done = asyncio.create_task(self._supervise(run))
+        self._tasks.append(asyncio.create_task(self._connect_deadline()))
         self.state.metrics.sessions_started.labels("webrtc").inc()
         log.info("session started", extra={"session": self.session_id, "transport": "webrtc",
                                            "delay_ms": self.scfg.delay_ms})
+
+    async def _connect_deadline(self) -> None:
+        """A peer that never connects (no usable candidate, no end-of-candidates)
+        neither fails nor ends by itself: it would hold a slot for max_session_s."""
+        timeout = self.state.cfg.webrtc_connect_timeout_s
+        await asyncio.sleep(timeout)
+        if self.pc.connectionState != "connected":
+            self.end(ProtocolError(f"the peer did not connect within {timeout:g} s",
+                                   "connect_timeout", CLOSE_TIMEOUT))
 
     def end(self, reason: ProtocolError | None = None) -> None:
         """Ask the session to end: ``None`` finishes cleanly, an error fails it."""
@@ -530,6 +544,53 @@ def _registry(app: Starlette) -> dict[str, WebRtcSession]:
     return reg
 
 
+def use_host_addresses(addresses: tuple[str, ...]) -> None:
+    """Gather ICE host candidates on these local addresses only (process-wide:
+    aioice has no per-connection setting)."""
+    if not addresses:
+        return
+    import aioice.ice
+
+    chosen = [str(ipaddress.ip_address(a)) for a in addresses]
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = host_addresses
+
+
+def filter_candidates(sdp: str, allow_private: bool) -> str:
+    """The offer with the ICE candidates we may send STUN to: at most
+    :data:`MAX_OFFER_CANDIDATES`, and — unless ``allow_private`` (a LAN or test
+    deployment) — only public addresses (no loopback, private, link-local,
+    multicast or reserved ones: the server must not probe the operator's
+    network for a caller). mDNS names (``….local``) are private by nature.
+    Raises bad_offer for too many or none left."""
+    from ..webhooks import is_public_address
+
+    lines = sdp.splitlines()
+    kept, seen = [], 0
+    for line in lines:
+        if line.startswith("a=candidate:"):
+            seen += 1
+            fields = line.split()
+            address = fields[4] if len(fields) > 5 else ""
+            if not allow_private:
+                try:
+                    if not is_public_address(ipaddress.ip_address(address)):
+                        continue
+                except ValueError:
+                    continue  # a name (mDNS) or junk
+        kept.append(line)
+    if seen > MAX_OFFER_CANDIDATES:
+        raise ProtocolError(f"the offer lists more than {MAX_OFFER_CANDIDATES} candidates",
+                            "bad_offer")
+    if seen and not any(line.startswith("a=candidate:") for line in kept):
+        raise ProtocolError("the offer has no candidate this server may reach (private "
+                            "addresses need webrtc_private_candidates)", "bad_offer")
+    return "\r\n".join(kept) + "\r\n"
+
+
 async def _read_offer(request: Request) -> dict[str, Any]:
     body = bytearray()
     async for chunk in request.stream():
@@ -544,6 +605,8 @@ async def _read_offer(request: Request) -> dict[str, Any]:
         raise ProtocolError("the body must be a JSON object", "invalid_json")
     if obj.get("type") != "offer" or not isinstance(obj.get("sdp"), str):
         raise ProtocolError('the body needs "sdp" and "type": "offer"', "bad_offer")
+    state: ServerState = request.app.state.streamserver
+    obj["sdp"] = filter_candidates(obj["sdp"], state.cfg.webrtc_private_candidates)
     return obj
 
 
@@ -555,6 +618,7 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         owner = caller(cfg, request, state.tokens)
         if owner is None:
             raise Unauthorized("missing or invalid API key")
+        state.count_offer(owner, time.monotonic())
         body = await _read_offer(request)
         try:
             scfg = cfg.apply_floor(session_config(body.get("config")))
@@ -620,7 +684,9 @@ class WebRtcListener:
     It ends with the session, or when the peer goes away. Never the raw input.
     """
 
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: Relay, connect_timeout_s: float = 20.0) -> None:
+        self.connect_timeout_s = connect_timeout_s
+        self.on_closed: Callable[[], None] | None = None  # once, when it ends
         self.listener = relay.subscribe()
         self.relay = relay
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -650,6 +716,9 @@ class WebRtcListener:
     async def close(self) -> None:
         self.relay.unsubscribe(self.listener)
         self.track.stop()
+        closed, self.on_closed = self.on_closed, None
+        if closed is not None:
+            closed()
         with contextlib.suppress(Exception):
             await self.pc.close()
 
@@ -679,7 +748,12 @@ class WebRtcListener:
         fmt: audio_mod.AudioFormat | None = None
         resampler: audio_mod.StreamingResampler | None = None
         try:
+            deadline = time.monotonic() + self.connect_timeout_s
             while (out := await self.listener.next()) is not None:
+                connected = self.pc.connectionState == "connected"
+                if not connected and time.monotonic() > deadline:
+                    raise ProtocolError(f"the peer did not connect within "
+                                        f"{self.connect_timeout_s:g} s", "connect_timeout")
                 if isinstance(out, Event):
                     cfg = out.payload.get("config")
                     if out.payload.get("type") == "session.begin" and isinstance(cfg, dict):
@@ -687,7 +761,11 @@ class WebRtcListener:
                                                     cfg["channels"])
                         resampler = audio_mod.StreamingResampler(fmt.sample_rate, RATE)
                     self._send_event(out.payload)
-                elif fmt is not None and resampler is not None:
+                elif fmt is not None and resampler is not None and connected:
+                    # Nothing is held for a peer that is not up yet, and a peer that
+                    # stops taking audio is cut, not buffered for.
+                    if self.track.buffered_s > MAX_LISTENER_BUFFER_S:
+                        raise SlowListener("listener is not taking its audio")
                     mono = audio_mod.to_mono_float(audio_mod.decode(out.data, fmt))
                     self.track.start(time.monotonic())
                     self.track.feed(audio_mod.to_int16(resampler.push(mono)).tobytes())
@@ -708,8 +786,10 @@ async def webrtc_listen(request: Request) -> JSONResponse:
         who = caller(state.cfg, request, state.tokens)
         if who is None:
             raise Unauthorized("missing or invalid API key")
+        state.count_offer(who, time.monotonic())
         body = await _read_offer(request)
-        listener = WebRtcListener(state.relays.get(request.path_params["session_id"], who))
+        listener = WebRtcListener(state.relays.get(request.path_params["session_id"], who),
+                                  state.cfg.webrtc_connect_timeout_s)
     except ProtocolError as exc:
         return _error_response(exc)
     try:
@@ -721,6 +801,8 @@ async def webrtc_listen(request: Request) -> JSONResponse:
         log.exception("webrtc listener negotiation failed")
         await listener.close()
         return _error_response(ProtocolError("internal error", "internal_error"))
+    state.metrics.listeners.inc()
+    listener.on_closed = state.metrics.listeners.dec
     listener.start()
     return JSONResponse({"sdp": sdp, "type": "answer"})
 

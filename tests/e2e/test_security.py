@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import websockets
 
@@ -447,3 +448,130 @@ def test_the_operators_floor_holds_whatever_a_client_asks(
         assert (status, body["code"]) == (400, "bad_config")
     finally:
         stop_server(srv)
+
+
+# --- WebRTC: what an offer can make the server do -------------------------------------
+
+
+async def _offer_sdp(recvonly: bool = False) -> str:
+    """A real aiortc offer (its candidates: 127.0.0.1 only, see conftest)."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio", direction="recvonly" if recvonly else "sendrecv")
+        pc.createDataChannel("events")
+        await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
+    finally:
+        await pc.close()
+
+
+def _dead_candidates(sdp: str, port: int) -> str:
+    """The offer's candidates moved to ``port``: a loopback socket nobody answers on."""
+    out = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            fields[5] = str(port)
+            line = " ".join(fields)
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+def _post_offer(url: str, sdp: str, **extra: Any) -> tuple[int, dict[str, Any]]:
+    return _http(url, "POST", {"Content-Type": "application/json"},
+                 json.dumps({"sdp": sdp, "type": "offer", **extra}).encode())
+
+
+def test_offers_may_not_make_the_server_probe_or_flood(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = start_server(tmp_path_factory.mktemp("offers"), env={
+        "STREAMSERVER_WEBRTC_PRIVATE_CANDIDATES": "false",  # the production default
+        "STREAMSERVER_WEBRTC_OFFERS_PER_MINUTE": "3"})
+    try:
+        offer_url = srv.http + "/v1/webrtc/offer"
+        sdp = asyncio.run(_offer_sdp())
+        status, body = _post_offer(offer_url, sdp)  # candidates: 127.0.0.1 only
+        assert (status, body["code"]) == (400, "bad_offer") and "private" in body["message"]
+        first = next(line for line in sdp.splitlines() if line.startswith("a=candidate:"))
+        many = sdp.replace(first, "\r\n".join([first] * 17))
+        status, body = _post_offer(offer_url, many)
+        assert (status, body["code"]) == (400, "bad_offer") and "16" in body["message"]
+        assert _post_offer(offer_url, sdp)[0] == 400  # the 3rd: still heard
+        status, body = _post_offer(offer_url, sdp)
+        assert (status, body["code"]) == (429, "too_many_offers")  # the 4th this minute
+    finally:
+        stop_server(srv)
+
+
+def test_peers_that_never_connect_are_closed(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A session and a listener whose candidates nobody answers (no
+    end-of-candidates either): both are closed at the connect deadline, the slot
+    and the listener count come back, the session being listened to goes on."""
+    import socket
+
+    from tests.conftest import metric_value, scrape_metrics
+
+    srv = start_server(tmp_path_factory.mktemp("ice"),
+                       env={"STREAMSERVER_WEBRTC_CONNECT_TIMEOUT_S": "2"})
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))  # receives, never answers
+    try:
+        port = dead.getsockname()[1]
+        status, body = _post_offer(srv.http + "/v1/webrtc/offer",
+                                   _dead_candidates(asyncio.run(_offer_sdp()), port))
+        assert status == 200, body
+        assert _http(srv.http + "/readyz")[1]["sessions"] == 1
+
+        async def listened_session() -> tuple[float, float, str]:
+            url = f"{srv.url}?encoding=pcm_s16le&sample_rate={RATE}&pace=realtime"
+            async with websockets.connect(url) as ws:
+                begin = json.loads(await ws.recv())
+                sdp = _dead_candidates(await _offer_sdp(recvonly=True), port)
+                listen = f"{srv.http}/v1/sessions/{begin['session_id']}/listen/webrtc"
+                status, _ = await asyncio.to_thread(_post_offer, listen, sdp)
+                assert status == 200
+                silence = np.zeros(FRAME, dtype=np.int16).tobytes()
+                during = after = -1.0
+                for i in range(int(5 / 0.02)):  # 5 s of audio in real time
+                    await ws.send(silence)
+                    await asyncio.sleep(0.02)
+                    if i == 25:
+                        during = metric_value(await asyncio.to_thread(scrape_metrics, srv.http),
+                                              "streamserver_listeners")
+                after = metric_value(await asyncio.to_thread(scrape_metrics, srv.http),
+                                     "streamserver_listeners")
+                await ws.send(json.dumps({"type": "close"}))
+                last = ""
+                async for msg in ws:
+                    if isinstance(msg, str):
+                        last = json.loads(msg)["type"]
+                return during, after, last
+
+        during, after, last = asyncio.run(listened_session())
+        assert (during, after) == (1.0, 0.0)
+        assert last == "session.end"  # the session itself went on to its end
+        assert _http(srv.http + "/readyz")[1]["sessions"] == 0  # the WebRTC slot came back
+    finally:
+        dead.close()
+        stop_server(srv)
+
+
+def test_candidate_filter_keeps_public_addresses_only_by_default() -> None:
+    from streamserver.server.webrtc import filter_candidates
+
+    sdp = "\r\n".join([
+        "v=0", "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+        "a=candidate:1 1 udp 2130706431 8.8.8.8 50000 typ host",
+        "a=candidate:2 1 udp 2130706431 10.0.0.5 50000 typ host",
+        "a=candidate:3 1 udp 2130706431 169.254.169.254 80 typ host",
+        "a=candidate:4 1 udp 2130706431 4f1c2d9e.local 50000 typ host",
+        "a=candidate:5 1 udp 2130706431 ::1 50000 typ host",
+    ]) + "\r\n"
+    kept = [line.split()[4] for line in filter_candidates(sdp, False).splitlines()
+            if line.startswith("a=candidate:")]
+    assert kept == ["8.8.8.8"]
+    assert len([line for line in filter_candidates(sdp, True).splitlines()
+                if line.startswith("a=candidate:")]) == 5
