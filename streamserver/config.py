@@ -353,6 +353,15 @@ class ServerConfig:
     # loopback, aioice's default); e.g. one NIC, or 127.0.0.1 for same-host clients.
     webrtc_host_addresses: tuple[str, ...] = ()
     webrtc_connect_timeout_s: float = 20.0  # a peer not connected by then is closed
+    # Recording quotas (bytes; 0 = none): one session's audio, everything one key
+    # keeps, everything stored; and the free space a local store leaves on its disk.
+    # Past a quota a new recorded session is refused (storage_quota); a running
+    # recording that hits the session cap, the server quota or the disk floor stops
+    # (status failed), its live stream goes on.
+    max_recording_bytes_per_session: int = 1 << 30
+    recording_quota_bytes_per_key: int = 0
+    recording_quota_bytes: int = 0
+    min_free_disk_bytes: int = 1 << 30
     port: int = 8080
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
@@ -469,6 +478,14 @@ class ServerConfig:
             webrtc_host_addresses=_env_list("STREAMSERVER_WEBRTC_HOST_ADDRESSES"),
             webrtc_connect_timeout_s=_env_float("STREAMSERVER_WEBRTC_CONNECT_TIMEOUT_S",
                                                 d.webrtc_connect_timeout_s),
+            max_recording_bytes_per_session=_env_int(
+                "STREAMSERVER_MAX_RECORDING_BYTES_PER_SESSION", d.max_recording_bytes_per_session),
+            recording_quota_bytes_per_key=_env_int("STREAMSERVER_RECORDING_QUOTA_BYTES_PER_KEY",
+                                                   d.recording_quota_bytes_per_key),
+            recording_quota_bytes=_env_int("STREAMSERVER_RECORDING_QUOTA_BYTES",
+                                           d.recording_quota_bytes),
+            min_free_disk_bytes=_env_int("STREAMSERVER_MIN_FREE_DISK_BYTES",
+                                         d.min_free_disk_bytes),
             port=_env_int("STREAMSERVER_PORT", d.port),
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(

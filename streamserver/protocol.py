@@ -83,6 +83,13 @@ class IdleTimeout(ProtocolError):
     close_code = CLOSE_TIMEOUT
 
 
+class StorageQuota(ProtocolError):
+    """A recorded session would go past a storage quota or the disk's free-space floor."""
+
+    code = "storage_quota"
+    close_code = CLOSE_TRY_LATER
+
+
 class ConfigTimeout(ProtocolError):
     """The connection sent no configuration in time: it held a session slot for nothing."""
 

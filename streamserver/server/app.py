@@ -352,7 +352,7 @@ class StreamHandler:
         if self.state.archive is None:
             return None
         try:
-            return self.state.archive.plan(scfg)
+            return self.state.archive.plan(scfg, self.owner)
         except ConfigError as exc:
             raise BadConfig(str(exc)) from None
 

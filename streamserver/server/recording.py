@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import struct
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from typing import Any
 from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
 from ..metrics import Metrics
+from ..protocol import StorageQuota
 from ..storage import (
     KIND_METADATA,
     KIND_TRANSCRIPT,
@@ -126,8 +128,11 @@ class Recorder:
 
     def __init__(self, store: ArtefactStore, session_id: str, owner: str,
                  scfg: SessionConfig, plan: RecordingPlan,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_bytes: int = 0,
+                 room: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        self.max_bytes = max_bytes  # this session's audio (0: no cap)
+        self.room = room  # False once a quota or the disk floor is reached
         self.session_id = session_id
         self.owner = owner
         self.scfg = scfg
@@ -173,6 +178,9 @@ class Recorder:
     def _queue_part(self, data: bytes) -> None:
         if self._parts_queued >= MAX_QUEUED_PARTS or self.parts >= MAX_AUDIO_PARTS:
             self._fail("storage too slow" if self.parts < MAX_AUDIO_PARTS else "too long")
+            return
+        if (self.max_bytes and self.audio_bytes > self.max_bytes) or not self.room():
+            self._fail("storage_quota")  # the session goes on; its recording stops
             return
         kind = audio_part_kind(self.parts)
         self.parts += 1
@@ -309,6 +317,8 @@ class Archive:
         self.recorders: dict[str, Recorder] = {}
         self.metrics: Metrics | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._usage: dict[str, int] = {}  # bytes stored per owner, as of the last sweep
+        self._disk_free: int | None = None
 
     def start(self) -> None:
         """In the running loop: the webhook workers and the sweeper (which purges at
@@ -317,16 +327,53 @@ class Archive:
             self.sender.start()
         if self.store is not None:
             self._sweeper = asyncio.create_task(
-                sweep_forever(self.store, self.cfg.sweep_interval_s), name="sweeper")
+                sweep_forever(self.store, self.cfg.sweep_interval_s,
+                              after=self._measure_usage), name="sweeper")
 
-    def plan(self, scfg: SessionConfig) -> RecordingPlan | None:
-        return plan_recording(scfg, self.cfg, self.store is not None, self.sender is not None)
+    def plan(self, scfg: SessionConfig, owner: str | None = None) -> RecordingPlan | None:
+        """What is recorded; ConfigError for a bad ask, StorageQuota when ``owner``
+        (or the store) is past a quota."""
+        plan = plan_recording(scfg, self.cfg, self.store is not None, self.sender is not None)
+        if plan is not None and owner is not None and not self.room(owner):
+            raise StorageQuota("recording storage is full for this key or this server; "
+                               "try later, or record=false")
+        return plan
+
+    def _measure_usage(self) -> None:
+        """After each sweep (in its thread): bytes per owner and the disk's free space."""
+        usage = getattr(self.store, "usage", None)
+        if usage is not None and (self.cfg.recording_quota_bytes_per_key
+                                  or self.cfg.recording_quota_bytes):
+            self._usage = usage(time.time())
+        directory = getattr(self.store, "directory", None)
+        if directory is not None and self.cfg.min_free_disk_bytes:
+            self._disk_free = shutil.disk_usage(directory).free
+
+    def room(self, owner: str | None = None) -> bool:
+        """Whether more may be recorded: by anyone (the disk floor, the server's
+        quota), and with ``owner`` also by that key (checked when a recording starts,
+        so a key may pass its quota by one session). Stored bytes as of the last
+        sweep plus what live recordings wrote since."""
+        cfg = self.cfg
+        live = {r.owner: 0 for r in self.recorders.values()}
+        for r in self.recorders.values():
+            live[r.owner] += r.audio_bytes
+        if self._disk_free is not None and (
+                self._disk_free - sum(live.values()) < cfg.min_free_disk_bytes):
+            return False
+        if cfg.recording_quota_bytes and (
+                sum(self._usage.values()) + sum(live.values()) >= cfg.recording_quota_bytes):
+            return False
+        return not (owner is not None and cfg.recording_quota_bytes_per_key and (
+            self._usage.get(owner, 0) + live.get(owner, 0) >= cfg.recording_quota_bytes_per_key))
 
     def open(self, session_id: str, owner: str, scfg: SessionConfig, plan: RecordingPlan,
              base_url: str) -> SessionRecording:
         """Start recording a session; ``base_url`` is where its client reached us."""
         assert self.store is not None
-        recorder = Recorder(self.store, session_id, owner, scfg, plan)
+        recorder = Recorder(self.store, session_id, owner, scfg, plan,
+                            max_bytes=self.cfg.max_recording_bytes_per_session,
+                            room=self.room)  # a key may pass its quota by one session
         self.recorders[session_id] = recorder
         recorder.start()
         return SessionRecording(self, recorder, self.cfg.public_url or base_url)

@@ -96,7 +96,8 @@ DRAIN_EXTRA_S = 5.0  # finish(): allowed beyond D for the last decisions
 CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SCTP
 
 _HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "key_busy": 429, "internal_error": 500,
-                "unknown_session": 404, "too_many_listeners": 503, "too_many_offers": 429}
+                "unknown_session": 404, "too_many_listeners": 503, "too_many_offers": 429,
+                "storage_quota": 507}
 
 
 def _error_response(exc: ProtocolError) -> JSONResponse:
@@ -625,7 +626,7 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         except ConfigError as exc:
             raise BadConfig(str(exc)) from None
         try:
-            plan = state.archive.plan(scfg) if state.archive is not None else None
+            plan = state.archive.plan(scfg, owner) if state.archive is not None else None
         except ConfigError as exc:
             raise BadConfig(str(exc)) from None
         if "pcm_s16le" not in cfg.allowed_encodings:  # what WebRTC audio becomes

@@ -214,6 +214,32 @@ class LocalStore:
         self._scrub_log()
         return found
 
+    def usage(self, now: float) -> dict[str, int]:
+        """Bytes stored per owner (sealed sizes, unexpired sessions): for quotas."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.session_id, s.owner, a.file FROM sessions s"
+                " JOIN artefacts a ON a.session_id = s.session_id WHERE s.expires > ?",
+                (now,)).fetchall()
+        owners: dict[str, str] = {}
+        out: dict[str, int] = {}
+        for session_id, sealed_owner, name in rows:
+            owner = owners.get(session_id)
+            if owner is None:
+                owner = owners[session_id] = self._keyring.open(
+                    sealed_owner, _owner_aad(session_id)).decode()
+            try:
+                size = (self._blobs / name).stat().st_size
+            except OSError:
+                continue
+            out[owner] = out.get(owner, 0) + size
+        return out
+
+    @property
+    def directory(self) -> Path:
+        """Where the artefacts are (its file system's free space is checked)."""
+        return self._blobs
+
     def purge_expired(self, now: float) -> int:
         with self._transaction() as db:
             files = [

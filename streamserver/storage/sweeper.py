@@ -13,7 +13,8 @@ log = logging.getLogger("streamserver.storage")
 
 
 async def sweep_forever(
-    store: ArtefactStore, interval_s: float, now: Callable[[], float] = time.time
+    store: ArtefactStore, interval_s: float, now: Callable[[], float] = time.time,
+    after: Callable[[], None] | None = None,
 ) -> None:
     """Run until cancelled; a failed purge is logged (type and count only) and retried.
 
@@ -30,4 +31,9 @@ async def sweep_forever(
         else:
             if purged:
                 log.info("storage purge", extra={"stats": {"purged": purged}})
+        if after is not None:  # e.g. measure what is stored now (quotas)
+            try:
+                await asyncio.to_thread(after)
+            except Exception as exc:
+                log.warning("storage measurement failed: %s", type(exc).__name__)
         await asyncio.sleep(interval_s)

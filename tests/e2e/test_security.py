@@ -575,3 +575,74 @@ def test_candidate_filter_keeps_public_addresses_only_by_default() -> None:
     assert kept == ["8.8.8.8"]
     assert len([line for line in filter_candidates(sdp, True).splitlines()
                 if line.startswith("a=candidate:")]) == 5
+
+
+# --- storage quotas -------------------------------------------------------------------
+
+
+def _recording_server(root, **env: str) -> RunningServer:  # type: ignore[no-untyped-def]
+    from streamserver.storage.crypto import KeyRing
+
+    return start_server(root, env={
+        "STREAMSERVER_API_KEYS": f"{KEY_A},{KEY_B}",
+        "STREAMSERVER_DATA_KEYS": f"k1:{KeyRing.generate_key()}",
+        "STREAMSERVER_DATA_DIR": str(root / "data"), "STREAMSERVER_SWEEP_INTERVAL_S": "0.3",
+        **env})
+
+
+def _record(srv: RunningServer, key: str) -> list[dict[str, Any]]:
+    from streamserver.cli import stream_file
+
+    _, _, events = asyncio.run(stream_file(
+        FIXTURES / "dev_014.wav", srv.url, {"encoding": "pcm_s16le", "record": "true"},
+        pace="asap", api_key=key))
+    return events
+
+
+def _record_refusal(srv: RunningServer, key: str) -> tuple[str, int | None]:
+    first, code = asyncio.run(_ws_first(
+        f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&record=true", headers=bearer(key)))
+    return first.get("code", first["type"]), code
+
+
+def test_a_key_past_its_recording_quota_gets_no_new_recording(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # dev_014: 6.8 s of 16 kHz PCM, ~217 kB of audio: one recording passes 100 kB.
+    srv = _recording_server(tmp_path_factory.mktemp("quota"),
+                            STREAMSERVER_RECORDING_QUOTA_BYTES_PER_KEY="100000")
+    try:
+        first = _record(srv, KEY_A)
+        assert next(e for e in first if e["type"] == "recording")["status"] == "ready"
+        time.sleep(1.0)  # a sweep measures what key A stored
+        assert _record_refusal(srv, KEY_A) == ("storage_quota", 1013)
+        other = _record(srv, KEY_B)  # another key has its own quota
+        assert next(e for e in other if e["type"] == "recording")["status"] == "ready"
+        plain = asyncio.run(_ws_first(f"{srv.url}?encoding=pcm_s16le&sample_rate=16000",
+                                      headers=bearer(KEY_A)))
+        assert plain[0]["type"] == "session.begin"  # unrecorded sessions are not affected
+    finally:
+        stop_server(srv)
+
+
+def test_a_recording_past_the_session_cap_stops_and_the_session_goes_on(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = _recording_server(tmp_path_factory.mktemp("cap"),
+                            STREAMSERVER_MAX_RECORDING_BYTES_PER_SESSION="150000")
+    try:
+        events = _record(srv, KEY_A)
+        assert next(e for e in events if e["type"] == "recording")["status"] == "failed"
+        assert events[-1]["type"] == "session.end"
+        assert events[-1]["stats"]["audio_out_ms"] > 6000  # all of it came back
+    finally:
+        stop_server(srv)
+
+
+def test_a_disk_near_full_takes_no_new_recordings(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    srv = _recording_server(tmp_path_factory.mktemp("disk"),
+                            STREAMSERVER_MIN_FREE_DISK_BYTES=str(1 << 60))  # never this free
+    try:
+        time.sleep(1.0)  # the first sweep has measured the disk
+        assert _record_refusal(srv, KEY_A) == ("storage_quota", 1013)
+    finally:
+        stop_server(srv)
