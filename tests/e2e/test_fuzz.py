@@ -42,7 +42,7 @@ MESSAGE_TYPES = ("configure", "flush", "close", "keepalive")
 SETTINGS = ("encoding", "sample_rate", "channels", "delay_ms", "pace", "entities",
             "score_threshold", "audio_redaction", "text_substitution", "on_deadline",
             "mask_padding_ms", "use_hypothesis_evidence", "record", "retention_s",
-            "webhook_url")
+            "webhook_url", "channel_roles", "context_redaction", "mask_unexplained")
 FORMATS = (("pcm_s16le", 16000, 1), ("pcm_s16le", 8000, 1), ("pcm_s16le", 24000, 2),
            ("pcm_s16le", 48000, 2), ("mulaw", 8000, 1), ("alaw", 8000, 1))
 CASE_TIMEOUT_S = 15.0  # a case that has not ended by then is a hung session
@@ -365,7 +365,8 @@ def good_settings(draw: st.DrawFn) -> dict[str, Any]:
 wrong_settings = st.dictionaries(
     st.sampled_from([*SETTINGS, "colour", "", "Encoding", "type", "token"]) | st.text(max_size=8),
     json_values | st.sampled_from(["http://hook.invalid/x", "ftp://h/", "http://u:p@h/",
-                                   "http://[::1", "true", "86400", "-1", "1e3"]),
+                                   "http://[::1", "true", "86400", "-1", "1e3",
+                                   "agent,caller", "caller", "robot,agent", "st1.bm9uZQ.00"]),
     min_size=1, max_size=3,
 )
 
@@ -651,3 +652,62 @@ def test_good_session_is_byte_identical_under_attack(fuzz_servers: FuzzServers,
     assert finals == solo_finals
     assert_server_healthy(server)
     assert fuzz_servers.failures() == []
+
+
+# -- the HTTP endpoints: tokens, offers, sessions — with hostile headers and bodies ----
+
+HTTP_STATUSES = {200, 204, 400, 401, 403, 404, 405, 413, 415, 429, 503, 507}
+http_bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"type": st.sampled_from(["offer", "answer", 1]),
+                           "sdp": st.text(max_size=200) | st.just("v=0\r\na=candidate:1 1 "
+                                                                  "udp 1 10.0.0.1 9 typ host"),
+                           "config": json_values,
+                           "ttl_s": json_values}).map(lambda d: json.dumps(d).encode()),
+)
+http_requests = st.fixed_dictionaries({
+    "path": st.sampled_from(["/v1/tokens", "/v1/webrtc/offer", "/v1/sessions/" + "0" * 32,
+                             "/v1/sessions/" + "0" * 32 + "/listen/webrtc",
+                             "/v1/sessions/x/transcript", "/readyz", "/metrics"]),
+    "method": st.sampled_from(["GET", "POST", "DELETE", "PUT"]),
+    "content_type": st.sampled_from(["application/json", "text/plain", "", "application/json; "
+                                     "charset=utf-8", "multipart/form-data; boundary=x"]),
+    "origin": st.sampled_from([None, "null", "http://evil.example", "http://127.0.0.1:1"]),
+    "host": st.sampled_from([None, "evil.example", "localhost", "127.0.0.1:1", "[::1]", "\u00e9"]),
+    "auth": st.sampled_from([None, "Bearer ", "Bearer x", "Basic eDp5", "bearer st1.x.y"]),
+    "body": http_bodies,
+})
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(req=http_requests)
+def test_http_endpoints_answer_typed_errors_and_never_fail(server: RunningServer,
+                                                           req: dict[str, Any]) -> None:
+    """Whatever a page or a client sends to the HTTP routes: a status from the
+    documented set, JSON errors, and a healthy server afterwards."""
+    import http.client
+
+    host, port = server.http.rsplit("/", 1)[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {k: v for k, v in (("Content-Type", req["content_type"]), ("Origin", req["origin"]),
+                                 ("Authorization", req["auth"])) if v}
+    if req["host"] is not None:
+        headers["Host"] = req["host"]
+    body = req["body"] if req["method"] in ("POST", "PUT") else None
+    try:
+        conn.putrequest(req["method"], req["path"], skip_host=req["host"] is not None)
+        for k, v in headers.items():
+            conn.putheader(k, v.encode("utf-8"))
+        conn.putheader("Content-Length", str(len(body or b"")))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        status, data = resp.status, resp.read()
+    finally:
+        conn.close()
+    assert status in HTTP_STATUSES, (status, data[:200])
+    if status >= 400 and status != 405:
+        assert json.loads(data)["type"] == "error", data[:200]
+    assert server.proc.poll() is None
+    assert http_json(server, "/healthz")["status"] == "ok"

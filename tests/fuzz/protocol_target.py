@@ -32,6 +32,17 @@ with atheris.instrument_imports(include=["streamserver"]):
     from streamserver import audio
     from streamserver.config import ConfigError, SessionConfig
     from streamserver.protocol import ProtocolError, parse_client_text
+    from streamserver.server.auth import TokenIssuer
+    from streamserver.server.guard import _authority, _hostname
+    from streamserver.server.webrtc import filter_candidates
+    from streamserver.webhooks import (
+        DestinationPolicy,
+        WebhookDestinationError,
+        WebhookUrlError,
+        validate_url,
+    )
+
+TOKENS = TokenIssuer(b"fuzz-secret-0123456789abcdef0123")
 
 SELF_TEST = "--self-test" in sys.argv
 if SELF_TEST:
@@ -47,8 +58,32 @@ def _config(params: dict[str, object]) -> SessionConfig | None:
         return None
 
 
+def _untrusted_strings(fdp: atheris.FuzzedDataProvider) -> None:
+    """URL shapes clients control besides the session's own: a webhook URL, a
+    browser token, Host/Origin values, an SDP offer's candidates. Each layer raises
+    only its own typed error, and the answers are sane."""
+    url = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 120))
+    try:
+        checked = validate_url(url)
+        assert checked.isascii()
+        DestinationPolicy().check_literal(checked)
+    except (WebhookUrlError, WebhookDestinationError):
+        pass
+    token = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 120))
+    assert TOKENS.redeem(token) is None  # nothing made up ever redeems
+    netloc = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 60))
+    assert isinstance(_hostname(netloc), str) and isinstance(_authority(netloc, "http"), str)
+    sdp = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 400))
+    try:
+        kept = filter_candidates(sdp, allow_private=False)
+        assert kept.count("a=candidate:") <= 16
+    except ProtocolError:
+        pass
+
+
 def one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
+    _untrusted_strings(fdp)
     # The URL's query string, as the server receives it (text values).
     query = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 200))
     params: dict[str, object] = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
