@@ -422,6 +422,10 @@ def test_metrics_and_session_counts_can_be_kept_to_the_operator(
         status, body = _http(srv.http + "/readyz")
         assert status == 200 and body == {"ready": True}  # no cross-tenant counts
         assert "sessions" in _http(srv.http + "/readyz", headers=bearer("scrape-me-0123"))[1]
+        # Third-party log lines are formatted (their plain arguments filled in).
+        port = srv.http.rsplit(":", 1)[1]
+        assert f"Uvicorn running on http://127.0.0.1:{port}" in srv.log_text()
+        assert "%s://%s:%d" not in srv.log_text()
     finally:
         stop_server(srv)
 
