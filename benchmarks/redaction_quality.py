@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         if report is None:
             return 2
         result["dialogues"] = report
-        print_dialogue_table(report, f"dialogues, delay {args.delay_ms} ms, pace asap, "
+        print_dialogue_table(report, f"dialogues, delay {args.delay_ms} ms, pace {args.pace}, "
                                      f"{report['elapsed_s']} s")
         if "whole_clip" in report:
             print_dialogue_table(report["whole_clip"], "dialogues, whole clip at once")
