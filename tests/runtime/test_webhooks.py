@@ -188,7 +188,9 @@ class Receiver:
             if self.hang:
                 await asyncio.Event().wait()
             status = (self.statuses.pop(0) if self.statuses else self.default) if ok else 401
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n"
+            location = ("Location: http://169.254.169.254/latest/meta-data/\r\n"
+                        if 300 <= status < 400 else "")
+            writer.write(f"HTTP/1.1 {status} X\r\n{location}Content-Length: 0\r\n"
                          "Connection: close\r\n\r\n".encode())
             await writer.drain()
         finally:
@@ -262,8 +264,10 @@ def test_a_receiver_that_is_down_at_first_gets_it_once_it_is_up() -> None:
     asyncio.run(_with_sender(config, go))
 
 
-@pytest.mark.parametrize("status", [400, 404, 410])
-def test_a_4xx_receiver_is_not_retried(status: int) -> None:
+@pytest.mark.parametrize("status", [400, 404, 410, 301, 302, 307, 308])
+def test_a_4xx_or_redirecting_receiver_is_not_retried_nor_followed(status: int) -> None:
+    """A redirect (say, to http://169.254.169.254/) is a final answer: never followed
+    (the guard fixture would fail any connection beyond loopback)."""
     async def go(sender: WebhookSender, results: asyncio.Queue[DeliveryResult]) -> None:
         rx = await Receiver(default=status).start()
         assert sender.submit(rx.url, PAYLOAD)
