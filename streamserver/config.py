@@ -150,8 +150,6 @@ CHANNEL_ROLES: tuple[str, ...] = ("agent", "caller")
 
 def is_loopback_host(host: str) -> bool:
     """Whether binding ``host`` listens on this machine only (127.0.0.0/8, ::1, localhost)."""
-    import ipaddress
-
     name = host.strip().strip("[]").lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         return True

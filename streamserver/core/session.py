@@ -228,22 +228,22 @@ class Session:
         self._line.push(frames)
         self._arrivals.append((self._line.pushed, now))
         self.stats.audio_in_ms += 1000 * frames.shape[0] / self.rate
-        for lane in self._lanes:
-            part = frames if lane.channel is None else frames[:, lane.channel : lane.channel + 1]
-            self._analyse(lane, lane.resampler.push(audio_mod.to_mono_float(part)))
-        if self._mix_resampler is not None:
-            self._on_tones(self._dtmf_push(self._mix_resampler.push(
-                audio_mod.to_mono_float(frames))))
+        heard = [lane.resampler.push(audio_mod.to_mono_float(
+            frames if lane.channel is None else frames[:, lane.channel : lane.channel + 1]))
+            for lane in self._lanes]
+        self._hear_tones(heard[0] if self._mix_resampler is None
+                         else self._mix_resampler.push(audio_mod.to_mono_float(frames)))
+        for lane, mono16k in zip(self._lanes, heard, strict=True):
+            self._analyse(lane, mono16k)
 
-    def _dtmf_push(self, mono16k: np.ndarray) -> list[DtmfTone]:
-        assert self._dtmf is not None
-        return self._dtmf.push(mono16k) if mono16k.size else []
+    def _hear_tones(self, mix16k: np.ndarray) -> None:
+        """Keypad tones, on the mix (the mono lane's input, or the channels' downmix)."""
+        if self._dtmf is not None and mix16k.size:
+            self._on_tones(self._dtmf.push(mix16k))
 
     def _analyse(self, lane: _Lane, mono16k: np.ndarray) -> None:
         if mono16k.size == 0:
             return
-        if self._dtmf is not None and self._mix_resampler is None:
-            self._on_tones(self._dtmf.push(mono16k))
         lane.asr.push_audio(mono16k)
         probs = lane.vad_stream.push(mono16k)
         for ev in lane.vad.push(probs):
@@ -309,16 +309,14 @@ class Session:
         if self._finished:
             return
         self._finished = True
-        for lane in self._lanes:
-            tail = lane.resampler.flush()
+        tails = [lane.resampler.flush() for lane in self._lanes]
+        self._hear_tones(tails[0] if self._mix_resampler is None
+                         else self._mix_resampler.flush())
+        for lane, tail in zip(self._lanes, tails, strict=True):
             if tail.size:
-                if self._dtmf is not None and self._mix_resampler is None:
-                    self._on_tones(self._dtmf.push(tail))
                 lane.asr.push_audio(tail)
                 for ev in lane.vad.push(lane.vad_stream.push(tail)):
                     self._on_vad(lane, ev)
-        if self._mix_resampler is not None:
-            self._on_tones(self._dtmf_push(self._mix_resampler.flush()))
         if self._dtmf is not None:
             self._on_tones(self._dtmf.flush(), end_of_input=True)
         for lane in self._lanes:

@@ -260,9 +260,7 @@ class StreamHandler:
             return None
         timeout = min(self.state.cfg.idle_timeout_s, left)
         if self.runner is None:
-            if time.monotonic() >= self.configure_by:
-                raise ConfigTimeout(f"no configuration within "
-                                    f"{self.state.cfg.configure_timeout_s:g} s")
+            self._check_configure_deadline()
             timeout = min(timeout, self.configure_by - time.monotonic())
         receive = asyncio.ensure_future(self.ws.receive())
         waiters: set[asyncio.Future[Any]] = {receive, draining}
@@ -277,10 +275,14 @@ class StreamHandler:
         if time.monotonic() >= self.expires_at:
             self.too_long = True
             return None
-        if self.runner is None and time.monotonic() >= self.configure_by:
+        if self.runner is None:
+            self._check_configure_deadline()
+        raise IdleTimeout("no message within the idle timeout")
+
+    def _check_configure_deadline(self) -> None:
+        if time.monotonic() >= self.configure_by:
             raise ConfigTimeout(f"no configuration within "
                                 f"{self.state.cfg.configure_timeout_s:g} s")
-        raise IdleTimeout("no message within the idle timeout")
 
     async def _end_for_shutdown(self) -> None:
         """Server draining: end the input as a client ``close`` would, release all

@@ -61,16 +61,21 @@ class BrowserGuard:
             if cfg.public_url:
                 hosts.append(_hostname(urlsplit(cfg.public_url).netloc))
         self.trusted_hosts = tuple(h.lower() for h in hosts)
-        self.allowed_origins = tuple(o.strip().lower().rstrip("/") for o in cfg.allowed_origins)
+        origins = [o.strip().lower().rstrip("/") for o in cfg.allowed_origins]
         if cfg.public_url:
-            self.allowed_origins += (cfg.public_url.lower().rstrip("/"),)
+            origins.append(cfg.public_url.lower().rstrip("/"))
+        self.any_origin = "*" in origins
+        # (scheme, host:port) of each allowed origin, parsed once.
+        self.allowed_origins = frozenset(
+            (parts.scheme, _authority(parts.netloc, parts.scheme))
+            for parts in map(urlsplit, origins) if parts.scheme and parts.netloc)
 
     def host_ok(self, host: str) -> bool:
         name = _hostname(host)
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.trusted_hosts)
 
     def origin_ok(self, origin: str, host: str, scheme: str) -> bool:
-        if "*" in self.allowed_origins:
+        if self.any_origin:
             return True
         parts = urlsplit(origin.strip().lower())
         if not parts.scheme or not parts.netloc:
@@ -80,8 +85,7 @@ class BrowserGuard:
         # differ behind a proxy that terminates TLS).
         if theirs in (_authority(host, scheme), _authority(host, parts.scheme)):
             return True
-        return any(_authority(urlsplit(o).netloc, urlsplit(o).scheme) == theirs
-                   and urlsplit(o).scheme == parts.scheme for o in self.allowed_origins)
+        return (parts.scheme, theirs) in self.allowed_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -355,17 +355,16 @@ class Archive:
         so a key may pass its quota by one session). Stored bytes as of the last
         sweep plus what live recordings wrote since."""
         cfg = self.cfg
-        live = {r.owner: 0 for r in self.recorders.values()}
-        for r in self.recorders.values():
-            live[r.owner] += r.audio_bytes
-        if self._disk_free is not None and (
-                self._disk_free - sum(live.values()) < cfg.min_free_disk_bytes):
+        live = sum(r.audio_bytes for r in self.recorders.values())
+        if self._disk_free is not None and self._disk_free - live < cfg.min_free_disk_bytes:
             return False
         if cfg.recording_quota_bytes and (
-                sum(self._usage.values()) + sum(live.values()) >= cfg.recording_quota_bytes):
+                sum(self._usage.values()) + live >= cfg.recording_quota_bytes):
             return False
-        return not (owner is not None and cfg.recording_quota_bytes_per_key and (
-            self._usage.get(owner, 0) + live.get(owner, 0) >= cfg.recording_quota_bytes_per_key))
+        if owner is None or not cfg.recording_quota_bytes_per_key:
+            return True
+        mine = sum(r.audio_bytes for r in self.recorders.values() if r.owner == owner)
+        return self._usage.get(owner, 0) + mine < cfg.recording_quota_bytes_per_key
 
     def open(self, session_id: str, owner: str, scfg: SessionConfig, plan: RecordingPlan,
              base_url: str) -> SessionRecording:
