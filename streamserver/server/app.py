@@ -13,9 +13,7 @@ import logging
 import os
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,20 +25,17 @@ from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import __version__, memory
-from ..audio import AudioFormatError
-from ..config import ConfigError, ServerConfig, SessionConfig
+from ..config import ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
 from ..engines.bundle import Engines
 from ..protocol import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     CLOSE_NORMAL,
-    BadAudio,
     BadConfig,
     ConfigRequired,
     ConfigTimeout,
     IdleTimeout,
-    MessageTooBig,
     ProtocolError,
     SessionTooLong,
     Unauthorized,
@@ -50,9 +45,9 @@ from ..protocol import (
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
 from .auth import ANONYMOUS, caller, metrics_allowed
 from .demo import demo_routes
-from .fanout import Relay
 from .guard import BrowserGuard
-from .recording import Archive, RecordingPlan, SessionRecording, open_archive
+from .host import SessionHost
+from .recording import Archive, open_archive
 from .sessions_api import SESSION_ROUTES
 from .state import ServerState
 from .webrtc import WEBRTC_ROUTES, close_webrtc_sessions, use_host_addresses
@@ -184,23 +179,25 @@ async def drain_sessions(app: Starlette) -> None:
 
 
 class StreamHandler:
-    """One WebSocket connection: parse frames, feed the runner, send outputs."""
+    """One protocol v1 WebSocket: parse frames, feed the session, send outputs."""
 
     def __init__(self, state: ServerState, ws: WebSocket) -> None:
         self.state = state
         self.ws = ws
-        self.session_id = uuid.uuid4().hex
-        self.runner: SessionRunner | None = None
-        self.run_task: asyncio.Task[None] | None = None
-        self.relay: Relay | None = None
-        self.error_code: str | None = None
-        self.owner = ANONYMOUS
+        self.host = SessionHost(state, ANONYMOUS, "websocket")
+        self.session_id = self.host.session_id
         # The session's end of life (max_session_s), on the wall clock.
         self.expires_at = time.monotonic() + state.cfg.max_session_s
         # No configuration by then: the slot goes back (config_timeout).
         self.configure_by = time.monotonic() + state.cfg.configure_timeout_s
-        self.too_long = False
-        self.recording: SessionRecording | None = None
+
+    @property
+    def runner(self) -> SessionRunner | None:
+        return self.host.runner
+
+    @property
+    def run_task(self) -> asyncio.Task[None] | None:
+        return self.host.run_task
 
     async def run(self) -> None:
         await self.ws.accept()
@@ -216,26 +213,24 @@ class StreamHandler:
                 ProtocolError("internal error", "internal_error", CLOSE_INTERNAL)
             )
         finally:
-            await self._stop_runner()
-            self.state.relays.close(self.session_id)
-            self.state.leave(self.session_id)
+            await self.host.stop()
 
     async def _serve(self) -> None:
         cfg = self.state.cfg
         owner = caller(cfg, self.ws, self.state.tokens)
         if owner is None:
             raise Unauthorized("missing or invalid API key")
-        self.owner = owner
-        self.state.admit(self.session_id, owner)
+        self.host.owner = owner
+        self.host.admit()
         params = {k: v for k, v in self.ws.query_params.items() if k not in _TRANSPORT_PARAMS}
         if "encoding" in params and "sample_rate" in params:
-            self._start(self._config(params))
+            self._start(self.host.config(params))
         while True:
             if self.runner is not None and not self.runner.realtime:
                 await self._wait_room()
             msg = await self._receive()
             if msg is None:
-                await (self._end_too_long() if self.too_long else self._end_for_shutdown())
+                await (self._end_too_long() if self.host.too_long else self._end_for_shutdown())
                 return
             if msg["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(msg.get("code", 1000))
@@ -255,8 +250,8 @@ class StreamHandler:
         reached max_session_s (``too_long``): read no more then."""
         draining = self.state.drain_signal()
         left = self.expires_at - time.monotonic()
-        self.too_long |= left <= 0
-        if draining.done() or self.too_long:
+        self.host.too_long |= left <= 0
+        if draining.done() or self.host.too_long:
             return None
         timeout = min(self.state.cfg.idle_timeout_s, left)
         if self.runner is None:
@@ -273,7 +268,7 @@ class StreamHandler:
         if draining.done():
             return None
         if time.monotonic() >= self.expires_at:
-            self.too_long = True
+            self.host.too_long = True
             return None
         if self.runner is None:
             self._check_configure_deadline()
@@ -296,7 +291,7 @@ class StreamHandler:
                 self.run_task.result()  # re-raise a runner failure
             else:
                 log.warning("drain deadline passed", extra={"session": self.session_id})
-                await self._stop_runner()
+                await self.host.stop()
         await self.ws.close(CLOSE_GOING_AWAY, "server shutting down")
 
     async def _end_too_long(self) -> None:
@@ -305,7 +300,7 @@ class StreamHandler:
         exc = SessionTooLong(f"the session reached the server's limit of "
                              f"{self.state.cfg.max_session_s:g} s; input closed")
         log.info("session too long", extra={"session": self.session_id, "code": exc.code})
-        self.error_code = exc.code
+        self.host.error_code = exc.code
         if self.runner is None or self.run_task is None:
             raise exc
         self.runner.fail(exc)  # the error event, in order with the output
@@ -322,41 +317,9 @@ class StreamHandler:
         if self.run_task.done():
             self.run_task.result()  # re-raise a runner failure
 
-    def _config(self, params: Mapping[str, object]) -> SessionConfig:
-        try:
-            scfg = self.state.cfg.apply_floor(SessionConfig.from_params(params))
-        except ConfigError as exc:
-            raise BadConfig(str(exc)) from None
-        allowed = self.state.cfg.allowed_encodings
-        if scfg.encoding not in allowed:
-            raise BadConfig(f"encoding {scfg.encoding} is not allowed on this server; "
-                            f"allowed: {', '.join(allowed)}")
-        return scfg
-
     def _start(self, scfg: SessionConfig) -> None:
-        state = self.state
-        assert state.engines is not None and state.pool is not None
-        plan = self._recording_plan(scfg)
-        if plan is not None and state.archive is not None:  # session.begin echoes it
-            scfg = replace(scfg, record=True, retention_s=plan.retention_s)
-            scheme = "https" if self.ws.url.scheme == "wss" else "http"
-            self.recording = state.archive.open(self.session_id, self.owner, scfg, plan,
-                                                f"{scheme}://{self.ws.url.netloc}")
-        session = state.engines.new_session(scfg, self.session_id)
-        self.relay = state.relays.open(self.session_id, self.owner)
-        self.runner = SessionRunner(session, state.pool, state.cfg, self._send)
-        state.metrics.sessions_started.labels("websocket").inc()
-        self.run_task = asyncio.create_task(self.runner.run())
-        log.info("session started", extra={"session": self.session_id, "pace": scfg.pace,
-                                           "rate": scfg.sample_rate, "delay_ms": scfg.delay_ms})
-
-    def _recording_plan(self, scfg: SessionConfig) -> RecordingPlan | None:
-        if self.state.archive is None:
-            return None
-        try:
-            return self.state.archive.plan(scfg, self.owner)
-        except ConfigError as exc:
-            raise BadConfig(str(exc)) from None
+        scheme = "https" if self.ws.url.scheme == "wss" else "http"
+        self.host.start(scfg, f"{scheme}://{self.ws.url.netloc}", self._send)
 
     def _on_audio(self, data: bytes) -> None:
         if self.runner is None:
@@ -364,17 +327,7 @@ class StreamHandler:
                 "send the audio format (encoding, sample_rate) in the URL or a configure "
                 "message before audio"
             )
-        if len(data) > self.state.cfg.max_message_bytes:
-            raise MessageTooBig("audio frame larger than max_message_bytes")
-        if self.run_task is not None and self.run_task.done():
-            self.run_task.result()
-        try:
-            self.runner.push_audio(data)
-        except AudioFormatError as exc:
-            raise BadAudio(str(exc)) from None
-        # asap sends audio faster than the clock: its length counts against the limit too.
-        if self.runner.session.stats.audio_in_ms >= 1000 * self.state.cfg.max_session_s:
-            self.too_long = True
+        self.host.push_audio(data)
 
     def _on_text(self, text: str) -> bool:
         """Handle a JSON message; True when the client closed its input."""
@@ -386,7 +339,7 @@ class StreamHandler:
             merged = {**base, **msg.fields}
             if "encoding" not in merged or "sample_rate" not in merged:
                 raise BadConfig("configure needs encoding and sample_rate")
-            self._start(self._config(merged))
+            self._start(self.host.config(merged))
         elif msg.type == "flush":
             if self.runner is not None:
                 self.runner.flush()
@@ -398,39 +351,15 @@ class StreamHandler:
         return False  # keepalive: the receive itself reset the idle timer
 
     async def _send(self, out: AudioOut | Event) -> None:
-        # Stored before session.end, so a client that saw it can fetch at once.
-        if self.recording is not None and (done := await self.recording.output(out)):
-            await self._send(Event(done))
-        if self.relay is not None:
-            self.relay.publish(out)  # redacted output only, never the input
-        if isinstance(out, Event) and out.payload.get("type") == "redaction":
-            self.state.metrics.redactions.labels(str(out.payload["entity"])).inc()
         if isinstance(out, AudioOut):
             await self.ws.send_bytes(out.data)
         else:
             await self.ws.send_text(dumps(out.payload))
 
-    async def _stop_runner(self) -> None:
-        if self.run_task is not None and not self.run_task.done():
-            self.run_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.run_task
-        if self.recording is not None and self.runner is not None:  # ended early
-            await self.recording.end(self.runner.session.stats.as_dict(), complete=False,
-                                     error_code=self.error_code)
-        if self.run_task is not None and self.runner is not None:
-            stats = self.runner.session.stats.as_dict()
-            log.info("session ended", extra={"session": self.session_id, "stats": stats})
-            self.state.metrics.session_ended("websocket", stats, self.error_code)
-            self.runner = None
-
     async def _close_with_error(self, exc: ProtocolError) -> None:
         log.info("session error", extra={"session": self.session_id, "code": exc.code})
-        self.error_code = exc.code
-        if self.runner is None:  # refused before a session started
-            self.state.metrics.session_errors.labels(exc.code).inc()
-        await self._stop_runner()
-        self.run_task = None
+        self.host.refused(exc.code)
+        await self.host.stop()
         with contextlib.suppress(Exception):
             await self.ws.send_text(dumps(exc.event()))
             await self.ws.close(exc.close_code)
