@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--audiosocket-port", type=int, default=None,
+                       help="also listen for Asterisk AudioSocket calls on this TCP port, "
+                            "same host (env STREAMSERVER_AUDIOSOCKET_PORT; "
+                            "docs/audiosocket.md)")
     serve.add_argument("--model", default=None, help="faster-whisper model name or path")
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--max-sessions", type=int, default=None)
@@ -411,8 +415,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         cfg = ServerConfig.from_env(
-            host=args.host, port=args.port, workers=args.workers,
-            max_sessions=args.max_sessions,
+            host=args.host, port=args.port, audiosocket_port=args.audiosocket_port,
+            workers=args.workers, max_sessions=args.max_sessions,
             api_keys=tuple(args.api_key) if args.api_key else None,
             api_key_file=args.api_key_file, allow_anonymous=args.allow_anonymous,
             asr_model=args.model,

@@ -361,6 +361,8 @@ class ServerConfig:
     recording_quota_bytes: int = 0
     min_free_disk_bytes: int = 1 << 30
     port: int = 8080
+    # Asterisk AudioSocket (TCP) on the same host; None = off (docs/audiosocket.md).
+    audiosocket_port: int | None = None
     # SHA-256 (hex) of the accepted API keys: the keys themselves are hashed as
     # soon as they are read and never kept, logged or stored.
     api_key_hashes: tuple[str, ...] = ()
@@ -485,6 +487,7 @@ class ServerConfig:
             min_free_disk_bytes=_env_int("STREAMSERVER_MIN_FREE_DISK_BYTES",
                                          d.min_free_disk_bytes),
             port=_env_int("STREAMSERVER_PORT", d.port),
+            audiosocket_port=_env_int("STREAMSERVER_AUDIOSOCKET_PORT", 0) or None,
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
                 model=os.environ.get("STREAMSERVER_MODEL", ""),
@@ -569,6 +572,9 @@ class ServerConfig:
     def validate(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError("port must be 1..65535")
+        if self.audiosocket_port is not None and (
+                not 0 < self.audiosocket_port < 65536 or self.audiosocket_port == self.port):
+            raise ConfigError("audiosocket_port must be 1..65535 and not the HTTP port")
         if not self.api_key_hashes and not self.allow_anonymous and not is_loopback_host(
                 self.host):
             raise ConfigError(f"no API keys: anyone reaching {self.host[:60]} could stream, "

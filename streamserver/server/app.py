@@ -43,6 +43,7 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
+from .audiosocket import AUDIOSOCKET_ROUTES, AudioSocketServer
 from .auth import ANONYMOUS, caller, metrics_allowed
 from .demo import demo_routes
 from .guard import BrowserGuard
@@ -92,6 +93,10 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             memory.trim_forever(cfg.memory_trim_interval_s, state.metrics.memory_trimmed_now),
             name="memory-trim") if cfg.memory_trim_interval_s and memory.trim_supported()
             else None)
+        audiosocket = None
+        if cfg.audiosocket_port is not None:  # listening before /readyz says ready
+            audiosocket = AudioSocketServer(app, cfg.host, cfg.audiosocket_port)
+            await audiosocket.start()
         state.ready = True
         log.info("ready", extra={"port": cfg.port, "workers": cfg.workers})
         try:
@@ -103,6 +108,8 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
                 with contextlib.suppress(asyncio.CancelledError):
                     await trimmer
             await close_webrtc_sessions(app, cfg.shutdown_grace_s)
+            if audiosocket is not None:  # drained already (drain_sessions); else cut
+                await audiosocket.close(cfg.shutdown_grace_s)
             state.pool.shutdown()
             if state.archive is not None:
                 await state.archive.close()
@@ -136,6 +143,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             WebSocketRoute("/v1/stream", stream),
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
             *SESSION_ROUTES,
+            *AUDIOSOCKET_ROUTES,
             *demo_routes(),
             *WEBRTC_ROUTES,
         ],

@@ -10,8 +10,10 @@ binary frames. The contract for each layer: ``parse_client_text`` raises only
 ``ProtocolError``; ``SessionConfig.from_params`` (query and JSON values) only
 ``ConfigError``; ``audio.decode`` only ``AudioFormatError``, and a valid PCM frame
 decodes and encodes back byte for byte; the streaming resampler takes any decoded
-frame and returns finite samples. Anything else — another exception type, a wrong
-round trip — is a crash, and libFuzzer exits non-zero with the input that caused it.
+frame and returns finite samples; the same binary frames, read as Asterisk
+AudioSocket bytes, give frames or ``AudioSocketError`` only. Anything else —
+another exception type, a wrong round trip — is a crash, and libFuzzer exits
+non-zero with the input that caused it.
 
 ``--self-test`` makes ``ConfigError`` count as a crash, to show the harness does
 report one (tests/test_protocol_fuzz_atheris.py).
@@ -32,6 +34,12 @@ with atheris.instrument_imports(include=["streamserver"]):
     from streamserver import audio
     from streamserver.config import ConfigError, SessionConfig
     from streamserver.protocol import ProtocolError, parse_client_text
+    from streamserver.server.audiosocket import (
+        KIND_AUDIO,
+        MAX_PAYLOAD,
+        AudioSocketError,
+        AudioSocketParser,
+    )
     from streamserver.server.auth import TokenIssuer
     from streamserver.server.guard import _authority, _hostname
     from streamserver.server.webrtc import filter_candidates
@@ -81,6 +89,16 @@ def _untrusted_strings(fdp: atheris.FuzzedDataProvider) -> None:
         pass
 
 
+def _audiosocket(parser: AudioSocketParser, chunk: bytes) -> None:
+    """The same binary frames as AudioSocket bytes: frames or AudioSocketError only."""
+    try:
+        for frame in parser.feed(chunk):
+            assert len(frame.payload) <= MAX_PAYLOAD
+            assert frame.kind != KIND_AUDIO or len(frame.payload) % 2 == 0
+    except AudioSocketError:
+        pass
+
+
 def one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     _untrusted_strings(fdp)
@@ -104,8 +122,10 @@ def one_input(data: bytes) -> None:
         assert cfg is not None
     fmt = audio.AudioFormat(cfg.encoding, cfg.sample_rate, cfg.channels)
     resampler = audio.StreamingResampler(cfg.sample_rate, 16000)
+    audiosocket = AudioSocketParser()
     while fdp.remaining_bytes():
         frame = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2000))
+        _audiosocket(audiosocket, frame)
         try:
             samples = audio.decode(frame, fmt)
         except audio.AudioFormatError:
