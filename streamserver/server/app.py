@@ -126,6 +126,11 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
     async def stream(ws: WebSocket) -> None:
         await StreamHandler(state, ws).run()
 
+    async def deepgram_listen(ws: WebSocket) -> None:
+        from .deepgram import ListenHandler  # it subclasses StreamHandler: import here
+
+        await ListenHandler(state, ws).run()
+
     async def metrics(request: Request) -> Response:
         if not metrics_allowed(state.cfg, request):
             return JSONResponse({"type": "error", "code": "unauthorized",
@@ -141,6 +146,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             WebSocketRoute("/v1/stream", stream),
+            WebSocketRoute("/v1/listen", deepgram_listen),  # Deepgram live API
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
             *SESSION_ROUTES,
             *AUDIOSOCKET_ROUTES,
