@@ -64,6 +64,11 @@ class SessionConfig:
     # its own, a request on one arms the other, transcript events say who spoke.
     # Empty: the channels are analysed as one mono mix.
     channel_roles: tuple[str, ...] = ()
+    # Per channel, the entities masked in that channel's own speech, each channel
+    # masked on its own: the legs of a bridge, where each direction has its own
+    # policy (empty for a channel: it passes untouched). Set by the server from
+    # each leg's settings, not a client setting. Empty: ``entities``, every channel.
+    channel_entities: tuple[tuple[str, ...], ...] = ()
     # Mask all speech no word explains, not only in armed answers (recall over
     # precision; costs over-redaction: README "Measured").
     mask_unexplained: bool = False
@@ -83,7 +88,7 @@ class SessionConfig:
     ) -> SessionConfig:
         """Validated config from string (query) or JSON values over ``base``."""
         base = base or cls()
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - _SERVER_SET
         unknown = sorted(set(params) - known - {"token", "type"})
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
@@ -127,6 +132,14 @@ class SessionConfig:
             if len(self.channel_roles) != self.channels or self.channels < 2:
                 raise ConfigError("channel_roles needs channels=2 and one role per channel "
                                   "(e.g. agent,caller)")
+        if self.channel_entities:
+            if len(self.channel_entities) != self.channels or not self.channel_roles:
+                raise ConfigError("channel_entities needs channel_roles and one entry per "
+                                  "channel")
+            extra = sorted({e for per in self.channel_entities for e in per}
+                           - set(SUPPORTED_ENTITIES))
+            if extra:
+                raise ConfigError(_entities_error(extra))
         if not 0 <= self.mask_padding_ms <= 1000:
             raise ConfigError("mask_padding_ms must be within 0..1000")
         unknown = sorted(set(self.entities) - set(SUPPORTED_ENTITIES))
@@ -144,6 +157,8 @@ class SessionConfig:
 
 
 SUPPORTED_ENTITIES: tuple[str, ...] = tuple(CATALOGUE)
+# Settings the server sets (a bridge's per-leg policies), never a client's query.
+_SERVER_SET = frozenset({"channel_entities"})
 # Who speaks on a channel (labels in transcript events; any two may be paired).
 CHANNEL_ROLES: tuple[str, ...] = ("agent", "caller")
 
@@ -393,6 +408,8 @@ class ServerConfig:
     # A connection must configure (query or ``configure``) this soon: an idle,
     # never-configured socket would hold a session slot (keepalives or not).
     configure_timeout_s: float = 10.0
+    # The first leg of a bridge waits this long for the other (then bridge_timeout).
+    bridge_join_timeout_s: float = 30.0
     # A model call taking longer fails its session closed (audio masked, error
     # model_timeout, no more model calls for it): a hung model cannot hold a session.
     model_timeout_s: float = 30.0
@@ -514,6 +531,8 @@ class ServerConfig:
             idle_timeout_s=_env_float("STREAMSERVER_IDLE_TIMEOUT_S", d.idle_timeout_s),
             configure_timeout_s=_env_float("STREAMSERVER_CONFIGURE_TIMEOUT_S",
                                            d.configure_timeout_s),
+            bridge_join_timeout_s=_env_float("STREAMSERVER_BRIDGE_JOIN_TIMEOUT_S",
+                                             d.bridge_join_timeout_s),
             model_timeout_s=_env_float("STREAMSERVER_MODEL_TIMEOUT_S", d.model_timeout_s),
             tls_certfile=os.environ.get("STREAMSERVER_CERTFILE", d.tls_certfile),
             tls_keyfile=os.environ.get("STREAMSERVER_KEYFILE", d.tls_keyfile),
@@ -586,9 +605,9 @@ class ServerConfig:
         if self.max_sessions_per_key < 0:
             raise ConfigError("max_sessions_per_key must be >= 0 (0 = no per-key limit)")
         if min(self.max_session_s, self.idle_timeout_s, self.model_timeout_s,
-               self.configure_timeout_s) <= 0:
-            raise ConfigError("max_session_s, idle_timeout_s, configure_timeout_s and "
-                              "model_timeout_s must be > 0")
+               self.configure_timeout_s, self.bridge_join_timeout_s) <= 0:
+            raise ConfigError("max_session_s, idle_timeout_s, configure_timeout_s, "
+                              "bridge_join_timeout_s and model_timeout_s must be > 0")
         if not 1024 <= self.max_message_bytes <= 64 << 20:
             raise ConfigError("max_message_bytes must be within 1 KiB..64 MiB")
         bad = sorted(set(self.allowed_encodings) - set(ENCODINGS))

@@ -137,6 +137,7 @@ class DelayLine:
         self.pushed = 0
         self.released = 0
         self._level = 0.0  # current mask level: 0 passes, 1 fully masked
+        self._channel_levels = [0.0] * channels  # the same, for per-channel masks
 
     @property
     def held(self) -> int:
@@ -151,26 +152,32 @@ class DelayLine:
             self.pushed += samples.shape[0]
 
     def release(self, until: int, mask: np.ndarray) -> Released:
-        """Release ``[released, until)``; ``mask`` has one bool per released sample."""
+        """Release ``[released, until)``; ``mask`` has one bool per released sample
+        (every channel), or one per sample and channel, shaped ``(n, channels)``
+        (each channel masked on its own: the two legs of a bridge)."""
         until = min(until, self.pushed)
         n = max(0, until - self.released)
-        if mask.shape != (n,):
-            raise ValueError(f"mask must have {n} entries")
+        if mask.shape not in ((n,), (n, self.channels)):
+            raise ValueError(f"mask must have {n} entries (or {n} x {self.channels})")
         out = self._take(n)
         start = self.released
         self.released += n
+        masked: np.ndarray = mask if mask.ndim == 1 else np.asarray(mask.any(axis=1))
         if n == 0:
-            return Released(start, out, mask)
-        level = self._levels(mask)
+            return Released(start, out, masked)
+        if mask.ndim == 1:
+            level = self._levels(mask)[:, None]
+        else:
+            level = np.stack([self._levels(mask[:, c], c) for c in range(self.channels)],
+                             axis=1)
         if level.any():
-            gain = (1.0 - level)[:, None]
-            mixed = out.astype(np.float32) * gain
+            mixed = out.astype(np.float32) * (1.0 - level)
             if self.mode == "beep":
                 t = np.arange(start, start + n, dtype=np.float64)
                 tone = (np.sin(self._omega * t) * self._beep_amp).astype(np.float32)
-                mixed += (tone * level)[:, None]
+                mixed += tone[:, None] * level
             out = np.clip(np.rint(mixed), -32768, 32767).astype(np.int16)
-        return Released(start, out, mask)
+        return Released(start, out, masked)
 
     def _take(self, n: int) -> np.ndarray:
         if n == 0:
@@ -189,14 +196,15 @@ class DelayLine:
                 need = 0
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _levels(self, mask: np.ndarray) -> np.ndarray:
-        """Slew-limited mask level, run by run (few runs per block)."""
+    def _levels(self, mask: np.ndarray, channel: int | None = None) -> np.ndarray:
+        """Slew-limited mask level, run by run (few runs per block); per channel
+        when channels are masked on their own."""
         n = mask.shape[0]
         level = np.empty(n, dtype=np.float32)
         step = 1.0 / self.fade
         edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
         bounds = [0, *edges.tolist(), n]
-        cur = self._level
+        cur = self._level if channel is None else self._channel_levels[channel]
         for lo, hi in itertools.pairwise(bounds):
             target = 1.0 if mask[lo] else 0.0
             k = np.arange(1, hi - lo + 1, dtype=np.float32)
@@ -208,5 +216,8 @@ class DelayLine:
                 seg = np.full(hi - lo, target, dtype=np.float32)
             level[lo:hi] = seg
             cur = float(seg[-1])
-        self._level = cur
+        if channel is None:
+            self._level = cur
+        else:
+            self._channel_levels[channel] = cur
         return level

@@ -41,6 +41,8 @@ from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
 
 # Tones closer than this belong to one keyed sequence (one redaction event).
 _KEYED_SEQUENCE_GAP = ms_to_samples(1500)
+# A key press the transport reports lies within this much of the newest audio.
+_KEYPAD_TONE = ms_to_samples(400)
 # Speech this close to a word Whisper put there is explained by it (word times are
 # off by 0.1-0.5 s; gaps between words in one phrase are short), on top of the
 # VAD's own padding around speech.
@@ -109,9 +111,12 @@ class _Lane:
 
     def __init__(self, channel: int | None, role: str, vad_stream: VadStream,
                  vad_cfg: VadConfig, asr: StreamingTranscriber, text: Transcript,
-                 rate: int, word_slack: int) -> None:
+                 rate: int, word_slack: int, entities: tuple[str, ...],
+                 plan: MaskPlan) -> None:
         self.channel = channel  # None: the mono mix
         self.role = role
+        self.entities = entities  # masked in this lane's speech
+        self.plan = plan  # where its masks go: shared, or its channel's own (bridges)
         self.resampler = audio_mod.StreamingResampler(rate, ANALYSIS_RATE)
         self.vad_stream = vad_stream
         self.vad = VadSegmenter(vad_cfg)
@@ -170,18 +175,24 @@ class Session:
                                       else [None])
         if len(streams) != len(channels):
             raise ValueError(f"{len(channels)} VAD stream(s) needed, got {len(streams)}")
+        padding = ms_to_samples(cfg.mask_padding_ms)
+        # Channels masked on their own (a bridge's legs), or one plan for every channel.
+        self._isolated = bool(cfg.channel_entities)
+        shared = MaskPlan(padding)
         self._lanes = [
             _Lane(ch, cfg.channel_roles[ch] if ch is not None else "", stream, self._vad_cfg,
                   StreamingTranscriber(asr_cfg, preroll=preroll, fixed_steps=cfg.pace == "asap"),
                   Transcript(cfg.text_substitution, asr_cfg.final_right_context_words),
-                  self.rate, self._word_slack)
+                  self.rate, self._word_slack,
+                  cfg.channel_entities[ch] if self._isolated and ch is not None
+                  else cfg.entities,
+                  MaskPlan(padding) if self._isolated else shared)
             for ch, stream in zip(channels, streams, strict=True)]
         # Keypad tones are heard on the mix (either party may key them).
         self._mix_resampler = (audio_mod.StreamingResampler(self.rate, ANALYSIS_RATE)
                                if cfg.channel_roles and "DTMF" in cfg.entities else None)
         self._job_lane: _Lane | None = None  # whose job is in flight (one at a time)
         self._next_lane = 0  # round robin over lanes with work
-        self._plan = MaskPlan(ms_to_samples(cfg.mask_padding_ms))
         self._line = DelayLine(self.rate, cfg.channels, cfg.audio_redaction)
         self._delay = ms_to_samples(cfg.delay_ms)  # analysis samples
         self._out_frame_bytes = self.fmt.bytes_per_frame * (self.rate // 5)
@@ -254,7 +265,8 @@ class Session:
         """Mask tones as soon as they are confirmed; one event per keyed sequence."""
         assert self._dtmf is not None
         for tone in tones:
-            self._plan.add(tone.start, tone.end)
+            for plan in self._plans_for("DTMF"):
+                plan.add(tone.start, tone.end)
             if tone.final:
                 if self._keyed and tone.start - self._keyed[1] > _KEYED_SEQUENCE_GAP:
                     self._emit_keyed()
@@ -264,6 +276,20 @@ class Session:
             end_of_input or self._dtmf.pushed - self._keyed[1] > _KEYED_SEQUENCE_GAP
         ):
             self._emit_keyed()
+
+    def keypad_pressed(self) -> None:
+        """The transport was told a key was just pressed (Twilio's ``dtmf`` event):
+        the newest audio holds its tone. Masked as DTMF when the policy has it;
+        the digit itself is never known here."""
+        if "DTMF" not in self.cfg.entities:
+            return
+        end = self._analysis_sample(self._line.pushed)
+        start = max(0, end - _KEYPAD_TONE)
+        for plan in self._plans_for("DTMF"):
+            plan.add(start, end)
+        self._count_redaction_without_words()
+        self._emit({"type": "redaction", "entity": "DTMF", "start": samples_to_seconds(start),
+                    "end": samples_to_seconds(end), "score": 1.0, "reason": "keypad_event"})
 
     def _emit_keyed(self) -> None:
         # Where and what only: the digits themselves are never reported or logged.
@@ -366,11 +392,12 @@ class Session:
         assert lane is not None, "fail_job without a job in flight"
         self._job_lane = None
         if isinstance(job, AsrJob):
-            self._plan.add(job.buffer_start, job.buffer_end)
+            if lane.entities:
+                lane.plan.add(job.buffer_start, job.buffer_end)
             lane.asr.abandon_job(job)
         else:
-            if job.words:
-                self._plan.add(min(w.start for w in job.words), max(w.end for w in job.words))
+            if job.words and lane.entities:
+                lane.plan.add(min(w.start for w in job.words), max(w.end for w in job.words))
             lane.pending_detect = None
             lane.pending_update = None
         self._advance_silence_frontier(lane)
@@ -406,14 +433,14 @@ class Session:
             self._dialogue.observe(job.words, lane.channel)
             self.stats.requests_heard += self._dialogue.armed_count - armed
             spans += self._dialogue.answer_spans(job.words, lane.channel)
-        wanted = [s for s in spans if s.entity in cfg.entities and s.last > s.first
+        wanted = [s for s in spans if s.entity in lane.entities and s.last > s.first
                   and s.score >= cfg.score_threshold]
         for span in wanted:
-            self._plan.add(*self._cover(job.words, span))
+            lane.plan.add(*self._cover(job.words, span))
         lane.text.relabel(job.first_index, job.n_committed, wanted)
         if update is not None:
             lane.decided = max(lane.decided, update.analysed_until)
-            for payload in lane.text.render(self._audio_masked):
+            for payload in lane.text.render(lambda w: bool(lane.plan.ranges(w.start, w.end))):
                 self._emit(lane.label(payload))
             self.stats.final_words = sum(ln.text.final_words for ln in self._lanes)
             self._count_redactions()
@@ -427,8 +454,13 @@ class Session:
         next_start = words[span.last].start if span.last < len(words) else None
         return cover_words(inside[0].start, max(w.end for w in inside), prev_end, next_start)
 
-    def _audio_masked(self, w: Word) -> bool:
-        return bool(self._plan.ranges(w.start, w.end))
+    def _plans_for(self, entity: str) -> list[MaskPlan]:
+        """The mask plans of the lanes that redact ``entity`` (each plan once)."""
+        plans: dict[int, MaskPlan] = {}
+        for lane in self._lanes:
+            if entity in lane.entities:
+                plans[id(lane.plan)] = lane.plan
+        return list(plans.values())
 
     # -- release -----------------------------------------------------------------
     def release(self, now: float | None = None) -> None:
@@ -489,16 +521,17 @@ class Session:
         a0, a1 = self._analysis_sample(start), self._analysis_sample(until) + 1
         # Everything in analysis samples first, then mapped to client samples.
         idx = (np.arange(start, until, dtype=np.int64) * ANALYSIS_RATE) // self.rate
-        planned = ranges_to_mask(self._plan.ranges(a0, a1), a0, a1 - a0)[idx - a0]
         all_decided = self._all_decided_after_finish()
         speech = np.zeros(n, dtype=bool)
         undecided = np.zeros(n, dtype=bool)
         unexplained = np.zeros(n, dtype=bool)
-        mask_unexplained = np.zeros(n, dtype=bool)
+        unexplained_masked = np.zeros(n, dtype=bool)
+        lane_masks: list[np.ndarray] = []
         for lane in self._lanes:  # each lane's own speech, decisions and words
+            planned = ranges_to_mask(lane.plan.ranges(a0, a1), a0, a1 - a0)[idx - a0]
             heard_lane = ranges_to_mask(lane.vad.speech_intervals(a0, a1), a0, a1 - a0)[idx - a0]
             late = heard_lane & (idx >= lane.decided) & ~planned
-            if all_decided:
+            if all_decided or not lane.entities:  # nothing to redact: nothing is late
                 late[:] = False
             worded = lane.heard.ranges(a0, a1) + lane.heard_tentative
             wordless = heard_lane & ~late & ~ranges_to_mask(worded, a0, a1 - a0)[idx - a0]
@@ -507,24 +540,30 @@ class Session:
             speech |= heard_lane
             undecided |= late
             unexplained |= wordless
-            mask_unexplained |= masked_wordless
-        mask = planned | undecided if self.cfg.on_deadline == "mask" else planned
-        mask = mask | mask_unexplained
-        released = self._line.release(until, mask)
+            unexplained_masked |= masked_wordless & ~planned
+            lane_mask = planned | late if self.cfg.on_deadline == "mask" else planned
+            lane_masks.append(lane_mask | masked_wordless)
+        if self._isolated:  # each channel carries its own lane's masks only
+            per_channel = np.stack(lane_masks, axis=1)
+            released = self._line.release(until, per_channel)
+            mask = per_channel.any(axis=1)
+        else:
+            mask = np.logical_or.reduce(lane_masks)
+            released = self._line.release(until, mask)
         ms = 1000 / self.rate
         self.stats.audio_out_ms += n * ms
         self.stats.speech_ms += float(speech.sum()) * ms
         self.stats.masked_ms += float(mask.sum()) * ms
         self.stats.deadline_masked_ms += float(undecided.sum()) * ms
         self.stats.unexplained_speech_ms += float(unexplained.sum()) * ms
-        self.stats.unexplained_masked_ms += float((mask_unexplained & ~planned).sum()) * ms
+        self.stats.unexplained_masked_ms += float(unexplained_masked.sum()) * ms
         # Bounded output frames (200 ms), whatever the size of the release.
         data, step = audio_mod.encode(released.samples, self.fmt), self._out_frame_bytes
         for i in range(0, len(data), step):
             sample = start + i // self.fmt.bytes_per_frame
             self._outbox.append(AudioOut(data[i : i + step], sample))
-        self._plan.forget_before(a0 - self._delay)
         for lane in self._lanes:
+            lane.plan.forget_before(a0 - self._delay)  # a shared plan: harmless twice
             lane.heard.forget_before(a0 - self._delay)
             lane.vad.forget_before(a0 - self._delay)
         if self._dialogue is not None:
@@ -532,12 +571,12 @@ class Session:
 
     def _unexplained_policy(self, lane: _Lane, a0: int, a1: int) -> np.ndarray:
         """Where speech no word explains is masked: armed answers, or all of it."""
-        if self.cfg.mask_unexplained:
+        if self.cfg.mask_unexplained and lane.entities:
             return np.ones(a1 - a0, dtype=bool)
         if self._dialogue is None:
             return np.zeros(a1 - a0, dtype=bool)
         armed = [(lo, hi) for lo, hi, entity in self._dialogue.armed_ranges(a0, a1, lane.channel)
-                 if entity in self.cfg.entities]
+                 if entity in lane.entities]
         return ranges_to_mask(armed, a0, a1 - a0)
 
     def _report_unexplained(self, lane: _Lane, start: int, masked: np.ndarray) -> None:
@@ -625,6 +664,8 @@ def _public_config(cfg: SessionConfig) -> dict[str, Any]:
         "pace": cfg.pace, "on_deadline": cfg.on_deadline, "score_threshold": cfg.score_threshold,
         "context_redaction": cfg.context_redaction, "mask_unexplained": cfg.mask_unexplained,
         "channel_roles": list(cfg.channel_roles),
+        **({"channel_entities": [list(e) for e in cfg.channel_entities]}
+           if cfg.channel_entities else {}),
         # Where the output goes besides the client; never the webhook URL itself
         # (its query may hold a token).
         "record": bool(cfg.record), "retention_s": cfg.retention_s if cfg.record else 0,

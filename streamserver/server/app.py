@@ -25,7 +25,8 @@ from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import __version__, memory
-from ..config import ServerConfig, SessionConfig
+from ..audio import AudioFormat
+from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
 from ..engines.bundle import Engines
 from ..protocol import (
@@ -36,6 +37,7 @@ from ..protocol import (
     ConfigRequired,
     ConfigTimeout,
     IdleTimeout,
+    MessageTooBig,
     ProtocolError,
     SessionTooLong,
     Unauthorized,
@@ -43,6 +45,7 @@ from ..protocol import (
     parse_client_text,
 )
 from ..runtime import GIL_SWITCH_INTERVAL_S, ModelPool, SessionRunner, load_engines
+from . import bridge
 from .audiosocket import AUDIOSOCKET_ROUTES, AudioSocketServer
 from .auth import ANONYMOUS, caller, metrics_allowed
 from .demo import demo_routes
@@ -131,6 +134,11 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
 
         await ListenHandler(state, ws).run()
 
+    async def twilio(ws: WebSocket) -> None:
+        from .twilio import TwilioHandler  # it subclasses StreamHandler: import here
+
+        await TwilioHandler(state, ws).run()
+
     async def metrics(request: Request) -> Response:
         if not metrics_allowed(state.cfg, request):
             return JSONResponse({"type": "error", "code": "unauthorized",
@@ -147,6 +155,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             Route("/metrics", metrics),
             WebSocketRoute("/v1/stream", stream),
             WebSocketRoute("/v1/listen", deepgram_listen),  # Deepgram live API
+            WebSocketRoute("/v1/twilio", twilio),  # Twilio Media Streams
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
             *SESSION_ROUTES,
             *AUDIOSOCKET_ROUTES,
@@ -237,6 +246,9 @@ class StreamHandler:
         self.host.owner = owner
         self.host.admit()
         params = {k: v for k, v in self.ws.query_params.items() if k not in _TRANSPORT_PARAMS}
+        if (request := bridge.bridge_request(params)) is not None:
+            await self._serve_bridge_leg(request, params)
+            return
         if "encoding" in params and "sample_rate" in params:
             self._start(self.host.config(params))
         while True:
@@ -258,6 +270,65 @@ class StreamHandler:
         assert self.runner is not None and self.run_task is not None
         await self.run_task
         await self.ws.close(CLOSE_NORMAL)
+
+    async def _serve_bridge_leg(self, request: tuple[str, str],
+                                params: dict[str, str]) -> None:
+        """This connection is one leg of a bridge (server/bridge.py): its audio goes
+        to the other leg, redacted by its policy; it gets the other leg's audio and
+        every event of the call."""
+        if "encoding" not in params or "sample_rate" not in params:
+            raise BadConfig("a bridge leg sends its audio format (encoding, sample_rate) "
+                            "in the URL")
+        try:
+            fmt_cfg = SessionConfig.from_params(
+                {k: params[k] for k in ("encoding", "sample_rate", "channels") if k in params})
+        except ConfigError as exc:
+            raise BadConfig(str(exc)) from None
+        fmt = AudioFormat(fmt_cfg.encoding, fmt_cfg.sample_rate,  # type: ignore[arg-type]
+                          fmt_cfg.channels)
+        scheme = "https" if self.ws.url.scheme == "wss" else "http"
+        leg = bridge.join(self.state, self.host.owner, request, params, fmt, _WsLeg(self.ws),
+                          f"{scheme}://{self.ws.url.netloc}")
+        self.configure_by = self.expires_at  # configured: the URL said it all
+        try:
+            await self.ws.send_text(dumps({"type": "bridge.joined", "bridge": request[0],
+                                           "role": request[1],
+                                           "waiting": leg.bridge.host is None}))
+            while not leg.done.done():
+                receive = asyncio.ensure_future(self._receive())
+                waiters: set[asyncio.Future[Any]] = {receive, leg.done}
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                if not receive.done():
+                    receive.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await receive
+                    break
+                msg = receive.result()
+                if msg is None:  # draining or too long: end the call as a hang-up would
+                    leg.hangup()
+                    break
+                if msg["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(msg.get("code", 1000))
+                data = msg.get("bytes")
+                if data is not None:
+                    if len(data) > self.state.cfg.max_message_bytes:
+                        raise MessageTooBig("audio frame larger than max_message_bytes")
+                    leg.push(data)
+                    continue
+                kind = parse_client_text(msg.get("text") or "").type
+                if kind == "close":
+                    leg.end_input()
+                elif kind == "configure":
+                    raise BadConfig("a bridge leg is configured in its URL")
+            left = max(0.0, self.state.drain_deadline - time.monotonic()) \
+                if self.state.shutting_down else None
+            await asyncio.wait({leg.done}, timeout=left)
+            error = leg.done.result() if leg.done.done() else None
+        finally:
+            leg.hangup()
+        if error is not None:
+            raise error
+        await self.ws.close(CLOSE_GOING_AWAY if self.state.shutting_down else CLOSE_NORMAL)
 
     async def _receive(self) -> Message | None:
         """The client's next message; None once the server drains or the session
@@ -377,6 +448,22 @@ class StreamHandler:
         with contextlib.suppress(Exception):
             await self.ws.send_text(dumps(exc.event()))
             await self.ws.close(exc.close_code)
+
+
+class _WsLeg:
+    """A protocol v1 connection as a bridge leg's output."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    async def play(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def event(self, payload: dict[str, Any]) -> None:
+        await self.ws.send_text(dumps(payload))
+
+    async def end(self, error: ProtocolError | None) -> None:
+        pass  # the handler closes the socket once the leg is done
 
 
 async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) -> None:

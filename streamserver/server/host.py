@@ -140,8 +140,10 @@ class SessionHost:
                                              "transport": self.transport, "stats": stats})
             self.state.metrics.session_ended(self.transport, stats, self.error_code)
             self.runner = None
-        if self._admitted:
+        if self.relay is not None:
             self.state.relays.close(self.session_id)
+            self.relay = None
+        if self._admitted:
             self.state.leave(self.session_id)
             self._admitted = False
 

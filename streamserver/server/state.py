@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import ServerConfig
 from ..engines.bundle import Engines
@@ -34,6 +35,8 @@ class ServerState:
     owners: dict[str, str] = field(default_factory=dict)  # session id -> API key hash
     relays: RelayHub = field(init=False)  # sized from cfg in __post_init__
     tokens: TokenIssuer = field(default_factory=TokenIssuer)  # browsers' ?token=
+    # Open bridges by (owner, bridge id): server/bridge.py (ids are per key).
+    bridges: dict[tuple[str, str], Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
     shutting_down: bool = False
