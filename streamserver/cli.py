@@ -1,7 +1,7 @@
 """Command line: ``serve``, ``redact`` (a file, in-process) and ``stream`` (to a server).
 
 ``redact`` and the server run the same :class:`~streamserver.core.session.Session`;
-``stream`` is a plain protocol-v1 WebSocket client.
+``stream`` uses the protocol-v1 client, :mod:`streamserver.client`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
 from . import audio as audio_mod
 from . import memory
+from .client import ClientError, stream_file  # stream_file: imported from here too
 from .config import (
     ALLOCATORS,
     DELAY_MS_DEFAULT,
@@ -240,51 +239,6 @@ def _cmd_redact(args: argparse.Namespace) -> int:
     return 0
 
 
-async def stream_file(
-    path: Path,
-    url: str,
-    params: dict[str, Any],
-    pace: str = "realtime",
-    api_key: str | None = None,
-    frame_ms: int = 20,
-) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
-    """Stream a WAV to a server: (output samples, rate, every JSON event received)."""
-    import websockets
-
-    samples, rate = audio_mod.read_wav(path)
-    fmt = audio_mod.AudioFormat("pcm_s16le", rate, samples.shape[1])
-    query = urlencode({**params, "sample_rate": rate, "channels": samples.shape[1],
-                       "pace": pace})
-    parts = urlsplit(url)
-    full = urlunsplit(parts._replace(query=(parts.query + "&" if parts.query else "") + query))
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-    out_chunks: list[bytes] = []
-    events: list[dict[str, Any]] = []
-    frame = max(1, rate * frame_ms // 1000)
-    async with websockets.connect(full, additional_headers=headers, max_size=1 << 24) as ws:
-
-        async def sender() -> None:
-            t0 = time.monotonic()
-            for i in range(0, samples.shape[0], frame):
-                await ws.send(audio_mod.encode(samples[i : i + frame], fmt))
-                if pace == "realtime":
-                    due = t0 + (i + frame) / rate
-                    await asyncio.sleep(max(0.0, due - time.monotonic()))
-            await ws.send(json.dumps({"type": "close"}))
-
-        send_task = asyncio.create_task(sender())
-        try:
-            async for msg in ws:
-                if isinstance(msg, bytes):
-                    out_chunks.append(msg)
-                else:
-                    events.append(json.loads(msg))
-        finally:
-            send_task.cancel()
-    out = audio_mod.decode(b"".join(out_chunks), fmt)
-    return out, rate, events
-
-
 def _cmd_stream(args: argparse.Namespace) -> int:
     try:
         _, rate = audio_mod.read_wav(args.input)
@@ -296,6 +250,9 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     except (OSError, audio_mod.AudioFormatError) as exc:
         print(f"streamserver stream: {exc}", file=sys.stderr)
         return 2
+    except ClientError as exc:  # no session, or it failed: nothing complete to write
+        print(f"streamserver stream: {exc}", file=sys.stderr)
+        return 2 if exc.code in ("connection_failed", "handshake_failed") else 1
     errors = [e for e in events if e.get("type") == "error"]
     for e in errors:
         print(f"server error {e['code']}: {e['message']}", file=sys.stderr)
