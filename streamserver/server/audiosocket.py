@@ -41,7 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..config import CHANNEL_ROLES, ConfigError, SessionConfig
+from ..audio import AudioFormat
+from ..config import ConfigError, SessionConfig
 from ..core.session import AudioOut, Event
 from ..protocol import (
     CLOSE_INVALID_DATA,
@@ -53,6 +54,7 @@ from ..protocol import (
     SessionTooLong,
     Unauthorized,
 )
+from . import bridge as bridge_mod
 from .auth import ANONYMOUS, caller
 from .host import SessionHost
 
@@ -362,24 +364,23 @@ def policy_settings(body: Mapping[str, Any]) -> tuple[dict[str, Any], str | None
     what is wrong. The audio format and pace are the protocol's: asking for
     another is an error, not silently overridden."""
     settings = {k: v for k, v in body.items() if k not in ("bridge", "role")}
+    request = bridge_mod.bridge_request(body) if "bridge" in body else None
+    if request is None and "role" in body:
+        raise BadConfig("role names this leg in a bridge; it needs bridge")
+    checked = dict(settings)
+    if request is not None:  # a leg's entities may be "none": checked on their own
+        bridge_mod.leg_entities(checked)
+        checked.pop("entities", None)
     try:
-        given = SessionConfig.from_params(settings)
+        given = SessionConfig.from_params(checked)
     except ConfigError as exc:
         raise BadConfig(str(exc)) from None
     for name, value in FIXED_SETTINGS.items():
         if name in settings and getattr(given, name) != value:
             raise BadConfig(f"{name} is fixed to {value} on AudioSocket")
-    bridge, role = body.get("bridge"), body.get("role")
-    if role is not None and role not in CHANNEL_ROLES:
-        raise BadConfig(f"role must be one of {', '.join(CHANNEL_ROLES)}")
-    if bridge is not None:
-        if not isinstance(bridge, str) or not 1 <= len(bridge) <= 64:
-            raise BadConfig("bridge must be a name (1..64 characters)")
-        # The seam: AudioSocketCall._on_audio / _play (bridge.py wires them).
-        raise BadConfig("bridges are not available on AudioSocket yet")
-    if role is not None:
-        raise BadConfig("role names this leg in a bridge; it needs bridge")
-    return settings, None, None
+    if request is None:
+        return settings, None, None
+    return settings, request[0], request[1]
 
 
 _HTTP_STATUS = {"unauthorized": 401, "not_found": 404, "conflict": 409,
@@ -423,7 +424,8 @@ async def put_policy(request: Request) -> Response:
         settings, bridge, role = policy_settings(await _read_json(request))
         # Everything the call would check, now: the operator's floor, the allowed
         # encodings, whether recording is possible for this key.
-        scfg = SessionHost(state, owner, "audiosocket").config({**settings, **FIXED_SETTINGS})
+        checked = {k: v for k, v in settings.items() if bridge is None or k != "entities"}
+        scfg = SessionHost(state, owner, "audiosocket").config({**checked, **FIXED_SETTINGS})
         if state.archive is not None:
             try:
                 state.archive.plan(scfg, owner)
@@ -435,6 +437,9 @@ async def put_policy(request: Request) -> Response:
         return _error(exc)
     base = (state.cfg.public_url or f"{request.url.scheme}://{request.url.netloc}").rstrip("/")
     listen = base.replace("https://", "wss://").replace("http://", "ws://")
+    if bridge is not None:  # the call's session is the bridge's (its legs' events say it)
+        return JSONResponse({"uuid": str(uuid.UUID(call_id)), "bridge": bridge, "role": role,
+                             "expires_in": int(store.ttl_s)}, headers=_NO_STORE)
     return JSONResponse({"uuid": str(uuid.UUID(call_id)), "session_id": call_id,
                          "expires_in": int(store.ttl_s),
                          "listen_url": f"{listen}/v1/sessions/{call_id}/listen"},
@@ -492,6 +497,7 @@ class AudioSocketCall:
         self.session_id = "-"  # for logs until the UUID arrives
         self.expires_at = time.monotonic() + state.cfg.max_session_s
         self.policy: CallPolicy | None = None
+        self.leg: bridge_mod.BridgeLeg | None = None  # this call is a leg of a bridge
 
     async def run(self) -> None:
         """Serve the call to its end; never raises but CancelledError."""
@@ -505,6 +511,8 @@ class AudioSocketCall:
             log.exception("audiosocket call failed", extra={"session": self.session_id})
             await self._close_with_error(ProtocolError("internal error", "internal_error"))
         finally:
+            if self.leg is not None:
+                self.leg.hangup()
             if self.host is not None:
                 await self.host.stop()
             self.writer.close()
@@ -521,7 +529,9 @@ class AudioSocketCall:
             return  # hung up (or the server drains) before the call began
         self._begin(frames[0].call_id.hex)
         host = self.host
-        assert host is not None and host.runner is not None and host.run_task is not None
+        assert host is not None
+        if self.leg is None:
+            assert host.runner is not None and host.run_task is not None
         ended = self._handle(frames[1:])
         while not ended and not host.too_long:
             left = min(cfg.idle_timeout_s, self.expires_at - time.monotonic())
@@ -532,6 +542,9 @@ class AudioSocketCall:
             if got is None:
                 break
             ended = self._handle(got)
+        if self.leg is not None:
+            await self._end_leg()
+            return
         await self._end()
 
     def _begin(self, call_id: str) -> None:
@@ -549,6 +562,12 @@ class AudioSocketCall:
         self.policy = policy
         self.host = SessionHost(self.state, owner, "audiosocket", session_id=call_id)
         self.host.admit()
+        if policy is not None and policy.bridge is not None and policy.role is not None:
+            # One leg of a bridge: the slot is this call's, the session the bridge's.
+            self.leg = bridge_mod.join(
+                self.state, owner, (policy.bridge, policy.role), {**params, **FIXED_SETTINGS},
+                AudioFormat("pcm_s16le", SAMPLE_RATE, 1), _AudioSocketLeg(self), self.base_url)
+            return
         scfg = self.host.config({**params, **FIXED_SETTINGS})
         self.host.start(scfg, self.base_url, self._deliver)
 
@@ -572,6 +591,9 @@ class AudioSocketCall:
     def _on_audio(self, pcm8k: bytes) -> None:
         """One audio payload (8 kHz 16-bit mono) into this call's session.
         A bridge routes it to its own redaction lane instead."""
+        if self.leg is not None:  # payloads are capped by the parser (MAX_PAYLOAD)
+            self.leg.push(pcm8k)
+            return
         assert self.host is not None
         self.host.push_audio(pcm8k)
 
@@ -592,10 +614,12 @@ class AudioSocketCall:
         """The next frames from Asterisk; None once the input ended (EOF, or the
         server drains); raises IdleTimeout / ConfigTimeout past ``deadline``."""
         draining = self.state.drain_signal()
-        if draining.done():
+        if draining.done() or (self.leg is not None and self.leg.done.done()):
             return None
         read = asyncio.ensure_future(self.reader.read(READ_BYTES))
         waiters: set[asyncio.Future[Any]] = {read, draining}
+        if self.leg is not None:  # the other leg hung up: this call ends too
+            waiters.add(self.leg.done)
         try:
             await asyncio.wait(waiters, timeout=max(0.0, deadline - time.monotonic()),
                                return_when=asyncio.FIRST_COMPLETED)
@@ -607,7 +631,7 @@ class AudioSocketCall:
                 self.parser.eof()
                 return None
             return self.parser.feed(data)
-        if draining.done():
+        if draining.done() or (self.leg is not None and self.leg.done.done()):
             return None
         if idle:
             if time.monotonic() >= self.expires_at:
@@ -649,6 +673,31 @@ class AudioSocketCall:
                 await asyncio.wait_for(self.writer.drain(), CLOSE_TIMEOUT_S)
         log.info("audiosocket call ended", extra={"session": self.session_id})
 
+    async def _end_leg(self) -> None:
+        """A bridge leg's end: Asterisk hung up (the bridge ends; nothing more can be
+        played), or the bridge ended (the other leg hung up or the server drains):
+        this channel then hears the rest and gets a hang-up frame (an error frame
+        when the bridge failed)."""
+        leg = self.leg
+        assert leg is not None
+        if not leg.done.done():  # our side: Asterisk's hang-up, EOF, drain, too long
+            asterisk_gone = not self.state.drain_signal().done() and not (
+                self.host is not None and self.host.too_long)
+            if asterisk_gone:
+                leg.hangup()
+                return
+            leg.end_input()
+            left = (max(0.0, self.state.drain_deadline - time.monotonic())
+                    if self.state.shutting_down else None)
+            await asyncio.wait({leg.done}, timeout=left)
+        error = leg.done.result() if leg.done.done() else None
+        if error is not None:
+            raise error
+        with contextlib.suppress(Exception):
+            self.writer.write(HANGUP_FRAME)
+            await asyncio.wait_for(self.writer.drain(), CLOSE_TIMEOUT_S)
+        log.info("audiosocket bridge leg ended", extra={"session": self.session_id})
+
     async def _close_with_error(self, exc: ProtocolError) -> None:
         log.info("audiosocket error", extra={"session": self.session_id, "code": exc.code})
         if self.host is not None:
@@ -659,6 +708,27 @@ class AudioSocketCall:
         with contextlib.suppress(Exception):
             self.writer.write(error_frame(exc.code))
             await asyncio.wait_for(self.writer.drain(), CLOSE_TIMEOUT_S)
+
+
+class _AudioSocketLeg:
+    """An AudioSocket call as a bridge leg's output: what we write, Asterisk plays."""
+
+    def __init__(self, call: AudioSocketCall) -> None:
+        self.call = call
+        self._partial = b""  # less than a frame: sent with the next audio
+
+    async def play(self, data: bytes) -> None:
+        data = self._partial + data
+        whole = len(data) - len(data) % FRAME_BYTES  # Asterisk gets 20 ms frames
+        self._partial = data[whole:]
+        if whole:
+            await self.call._play(data[:whole])
+
+    async def event(self, payload: dict[str, Any]) -> None:
+        pass  # AudioSocket carries audio only: listeners and webhooks get events
+
+    async def end(self, error: ProtocolError | None) -> None:
+        pass  # the call sees the leg done and hangs up (_end_leg)
 
 
 # More connections than this (sessions plus calls still before their UUID) are

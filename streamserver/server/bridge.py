@@ -215,6 +215,8 @@ class Bridge:
 
     # -- audio --------------------------------------------------------------------
     def push(self, leg: BridgeLeg, mono16k: np.ndarray) -> None:
+        if self._ending:  # a leg hung up: the call's input is closed
+            return
         if self.host is None or self.host.runner is None:
             self.dropped_ms += 1000 * mono16k.size / BRIDGE_RATE
             return

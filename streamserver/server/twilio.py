@@ -315,9 +315,14 @@ class _TwilioLeg:
 
     def __init__(self, handler: TwilioHandler) -> None:
         self.handler = handler
+        self._partial = b""  # less than 20 ms: sent with the next audio
 
     async def play(self, data: bytes) -> None:
-        await self.handler.send_media(data)
+        data = self._partial + data
+        whole = len(data) - len(data) % FRAME_BYTES
+        self._partial = data[whole:]
+        if whole:
+            await self.handler.send_media(data[:whole])
 
     async def event(self, payload: dict[str, Any]) -> None:
         pass  # Media Streams carry no transcript: listeners and webhooks do

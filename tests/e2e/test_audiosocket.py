@@ -4,6 +4,7 @@ byte for byte (Asterisk itself is not installable here), real models, loopback o
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import signal
@@ -20,7 +21,14 @@ import websockets
 
 from streamserver import audio as audio_mod
 from streamserver.config import ConfigError, ServerConfig
-from tests.conftest import FIXTURES, RunningServer, _free_port, start_server, stop_server
+from tests.conftest import (
+    FIXTURES,
+    RunningServer,
+    _free_port,
+    fixture_manifest,
+    start_server,
+    stop_server,
+)
 from tests.e2e.test_stream import PII_DIGITS, assert_masked
 
 pytestmark = pytest.mark.e2e
@@ -192,10 +200,11 @@ def test_policy_api_validates_before_any_call(open_server) -> None:
     assert (status, body["code"]) == (400, "bad_config")
     status, body = http(server, "PUT", f"/v1/audiosocket/{call}", {"sample_rate": 16000})
     assert (status, body["code"]) == (400, "bad_config")
+    status, body = http(server, "PUT", f"/v1/audiosocket/{call}", {"bridge": "call-7"})
+    assert (status, body["code"]) == (400, "bad_config")  # a leg needs its role
     status, body = http(server, "PUT", f"/v1/audiosocket/{call}",
-                        {"bridge": "call-7", "role": "agent"})
-    assert (status, body["code"]) == (400, "bad_config")
-    assert "not available on AudioSocket" in body["message"]
+                        {"bridge": "call-7", "role": "agent", "entities": "none"})
+    assert status == 200 and body["bridge"] == "call-7" and body["role"] == "agent"
     status, body = http(server, "PUT", "/v1/audiosocket/not-a-uuid", {})
     assert status == 400
     assert http(server, "PUT", f"/v1/audiosocket/{call}", {})[0] == 200
@@ -285,3 +294,94 @@ def test_sigterm_drains_a_call_then_hangs_up(tmp_path_factory: pytest.TempPathFa
         assert server.proc.wait(timeout=30) == 0
     finally:
         stop_server(server)
+
+
+def _read_frames(buf: bytearray) -> list[tuple[int, bytes]]:
+    """Whole frames at the front of ``buf`` (consumed), as (kind, payload)."""
+    out = []
+    while len(buf) >= 3:
+        kind, length = struct.unpack(">BH", bytes(buf[:3]))
+        if len(buf) < 3 + length:
+            break
+        out.append((kind, bytes(buf[3 : 3 + length])))
+        del buf[: 3 + length]
+    return out
+
+
+def test_bridge_between_a_twilio_caller_and_an_asterisk_agent(open_server) -> None:
+    """One Twilio leg (the caller, mu-law) and one AudioSocket leg (the agent, slin,
+    entities=none): Asterisk plays the caller with the SSN masked, Twilio gets
+    the agent's voice as media; the caller's stop ends the call, and Asterisk gets
+    the rest and a hang-up frame."""
+    from streamserver.evaluation import Span, score_clip
+    from tests.e2e.test_twilio import _phone, _start, _stream, _twilio_url
+
+    server, port = open_server
+    call = uuid.uuid4()
+    status, body = http(server, "PUT", f"/v1/audiosocket/{call}",
+                        {"bridge": "pstn-1", "role": "agent", "entities": "none"})
+    assert status == 200, body
+    caller = _phone("dev_014.wav")  # 8 kHz, through mu-law
+    agent = (np.sin(np.arange(8000) * 0.3) * 2000).astype(np.int16)  # a second of tone
+    to_asterisk: list[tuple[int, bytes]] = []
+    to_twilio: list[dict[str, Any]] = []
+
+    async def asterisk() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(uuid_frame(call))
+        await writer.drain()
+
+        async def send() -> None:  # Asterisk sends 20 ms frames all call long
+            loop = asyncio.get_running_loop()
+            t0, n = loop.time(), 0
+            while True:
+                chunk = agent[n * 160 : (n + 1) * 160]
+                chunk = chunk if chunk.size == 160 else np.zeros(160, np.int16)
+                writer.write(frame(0x10, chunk.tobytes()))
+                await writer.drain()
+                n += 1
+                await asyncio.sleep(max(0.0, t0 + n * 0.02 - loop.time()))
+
+        sender = asyncio.create_task(send())
+        buf = bytearray()
+        try:
+            while data := await asyncio.wait_for(reader.read(65536), 60):
+                buf.extend(data)
+                to_asterisk.extend(_read_frames(buf))
+        finally:
+            sender.cancel()
+            writer.close()
+
+    async def twilio() -> None:
+        await asyncio.sleep(0.5)
+        async with websockets.connect(_twilio_url(server)) as ws:
+            await ws.send(_start("MZpstn1", ["inbound"], {"bridge": "pstn-1", "role": "caller"}))
+
+            async def read() -> None:
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    async for msg in ws:
+                        to_twilio.append(json.loads(msg))
+
+            reader = asyncio.create_task(read())
+            await asyncio.sleep(0.2)
+            await _stream(ws, "MZpstn1", {"inbound": caller})
+            await asyncio.wait_for(reader, 60)
+
+    async def go() -> None:
+        await asyncio.gather(asterisk(), twilio())
+
+    asyncio.run(go())
+    kinds = [k for k, _ in to_asterisk]
+    assert kinds[-1] == 0x00 and set(kinds) <= {0x10, 0x00}  # audio, then hang-up
+    assert all(len(p) == FRAME for k, p in to_asterisk[:-2] if k == 0x10)
+    heard = np.frombuffer(b"".join(p for k, p in to_asterisk if k == 0x10), "<i2")
+    assert heard.size >= caller.size - 2 * FRAME
+    spans = [Span(p["entity"], p["start_s"], p["end_s"])
+             for p in fixture_manifest()["dev_014.wav"]["pii"]]
+    n = min(heard.size, caller.size)
+    assert dict(score_clip(caller[:n], heard[:n], 8000, spans).entities)["US_SSN"] <= 0.05
+    media = [m for m in to_twilio if m["event"] == "media"]
+    assert media and {m["streamSid"] for m in media} == {"MZpstn1"}
+    back = audio_mod.decode(b"".join(base64.b64decode(m["media"]["payload"])
+                                     for m in media), audio_mod.AudioFormat("mulaw", 8000, 1))
+    assert np.abs(back[:, 0].astype(np.int32)).max() > 1000  # the agent's tone came through

@@ -215,9 +215,15 @@ def test_policy_settings_are_validated_and_the_format_is_fixed() -> None:
     for bad in ({"sample_rate": 16000}, {"encoding": "mulaw"}, {"pace": "asap"},
                 {"channels": 2}, {"delay_ms": 5}, {"entities": "nonsense"},
                 {"no_such_setting": 1}, {"role": "agent"}, {"role": "boss"},
-                {"bridge": "call-1", "role": "agent"}, {"bridge": 7}):
+                {"bridge": "call-1"}, {"bridge": "call-1", "role": "boss"}, {"bridge": 7}):
         with pytest.raises(BadConfig):
             policy_settings(bad)
+
+
+def test_a_bridge_leg_policy_names_the_bridge_and_role() -> None:
+    settings_, bridge, role = policy_settings({"bridge": "call-1", "role": "agent",
+                                               "entities": "none"})
+    assert (bridge, role) == ("call-1", "agent") and settings_ == {"entities": "none"}
 
 
 def test_call_ids_accept_any_uuid_form() -> None:
