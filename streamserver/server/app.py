@@ -158,6 +158,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             WebSocketRoute("/v1/twilio", twilio),  # Twilio Media Streams
             WebSocketRoute("/v1/sessions/{session_id}/listen", listen),
             *SESSION_ROUTES,
+            *bridge.BRIDGE_ROUTES,
             *AUDIOSOCKET_ROUTES,
             *demo_routes(),
             *WEBRTC_ROUTES,

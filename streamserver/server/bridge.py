@@ -31,6 +31,9 @@ from dataclasses import fields, replace
 from typing import Any, Protocol
 
 import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from .. import audio as audio_mod
 from ..config import SessionConfig
@@ -38,6 +41,7 @@ from ..core.bridge import LegAligner
 from ..core.session import AudioOut, Event
 from ..core.types import ANALYSIS_RATE
 from ..protocol import CLOSE_TIMEOUT, BadAudio, BadConfig, ProtocolError
+from .auth import caller
 from .host import SessionHost
 from .state import ServerState
 
@@ -332,3 +336,32 @@ def _check_shared(base: Mapping[str, Any], params: Mapping[str, Any]) -> None:
         if getattr(mine, name) != getattr(theirs, name):
             raise BadConfig(f"{name} is the bridge's setting, set by the first leg; "
                             "leave it out or send the same value")
+
+
+async def get_bridge(request: Request) -> JSONResponse:
+    """``GET /v1/bridges/{id}``: an open bridge of the caller's key — its legs and the
+    session id that listeners join (``/v1/sessions/{session_id}/listen``). Legs on
+    Twilio or AudioSocket see no events; this is how their owner finds the call."""
+    state: ServerState = request.app.state.streamserver
+    owner = caller(state.cfg, request, state.tokens)
+    headers = {"Cache-Control": "no-store"}
+    if owner is None:
+        return JSONResponse({"type": "error", "code": "unauthorized",
+                             "message": "missing or invalid API key"}, 401, headers)
+    found = state.bridges.get((owner, request.path_params["bridge_id"]))
+    if found is None:  # another key's bridge is as unknown as none
+        return JSONResponse({"type": "error", "code": "not_found",
+                             "message": "no such open bridge (unknown, ended, or not yours)"},
+                            404, headers)
+    bridge: Bridge = found
+    body: dict[str, Any] = {"bridge": bridge.bridge_id, "legs": sorted(bridge.legs),
+                            "started": bridge.host is not None}
+    if bridge.host is not None:
+        base = (state.cfg.public_url or f"{request.url.scheme}://{request.url.netloc}")
+        ws = base.rstrip("/").replace("https://", "wss://").replace("http://", "ws://")
+        body["session_id"] = bridge.host.session_id
+        body["listen_url"] = f"{ws}/v1/sessions/{bridge.host.session_id}/listen"
+    return JSONResponse(body, headers=headers)
+
+
+BRIDGE_ROUTES = [Route("/v1/bridges/{bridge_id}", get_bridge, methods=["GET"])]

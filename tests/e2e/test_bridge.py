@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +177,14 @@ async def _expect_error(url: str, code: str) -> tuple[str, int | None]:
         return code, ws.close_code
 
 
+def _get_bridge(server, bridge_id: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"{server.http}/v1/bridges/{bridge_id}", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def test_bad_joins_get_typed_errors_and_the_bridge_carries_on(server) -> None:
     base = f"{server.url}?encoding=pcm_s16le&sample_rate={RATE}"
 
@@ -191,8 +201,18 @@ def test_bad_joins_get_typed_errors_and_the_bridge_carries_on(server) -> None:
             await _expect_error(f"{base}&bridge=b2", "bad_config")
             await _expect_error(f"{base}&bridge=b2&role=agent&channel_roles=agent,caller",
                                 "bad_config")
+            assert _get_bridge(server, "b2") == (200, {"bridge": "b2", "legs": ["caller"],
+                                                    "started": False})
+            assert _get_bridge(server, "nope")[0] == 404
             async with websockets.connect(f"{base}&bridge=b2&role=agent") as second:
                 assert json.loads(await second.recv())["waiting"] is False
+                status, info = _get_bridge(server, "b2")
+                assert status == 200 and info["legs"] == ["agent", "caller"]
+                # Listeners of the call find it by the bridge: both channels, roles.
+                async with websockets.connect(info["listen_url"]) as listener:
+                    begin = json.loads(await listener.recv())
+                    assert begin["session_id"] == info["session_id"]
+                    assert begin["config"]["channels"] == 2
                 # A third leg is refused; the two joined legs are unaffected.
                 _, close = await _expect_error(f"{base}&bridge=b2&role=agent", "bridge_full")
                 assert close == 4409
