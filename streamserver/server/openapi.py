@@ -78,6 +78,34 @@ OPENAPI: dict[str, Any] = {
                      "responses": {"200": _json({"type": "object", "properties": {
                          "token": {"type": "string"}, "expires_in": {"type": "integer"}}},
                          "The token."), "401": _ERRORS["401"]}}},
+        "/v1/bridges/{bridge_id}": {
+            "get": {"summary": "An open bridge of this key: legs, session id, listen URL",
+                    "description": "docs/bridge.md. session_id and listen_url once both legs "
+                                   "have joined.",
+                    "parameters": [{"name": "bridge_id", "in": "path", "required": True,
+                                    "schema": {"type": "string", "maxLength": 64}}],
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "bridge": {"type": "string"},
+                        "legs": {"type": "array", "items": {"enum": ["agent", "caller"]}},
+                        "started": {"type": "boolean"}, "session_id": {"type": "string"},
+                        "listen_url": {"type": "string"}}}, "The bridge."),
+                        "401": _ERRORS["401"],
+                        "404": _json(_ref("Error"), "Unknown, ended, or another key's bridge.")}}},
+        "/v1/audiosocket/{uuid}": {
+            "put": {"summary": "The policy for the AudioSocket call with this UUID",
+                    "description": "docs/audiosocket.md. JSON body: protocol v1 session "
+                                   "settings, plus bridge and role for a bridge leg. Used once, "
+                                   "within 10 minutes.",
+                    "parameters": [{"name": "uuid", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "Stored."},
+                                  "400": _json(_ref("Error"), "A bad setting (bad_config)."),
+                                  "401": _ERRORS["401"],
+                                  "409": _json(_ref("Error"), "Another key's UUID.")}},
+            "delete": {"summary": "Remove an unused AudioSocket policy",
+                       "parameters": [{"name": "uuid", "in": "path", "required": True,
+                                       "schema": {"type": "string"}}],
+                       "responses": {"204": {"description": "Removed."}, **_ERRORS}}},
         "/v1/webrtc/offer": {
             "post": {"summary": "Start a WebRTC session (docs/webrtc.md)",
                      "responses": {"200": {"description": "SDP answer and session id."}}}},
