@@ -233,9 +233,12 @@ class SessionRunner:
             session.time_vad(lambda seconds: metrics.observe_stage("vad", seconds))
 
     # -- input from the transport -----------------------------------------------
-    def push_audio(self, data: bytes) -> None:
-        """Accept audio (raises ProtocolError on bad frames or a too-fast client)."""
-        now = time.monotonic()
+    def push_audio(self, data: bytes, arrived: float | None = None) -> None:
+        """Accept audio (raises ProtocolError on bad frames or a too-fast client).
+
+        ``arrived``: when it reached the server (monotonic), if earlier than now —
+        a bridge's frame waits a moment for the other leg; release is arrival + D."""
+        now = time.monotonic() if arrived is None else arrived
         t0 = time.perf_counter()
         self.session.push_audio(data, now)  # decode, resample, VAD, keypad tones
         if self.pool.metrics is not None:

@@ -87,6 +87,25 @@ def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
     assert 0.0 <= level["deadline_masked_share"] <= 1.0
 
 
+def test_capacity_benchmark_over_twilio_bridges_runs_one_short_level(tmp_path: Path) -> None:
+    """Two Twilio legs of one bridge for a few seconds through a real server; shape only."""
+    out = tmp_path / "cap_twilio.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--data", str(tmp_path),
+         "--transport", "twilio", "--sessions", "2", "--seconds", "4", "--delay-ms", "500",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["transport"] == "twilio"
+    (level,) = result["levels"]
+    assert level["sessions"] == 2 and level["bridges"] == 1
+    assert level["errors"] == [] and level["all_audio_back"] is True
+    assert isinstance(level["jitter_ms_p99"], float)
+    assert 0.0 <= level["deadline_masked_share"] <= 1.0
+
+
 def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
     """One slot, ~18 s of short calls (one abrupt, one with a listener); shape only."""
     out = tmp_path / "soak.json"

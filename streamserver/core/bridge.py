@@ -23,11 +23,17 @@ class LegAligner:
             raise ValueError("channels >= 1 and max_skew >= 0")
         self.channels = channels
         self.max_skew = max_skew
-        self._pending: list[deque[np.ndarray]] = [deque() for _ in range(channels)]
+        # Per channel: (samples, arrival time) per push, oldest first.
+        self._pending: list[deque[tuple[np.ndarray, float]]] = [
+            deque() for _ in range(channels)]
         self._held = [0] * channels
         self._present = [False] * channels
         self.padded = [0] * channels  # silence inserted per channel (absent or late)
         self.emitted = 0  # frames out so far
+        # When the oldest sample of the frames last returned arrived: a frame is as
+        # old as its oldest sample, so its release (arrival + D) does not wait for
+        # the later leg (which then gets a little less than D of lookahead, <= skew).
+        self.arrived = 0.0
 
     def join(self, channel: int) -> None:
         self._present[channel] = True
@@ -37,14 +43,15 @@ class LegAligner:
         self._present[channel] = False
         return self._emit(flush=channel)
 
-    def push(self, channel: int, samples: np.ndarray) -> np.ndarray:
-        """One leg's mono int16 samples; returns the frames now ready, ``(n, channels)``."""
+    def push(self, channel: int, samples: np.ndarray, arrived: float = 0.0) -> np.ndarray:
+        """One leg's mono int16 samples (that arrived at ``arrived``); returns the
+        frames now ready, ``(n, channels)``; :attr:`arrived` says how old they are."""
         if samples.ndim != 1:
             raise ValueError("one leg's samples are mono")
         if not self._present[channel]:
             raise ValueError(f"channel {channel} has not joined")
         if samples.size:
-            self._pending[channel].append(samples.astype(np.int16, copy=False))
+            self._pending[channel].append((samples.astype(np.int16, copy=False), arrived))
             self._held[channel] += samples.size
         return self._emit()
 
@@ -61,6 +68,8 @@ class LegAligner:
         if n <= 0:
             return np.zeros((0, self.channels), dtype=np.int16)
         out = np.zeros((n, self.channels), dtype=np.int16)
+        oldest = [self._pending[c][0][1] for c in range(self.channels) if self._held[c]]
+        self.arrived = min(oldest, default=self.arrived)
         for c in range(self.channels):
             take = min(n, self._held[c])
             out[:take, c] = self._take(c, take)
@@ -72,13 +81,13 @@ class LegAligner:
         parts: list[np.ndarray] = []
         pending, need = self._pending[channel], n
         while need:
-            block = pending[0]
+            block, arrived = pending[0]
             if block.size <= need:
-                parts.append(pending.popleft())
+                parts.append(pending.popleft()[0])
                 need -= block.size
             else:
                 parts.append(block[:need])
-                pending[0] = block[need:]
+                pending[0] = (block[need:], arrived)
                 need = 0
         self._held[channel] -= n
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)

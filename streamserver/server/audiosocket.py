@@ -715,14 +715,11 @@ class _AudioSocketLeg:
 
     def __init__(self, call: AudioSocketCall) -> None:
         self.call = call
-        self._partial = b""  # less than a frame: sent with the next audio
 
     async def play(self, data: bytes) -> None:
-        data = self._partial + data
-        whole = len(data) - len(data) % FRAME_BYTES  # Asterisk gets 20 ms frames
-        self._partial = data[whole:]
-        if whole:
-            await self.call._play(data[:whole])
+        # At once, as released (Asterisk takes frames of any whole number of
+        # samples): holding a short block back would add up to 20 ms to t + D.
+        await self.call._play(data)
 
     async def event(self, payload: dict[str, Any]) -> None:
         pass  # AudioSocket carries audio only: listeners and webhooks get events

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any, Protocol
@@ -130,7 +131,7 @@ class BridgeLeg:
         if self.ended_input or self.done.done():
             return
         mono = audio_mod.to_int16(self._in.push(audio_mod.to_mono_float(frames)))
-        self.bridge.push(self, mono)
+        self.bridge.push(self, mono, time.monotonic())
 
     def end_input(self) -> None:
         """This leg said it is done (protocol v1 ``close``): the call ends, and the
@@ -218,19 +219,20 @@ class Bridge:
             self._finish_all(BridgeTimeout(f"the other leg did not join within {timeout:g} s"))
 
     # -- audio --------------------------------------------------------------------
-    def push(self, leg: BridgeLeg, mono16k: np.ndarray) -> None:
+    def push(self, leg: BridgeLeg, mono16k: np.ndarray, arrived: float) -> None:
         if self._ending:  # a leg hung up: the call's input is closed
             return
         if self.host is None or self.host.runner is None:
             self.dropped_ms += 1000 * mono16k.size / BRIDGE_RATE
             return
-        frames = self.aligner.push(leg.channel, mono16k)
+        frames = self.aligner.push(leg.channel, mono16k, arrived)
         self._feed(frames)
 
     def _feed(self, frames: np.ndarray) -> None:
         assert self.host is not None
         if frames.shape[0] and self.host.runner is not None:
-            self.host.push_audio(frames.tobytes())  # pcm_s16le, interleaved (agent, caller)
+            # pcm_s16le, interleaved (agent, caller); as old as its oldest sample
+            self.host.push_audio(frames.tobytes(), self.aligner.arrived)
 
     async def _deliver(self, out: AudioOut | Event) -> None:
         if isinstance(out, Event):

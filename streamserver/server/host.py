@@ -108,15 +108,16 @@ class SessionHost:
         assert self._deliver is not None
         await self._deliver(out)
 
-    def push_audio(self, data: bytes) -> None:
-        """Raw input in the session's encoding; raises the transport-neutral errors."""
+    def push_audio(self, data: bytes, arrived: float | None = None) -> None:
+        """Raw input in the session's encoding; raises the transport-neutral errors.
+        ``arrived``: its arrival time, when it waited before (bridges)."""
         assert self.runner is not None
         if len(data) > self.state.cfg.max_message_bytes:
             raise MessageTooBig("audio frame larger than max_message_bytes")
         if self.run_task is not None and self.run_task.done():
             self.run_task.result()  # re-raise a runner failure
         try:
-            self.runner.push_audio(data)
+            self.runner.push_audio(data, arrived)
         except AudioFormatError as exc:
             raise BadAudio(str(exc)) from None
         # asap sends audio faster than the clock: its length counts against the limit too.

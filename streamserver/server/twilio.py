@@ -315,14 +315,11 @@ class _TwilioLeg:
 
     def __init__(self, handler: TwilioHandler) -> None:
         self.handler = handler
-        self._partial = b""  # less than 20 ms: sent with the next audio
 
     async def play(self, data: bytes) -> None:
-        data = self._partial + data
-        whole = len(data) - len(data) % FRAME_BYTES
-        self._partial = data[whole:]
-        if whole:
-            await self.handler.send_media(data[:whole])
+        # At once, as released: holding a short block back for a whole 20 ms
+        # would add up to 20 ms to every frame's t + D.
+        await self.handler.send_media(data)
 
     async def event(self, payload: dict[str, Any]) -> None:
         pass  # Media Streams carry no transcript: listeners and webhooks do

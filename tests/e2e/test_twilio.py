@@ -225,7 +225,8 @@ def test_twilio_leg_of_a_bridge_with_a_protocol_v1_agent(server) -> None:
     assert twilio_close == 1000 and agent_close == 1000
     media = [m for m in twilio_got if m["event"] == "media"]
     assert media and all(m["streamSid"] == "MZleg1" for m in media)
-    assert {len(base64.b64decode(m["media"]["payload"])) for m in media} == {160}
+    sizes = [len(base64.b64decode(m["media"]["payload"])) for m in media]
+    assert max(sizes) == 160 and min(sizes) >= 1  # 20 ms messages, sent as released
     assert any(m["event"] == "mark" for m in twilio_got)
     # The agent heard the caller (16 kHz, from the 8 kHz leg) with the SSN masked.
     heard = np.frombuffer(b"".join(agent_heard), "<i2")
@@ -254,7 +255,8 @@ def test_twilio_leg_of_a_bridge_with_a_protocol_v1_agent(server) -> None:
     ([_start("MZbad4", ["inbound"], {}), _media("MZbad4", "outbound", 0, b"\xff" * 160)],
      "bad_message", 1007),
     ([_start("MZbad5", ["inbound"], {"delay_ms": "5"})], "bad_config", 4400),
-    ([_start("MZbad6", ["inbound"], {"pace": "asap"})], "bad_config", 4400),
+    ([_start("MZbad6", ["inbound"], {"bridge": "b6", "role": "caller", "pace": "asap"})],
+     "bad_config", 4400),  # asap replays a recording: never a live bridge leg
     ([json.dumps({"event": "start", "start": {"streamSid": "MZbad7", "mediaFormat": {
         "encoding": "audio/l16", "sampleRate": 16000, "channels": 1}}})], "bad_config", 4400),
     ([_start("MZbad8", ["inbound"], {}), _start("MZbad8", ["inbound"], {})],
