@@ -441,3 +441,72 @@ def test_s3_compatible_store_behind_the_same_api(tmp_path: Path, keys: str) -> N
     finally:
         stop_server(srv)
         moto.stop()
+
+
+def test_a_recorded_bridge_is_one_two_channel_recording_of_its_owner(rec: Recording) -> None:
+    """Two legs joined through the Python client, recorded: one WAV, two channels
+    (agent, caller), the caller's SSN masked in its channel; bridge ids belong to
+    their key (Bob's leg with Alice's id opens a bridge of his own)."""
+    from streamserver.client import connect
+
+    caller_in, rate = audio_mod.read_wav(FIXTURES / "dev_014.wav")
+    caller_in = caller_in[:, 0]
+    agent_in = np.zeros(caller_in.size, np.int16)
+    frame = rate // 50
+
+    async def leg(role: str, pcm: np.ndarray, key: str, **policy: Any) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        async with connect(rec.server.url, key, sample_rate=rate, bridge="rec-1", role=role,
+                           keep_audio=False, **policy) as s:
+            async def send() -> None:
+                await s.started()  # both legs joined: the call runs
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
+                for i in range(0, pcm.size, frame):
+                    await s.send(pcm[i : i + frame])
+                    await asyncio.sleep(max(0.0, t0 + (i + frame) / rate - loop.time()))
+                if role == "caller":
+                    await s.close_input()
+
+            sender = asyncio.create_task(send())
+            async for event in s.events():
+                events.append(event)
+            await sender
+        return events
+
+    async def bobs_leg() -> dict[str, Any]:
+        async with connect(rec.server.url, BOB, sample_rate=rate, bridge="rec-1",
+                           role="agent") as s:
+            async for event in s.events():
+                return event  # his own bridge: waiting for a caller of his
+        raise AssertionError("no event")
+
+    async def go() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        caller = asyncio.create_task(leg("caller", caller_in, ALICE, record="true"))
+        await asyncio.sleep(0.3)
+        assert (await bobs_leg())["waiting"] is True
+        agent = await leg("agent", agent_in, ALICE, entities="none")
+        return await caller, agent
+
+    caller_events, agent_events = asyncio.run(go())
+    begin = next(e for e in caller_events if e["type"] == "session.begin")
+    assert begin["config"]["record"] is True and begin["config"]["channels"] == 2
+    session_id = begin["session_id"]
+    assert agent_events[-1]["type"] == "session.end"
+    url = f"{rec.server.http}/v1/sessions/{session_id}"
+    for _ in range(100):
+        status, body, _ = http("GET", url)
+        if json.loads(body).get("status") == "ready":
+            break
+        time.sleep(0.1)
+    meta = json.loads(body)
+    assert status == 200 and meta["audio"]["channels"] == 2
+    assert http("GET", url, key=BOB)[0] == 404  # Alice's call only
+    status, wav, _ = http("GET", url + "/redacted-audio")
+    assert status == 200
+    with wave.open(io.BytesIO(wav)) as w:
+        assert w.getnchannels() == 2 and w.getframerate() == 16000
+        stereo = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+    caller_out = stereo[:, 1]  # channel 1 is the caller
+    assert caller_out.size >= caller_in.size
+    assert_masked("dev_014.wav", caller_in, caller_out[: caller_in.size], rate)
