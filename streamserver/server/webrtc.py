@@ -17,6 +17,9 @@ and from then on:
 Teardown (client ``close``, track ended, connection closed or failed, idle input,
 server shutdown): ``runner.finish()``, the tail is released and sent, then the
 peer connection is closed and the session leaves the server's session count.
+
+With ``bridge`` and ``role`` in the offer's ``config`` the peer is a leg of a
+redacting bridge instead of a session of its own: server/webrtc_leg.py.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import av
 import numpy as np
@@ -97,7 +100,7 @@ CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SC
 
 _HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "key_busy": 429, "internal_error": 500,
                 "unknown_session": 404, "too_many_listeners": 503, "too_many_offers": 429,
-                "storage_quota": 507}
+                "storage_quota": 507, "bridge_full": 409}
 
 
 def _error_response(exc: ProtocolError) -> JSONResponse:
@@ -232,11 +235,38 @@ class RedactedAudioTrack(MediaStreamTrack):
         return frame
 
 
+class PeerSession(Protocol):
+    """What server shutdown needs of a registered peer: a session, or a bridge leg
+    (server/webrtc_leg.py)."""
+
+    done: asyncio.Task[None] | None  # ends once the peer is closed and its slot free
+
+    def end(self, reason: ProtocolError | None = None) -> None:
+        """Ask it to end: ``None`` finishes cleanly, an error fails it."""
+
+
+async def answer_offer(pc: RTCPeerConnection, sdp: str, track: MediaStreamTrack) -> str:
+    """Apply the offer (exactly one audio transceiver), attach ``track`` as the
+    outbound audio, gather, return the answer's SDP; bad_offer otherwise."""
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+    except Exception:
+        log.debug("unusable offer", exc_info=True)
+        raise ProtocolError("the SDP offer could not be applied", "bad_offer") from None
+    kinds = [t.kind for t in pc.getTransceivers()]
+    if kinds != ["audio"]:
+        raise ProtocolError("the offer must have exactly one audio track and no video",
+                            "bad_offer")
+    pc.addTrack(track)
+    await pc.setLocalDescription(await pc.createAnswer())  # gathers every candidate
+    return str(pc.localDescription.sdp)
+
+
 class WebRtcSession:
     """One peer connection driving one :class:`SessionRunner`."""
 
     def __init__(self, state: ServerState, scfg: SessionConfig,
-                 registry: dict[str, WebRtcSession], owner: str = ANONYMOUS,
+                 registry: dict[str, PeerSession], owner: str = ANONYMOUS,
                  plan: RecordingPlan | None = None, base_url: str = "",
                  session_id: str = "") -> None:
         assert state.engines is not None and state.pool is not None
@@ -273,18 +303,7 @@ class WebRtcSession:
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_connection_state)
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception:
-            log.debug("unusable offer", exc_info=True)
-            raise ProtocolError("the SDP offer could not be applied", "bad_offer") from None
-        kinds = [t.kind for t in pc.getTransceivers()]
-        if kinds != ["audio"]:
-            raise ProtocolError("the offer must have exactly one audio track and no video",
-                                "bad_offer")
-        pc.addTrack(self.out_track)
-        await pc.setLocalDescription(await pc.createAnswer())  # gathers every candidate
-        return str(pc.localDescription.sdp)
+        return await answer_offer(pc, sdp, self.out_track)
 
     def start(self) -> None:
         self.registry[self.session_id] = self
@@ -537,8 +556,8 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
 
 
 # -- HTTP ---------------------------------------------------------------------------------
-def _registry(app: Starlette) -> dict[str, WebRtcSession]:
-    reg: dict[str, WebRtcSession] | None = getattr(app.state, "webrtc_sessions", None)
+def _registry(app: Starlette) -> dict[str, PeerSession]:
+    reg: dict[str, PeerSession] | None = getattr(app.state, "webrtc_sessions", None)
     if reg is None:
         reg = {}
         app.state.webrtc_sessions = reg
@@ -621,6 +640,12 @@ async def webrtc_offer(request: Request) -> JSONResponse:
             raise Unauthorized("missing or invalid API key")
         state.count_offer(owner, time.monotonic())
         body = await _read_offer(request)
+        raw = body.get("config")
+        if isinstance(raw, Mapping) and "bridge" in raw:
+            from .webrtc_leg import answer_as_leg  # it imports this module
+
+            return await answer_as_leg(request, state, owner, body["sdp"], raw,
+                                       _registry(request.app))
         try:
             scfg = cfg.apply_floor(session_config(body.get("config")))
         except ConfigError as exc:
@@ -658,7 +683,8 @@ async def webrtc_offer(request: Request) -> JSONResponse:
 
 
 async def close_webrtc_sessions(app: Starlette, timeout_s: float = 12.0) -> None:
-    """Server shutdown: finish every WebRTC session (drain, ``session.end``, close)."""
+    """Server shutdown: finish every WebRTC session (drain, ``session.end``, close)
+    and end every WebRTC bridge leg (the call's input closes; the rest is sent)."""
     reg = _registry(app)
     sessions = list(reg.values())
     if not sessions:
