@@ -136,7 +136,7 @@ class BridgeLeg:
     def end_input(self) -> None:
         """This leg said it is done (protocol v1 ``close``): the call ends, and the
         leg still gets the rest of the other's audio and events until it has."""
-        if not self.ended_input:
+        if not self.ended_input and not self.done.done():
             self.ended_input = True
             self.bridge.leg_left(self)
 
@@ -280,7 +280,8 @@ class Bridge:
         self._ending = True
         if self._timeout is not None:
             self._timeout.cancel()
-        self.state.bridges.pop(self.key, None)
+        if self.state.bridges.get(self.key) is self:  # not a new bridge of the same id
+            del self.state.bridges[self.key]
         for leg in self.legs.values():
             leg.finish(error)
 

@@ -107,8 +107,11 @@ OPENAPI: dict[str, Any] = {
                                        "schema": {"type": "string"}}],
                        "responses": {"204": {"description": "Removed."}, **_ERRORS}}},
         "/v1/webrtc/offer": {
-            "post": {"summary": "Start a WebRTC session (docs/webrtc.md)",
-                     "responses": {"200": {"description": "SDP answer and session id."}}}},
+            "post": {"summary": "Start a WebRTC session, or join a bridge as a leg "
+                                "(config.bridge and config.role; docs/webrtc.md)",
+                     "responses": {"200": {"description": "SDP answer and session id."},
+                                   "409": _json(_ref("Error"), "bridge_full: the bridge has "
+                                                "both legs, or this role.")}}},
         "/v1/sessions/{session_id}/listen/webrtc": {
             "post": {"summary": "Listen to a running session over WebRTC (docs/webrtc.md)",
                      "parameters": [_ID],
