@@ -83,7 +83,10 @@ FRAME_BYTES = 320  # 20 ms of 8 kHz 16-bit mono: what we send back, too
 
 # What every AudioSocket session is: the protocol fixes it, a policy cannot change it.
 FIXED_SETTINGS: dict[str, Any] = {"encoding": "pcm_s16le", "sample_rate": SAMPLE_RATE,
-                                  "channels": 1, "pace": "realtime"}
+                                  "channels": 1}
+# A live call is realtime (the default); a policy may ask for ``pace=asap`` to replay
+# a recorded call or in tests (not for a bridge leg): the socket is then read no
+# faster than the session decides, and TCP flow control holds the sender.
 
 # The one-byte payload of the 0xff frame we send before closing a call. Asterisk's
 # own codes (0x01 hang-up, 0x02 frame forwarding, 0x04 memory) describe *its*
@@ -361,15 +364,19 @@ def call_id_from_path(raw: str) -> str:
 
 def policy_settings(body: Mapping[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
     """The session settings, ``bridge`` and ``role`` of a PUT body; BadConfig names
-    what is wrong. The audio format and pace are the protocol's: asking for
-    another is an error, not silently overridden."""
+    what is wrong. The audio format is the protocol's: asking for another is an
+    error, not silently overridden. ``pace`` is realtime unless the policy asks for
+    asap (replays, tests); a bridge leg is realtime only."""
     settings = {k: v for k, v in body.items() if k not in ("bridge", "role")}
     request = bridge_mod.bridge_request(body) if "bridge" in body else None
     if request is None and "role" in body:
         raise BadConfig("role names this leg in a bridge; it needs bridge")
     checked = dict(settings)
     if request is not None:  # a leg's entities may be "none": checked on their own
-        bridge_mod.leg_entities(checked)
+        try:
+            bridge_mod.leg_entities(checked)
+        except ConfigError as exc:  # an unknown entity name: the client's mistake
+            raise BadConfig(str(exc)) from None
         checked.pop("entities", None)
     try:
         given = SessionConfig.from_params(checked)
@@ -380,6 +387,8 @@ def policy_settings(body: Mapping[str, Any]) -> tuple[dict[str, Any], str | None
             raise BadConfig(f"{name} is fixed to {value} on AudioSocket")
     if request is None:
         return settings, None, None
+    if given.pace != "realtime":
+        raise BadConfig("bridges run in real time (pace=realtime)")
     return settings, request[0], request[1]
 
 
@@ -534,6 +543,8 @@ class AudioSocketCall:
             assert host.runner is not None and host.run_task is not None
         ended = self._handle(frames[1:])
         while not ended and not host.too_long:
+            if host.runner is not None and not host.runner.realtime:
+                await self._wait_room()
             left = min(cfg.idle_timeout_s, self.expires_at - time.monotonic())
             if left <= 0:
                 host.too_long = True
@@ -639,6 +650,20 @@ class AudioSocketCall:
                 return None
             raise IdleTimeout("no AudioSocket message within the idle timeout")
         raise ConfigTimeout("no UUID message in time")
+
+    async def _wait_room(self) -> None:
+        """asap: read no more until the session can take more input (the socket's
+        buffers fill and TCP flow control holds Asterisk, or a replaying client)."""
+        host = self.host
+        assert host is not None and host.runner is not None and host.run_task is not None
+        room = asyncio.ensure_future(host.runner.wait_for_room())
+        try:
+            await asyncio.wait({room, host.run_task, self.state.drain_signal()},
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            room.cancel()
+        if host.run_task.done():
+            host.run_task.result()  # re-raise a runner failure
 
     def _too_long(self) -> None:
         if self.host is not None:

@@ -14,6 +14,11 @@ mu-law), ``dtmf``, ``mark`` and ``stop``. What the stream is depends on the TwiM
 * Anything else (one inbound track, no bridge): one mono session whose output
   goes to listeners and the recording, never back to the call.
 
+A live call is ``pace=realtime`` (the default). ``pace=asap`` is for replaying
+recorded calls and tests (a fork or a plain stream, not a bridge leg): the
+deadline is in audio time, and the stream is read no faster than the session
+decides (TCP flow control holds the sender), as on protocol v1.
+
 Policy comes from ``customParameters`` (any protocol v1 setting, validated as
 always) and the API key from ``Authorization: Bearer`` or a ``token``
 parameter (a key, or a one-use token from ``POST /v1/tokens``). Keypad presses
@@ -120,6 +125,8 @@ class TwilioHandler(StreamHandler):
             if self.leg is not None and self.leg.done.done():
                 await self._leg_over(self.leg.done.result())
                 return
+            if self.runner is not None and not self.runner.realtime:
+                await self._wait_room()  # asap: TCP flow control holds the sender
             msg = await self._receive()
             if msg is None:
                 await self._end_input(shutdown=True)
@@ -202,8 +209,6 @@ class TwilioHandler(StreamHandler):
         else:
             scfg = self.host.config({**settings, "encoding": "mulaw", "sample_rate": RATE,
                                      "channels": 1})
-        if scfg.pace != "realtime":
-            raise BadConfig("a phone call streams in real time (pace=realtime)")
         self.host.start(scfg, base_url, _nowhere)
 
     def _owner(self, params: dict[str, Any]) -> str:
