@@ -100,7 +100,10 @@ def leg_entities(params: Mapping[str, Any]) -> tuple[str, ...] | None:
         return None
     if isinstance(raw, str) and raw.strip().lower() in ("none", ""):
         return ()
-    return SessionConfig.from_params({"entities": raw}).entities
+    try:
+        return SessionConfig.from_params({"entities": raw}).entities
+    except ValueError as exc:  # ConfigError: names the valid entities
+        raise BadConfig(str(exc)) from None
 
 
 class BridgeLeg:

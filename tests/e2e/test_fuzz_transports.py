@@ -830,8 +830,6 @@ def test_bridge_joins_third_leg_is_full_and_joined_legs_carry_on(
     assert fuzz_failures(fuzz_servers, marks) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bridge.leg_entities raises ConfigError, which "
-                   "bridge.join lets through: internal_error (1011) instead of bad_config")
 def test_bridge_leg_with_unknown_entities_is_bad_config(fuzz_servers: TransportServers) -> None:
     server = fuzz_servers.healthy()
     url = server.url + "?" + urlencode({**BASE_LEG, "bridge": "fzb-ent", "role": "agent",
