@@ -396,8 +396,8 @@ class _Connection:
     async def started(self) -> str:
         """Wait for ``session.begin``; its ``session_id``. Raises ClientError if the
         connection ends first. Does not consume events: ``events()`` still yields it.
-        In ``realtime`` pace the server sends it on connecting; in ``asap`` it may
-        wait for the first audio, so send (from another task) before awaiting this."""
+        The server sends it as soon as the session is configured (URL or
+        ``configure``), in either pace."""
         if self._begun is None:
             raise RuntimeError("not connected: use `async with`")
         await self._begun.wait()

@@ -285,6 +285,9 @@ class SessionRunner:
         tasks = [asyncio.create_task(self._worker()), asyncio.create_task(self._sender())]
         if self.realtime:
             tasks.append(asyncio.create_task(self._clock()))
+        # session.begin goes out now, in either pace: an asap client may wait for
+        # it before sending audio (nothing else can be released yet).
+        self._pump()
         try:
             await self._finished.wait()
             if self._failure is None:  # drain what is queued, then stop

@@ -390,3 +390,16 @@ def test_keyed_card_number_is_masked_as_dtmf(server, tmp_path: Path, policy: str
         assert card not in json.dumps(events)
     else:  # DTMF not in the policy: tones pass untouched
         assert _tones_in(out[:, 0], rate) == card and not keyed
+
+
+@pytest.mark.parametrize("pace", ["asap", "realtime"])
+def test_session_begin_comes_before_any_audio(server, pace: str) -> None:
+    """A client may wait for session.begin before it sends audio, in either pace."""
+    import websockets
+
+    async def go() -> str:
+        async with websockets.connect(
+                f"{server.url}?encoding=pcm_s16le&sample_rate=16000&pace={pace}") as ws:
+            return str(json.loads(await asyncio.wait_for(ws.recv(), 20))["type"])
+
+    assert run(go()) == "session.begin"
