@@ -174,6 +174,7 @@ class DialogueConfig:
     min_answer_ms: int = 400  # speech after the request before an utterance end counts
     join_gap_ms: int = 1_000  # masked answer words this close are one span
     low_probability: float = 0.5  # Whisper's word probability under this: unsure
+    intro_window_ms: int = 1_500  # a self-introduction's name is said within this
 
 
 @dataclass(slots=True)
@@ -188,6 +189,9 @@ class ArmedWindow:
     limit: int = 0  # the window never reaches past this (max_window_ms after start)
     answered: bool = False  # an utterance that carried an answer has ended
     closed: bool = False  # a decline, the next turn or a new request ended it for good
+    # A self-introduction ("this is Leah", "my name is ..."): the speaker's own name
+    # follows at once, on the speaker's own channel; no answer, no next turn.
+    intro: bool = False
 
     def close(self, at: int) -> None:
         self.end = min(self.end, max(self.start, at))
@@ -197,8 +201,11 @@ class ArmedWindow:
         return self.start <= sample < self.end and self.answers(channel)
 
     def answers(self, channel: int | None) -> bool:
-        """Whether speech on ``channel`` may answer: another party's (mono: any)."""
-        return self.channel is None or channel is None or channel != self.channel
+        """Whether speech on ``channel`` may answer: another party's (mono: any); for
+        an introduction, the speaker's own."""
+        if self.channel is None or channel is None:
+            return True
+        return channel == self.channel if self.intro else channel != self.channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +250,66 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
             while ask > first and bare[ask - 1] in _LEAD_INS:
                 ask -= 1  # "and could you ...", "okay, so what's ..."
             out.append(Request(entity, ask, cue, end, weak))
+    # "My name is Marcus, how can I help?": "name" there introduces, it does not ask.
+    intros = find_introductions(words)
+    return [r for r in out if not any(i.cue <= r.cue <= i.end_word for i in intros)]
+
+
+@dataclass(frozen=True, slots=True)
+class Introduction:
+    cue: int  # index of the phrase's first word ("this", "my")
+    end_word: int  # index of its last word ("is"): the name follows
+    stop: int | None  # index of the first word after the name (None: not said yet)
+
+
+# A speaker saying their own name: it follows the phrase at once. "This is" only
+# counts in a greeting ("thank you for calling ..., this is Leah, how can I help?").
+_INTRO_PHRASES = split_phrases(
+    "my name is | my name's | you're speaking with | you are speaking with"
+    " | you're speaking to | you are speaking to")
+_GREETING_INTRO = split_phrases("this is | here is")
+_GREETINGS = frozenset({"calling", "reached", "welcome", "morning", "afternoon", "evening",
+                        "hi", "hello", "thank", "thanks", "holding", "support", "billing"})
+# How far back a greeting word makes "this is" an introduction.
+_GREETING_WORDS_BEFORE = 10
+# The name is at most this many words (a first and a last name, a title).
+_NAME_WORDS = 3
+
+
+def find_introductions(words: Sequence[Word]) -> list[Introduction]:
+    """Self-introductions among ``words``: where a speaker's own name is said."""
+    toks = tokenize([w.text for w in words])
+    bare = [t.bare for t in toks]
+    out: list[Introduction] = []
+    i = 0
+    while i < len(bare):
+        phrase = next((p for p in _INTRO_PHRASES if _at(bare, i, p)), None)
+        if phrase is None:
+            greeting = next((p for p in _GREETING_INTRO if _at(bare, i, p)), None)
+            if greeting is not None and _GREETINGS & set(
+                    bare[max(0, i - _GREETING_WORDS_BEFORE) : i]):
+                phrase = greeting
+        if phrase is None:
+            i += 1
+            continue
+        end = i + len(phrase) - 1
+        out.append(Introduction(i, end, _name_stop(toks, bare, end)))
+        i = end + 1
     return out
+
+
+def _name_stop(toks: Sequence[Token], bare: Sequence[str], end: int) -> int | None:
+    """The first word after the name that follows word ``end``: a new sentence,
+    the next turn ("how can I help"), a filler or small word after the name, or
+    the word after :data:`_NAME_WORDS`. None while nothing follows yet."""
+    for j in range(end + 1, len(bare)):
+        if j > end + 1 and toks[j - 1].sentence_end:
+            return j
+        if any(_at(bare, j, t) for t in _TURN_STARTS) or bare[j] in {"and", "from", "with"}:
+            return j
+        if j - end > _NAME_WORDS:
+            return j
+    return None
 
 
 def sentences(words: Sequence[Word], toks: Sequence[Token], pause: int) -> list[tuple[int, int]]:
@@ -313,6 +379,8 @@ class DialogueState:
         self._join = ms_to_samples(self.cfg.join_gap_ms)
         self._same_request = ms_to_samples(700)
         self._follow_up = ms_to_samples(8000)  # a weak request this soon refines the last
+        self._intro = ms_to_samples(self.cfg.intro_window_ms)
+        self._stretched = ms_to_samples(450)  # "is" takes ~0.2 s; longer holds more
         self._seen: deque[tuple[str, int, int | None]] = deque(maxlen=64)  # requests armed
         self._windows: deque[ArmedWindow] = deque(maxlen=16)
         # Recent utterances (start, end, channel) and the latest words per channel
@@ -358,10 +426,32 @@ class DialogueState:
             self.armed_count += 1
             for utt in self._utterances:  # its answer may have ended already
                 self._close_on_answer(window, *utt)
+        if PERSON in self.entities:
+            self._arm_introductions(words, channel)
         for window in self._windows:
-            if window.answers(channel):  # only the answering party declines or goes on
+            if window.answers(channel) and not window.intro:  # the answering party's turn
                 self._close_on_decline(window, words)
                 self._close_on_next_turn(window, words)
+
+    def _arm_introductions(self, words: Sequence[Word], channel: int | None) -> None:
+        """A speaker saying their own name arms PERSON right after the phrase, until
+        the words after the name (or ``intro_window_ms``): Whisper garbles or drops
+        names on a phone line ("this is three", "this is how can I help you")."""
+        for intro in find_introductions(words):
+            start = words[intro.end_word].end
+            cue_start = words[intro.cue].start
+            stop = words[intro.stop].start if intro.stop is not None else None
+            known = next((w for w in self._windows if w.intro and w.channel == channel
+                          and abs(w.request_start - cue_start) < self._same_request), None)
+            if known is not None:  # seen in an earlier pass: the name's end may be known now
+                if stop is not None and not known.closed:
+                    known.close(max(stop, known.start))
+                continue
+            window = ArmedWindow(PERSON, start, start + self._intro, cue_start, channel,
+                                 limit=start + self._intro, answered=True, intro=True)
+            if stop is not None:
+                window.close(stop)
+            self._windows.append(window)
 
     def utterance_ended(self, start: int, end: int, channel: int | None = None) -> None:
         """A VAD utterance ``[start, end)`` ended (on ``channel``): it may have been the answer."""
@@ -392,26 +482,48 @@ class DialogueState:
                 if run and w.start - words[run[-1]].end > self._join:
                     spans.append(self._span(run, window))
                     run = []
-                if run or self._value_like(toks, i, w, window.entity):
+                if (self._value_like(toks, i, w, window.entity, window.intro)
+                        or (run and not window.intro)):
                     run.append(i)
+                elif run:  # an introduction's name ends at the first other word
+                    spans.append(self._span(run, window))
+                    run = []
             if run:
                 spans.append(self._span(run, window))
+        if PERSON in self.entities:
+            spans += self._swallowed_names(words)
         return spans
+
+    def _swallowed_names(self, words: Sequence[Word]) -> list[WordSpan]:
+        """"This is [name] how can I help": when Whisper writes no name, its sound is
+        usually in the word before, stretched over it ("is" lasting 0.6 s). That word
+        is masked as the name (its audio holds it)."""
+        out = []
+        for intro in find_introductions(words):
+            last = words[intro.end_word]
+            if intro.stop == intro.end_word + 1 and last.end - last.start > self._stretched:
+                out.append(WordSpan(intro.end_word, intro.end_word + 1, PERSON, CONTEXT_SCORE,
+                                    CONTEXT_REASON))
+        return out
 
     @staticmethod
     def _span(run: list[int], window: ArmedWindow) -> WordSpan:
         return WordSpan(run[0], run[-1] + 1, window.entity, CONTEXT_SCORE, CONTEXT_REASON)
 
-    def _value_like(self, toks: Sequence[Token], i: int, word: Word, entity: str) -> bool:
+    def _value_like(self, toks: Sequence[Token], i: int, word: Word, entity: str,
+                    intro: bool = False) -> bool:
         """Whether an answer may start at word ``i``: not a cue ("last four", "social"),
-        not merely a word Whisper was unsure of."""
-        if toks[i].bare in _CUE_WORDS and not any(c.isdigit() for c in toks[i].raw):
+        not merely a word Whisper was unsure of. (Right after an introduction no cue
+        is said: "this is three" is a name misheard.)"""
+        if (not intro and toks[i].bare in _CUE_WORDS
+                and not any(c.isdigit() for c in toks[i].raw)):
             return False
         if not self._candidate(toks[i], word, entity):
             return False
-        if word.probability < self.cfg.low_probability and not any(
-                c.isdigit() for c in toks[i].raw) and toks[i].bare in common_words():
-            return False
+        if (not intro and word.probability < self.cfg.low_probability
+                and not any(c.isdigit() for c in toks[i].raw)
+                and toks[i].bare in common_words()):
+            return False  # (after "this is", an unsure common word is a name misheard)
         # "a" / "I" are the article and the pronoun unless beside other letters or digits.
         return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
 
@@ -463,7 +575,7 @@ class DialogueState:
         utterance that begins inside the window and carries value-like words ("C
         C ... [pause] 6 4 1 5 2 8") extends it, up to its limit.
         """
-        if (window.closed or not window.answers(channel)
+        if (window.closed or window.intro or not window.answers(channel)
                 or end - max(start, window.start) < self._min_answer):
             return
         said = [w for w in self._words.get(channel, ())

@@ -222,3 +222,83 @@ def test_a_value_said_after_a_pause_extends_the_answer() -> None:
     state.utterance_ended(int(4.1 * RATE), int(6.4 * RATE))
     assert window.end == int(6.4 * RATE) + int(0.6 * RATE)
     assert masked_texts(state, question + first + rest) == ["C", "C", *"641528"]
+
+
+def _armed(state: DialogueState, words: list[Word], channel: int | None = None
+           ) -> list[tuple[float, float, str]]:
+    return [(round(lo / RATE, 2), round(hi / RATE, 2), e)
+            for lo, hi, e in state.armed_ranges(0, 60 * RATE, channel)]
+
+
+@pytest.mark.parametrize(("greeting", "name"), [
+    ("Thank you for calling Northwind support. This is Leah. How can I help you?", ["Leah."]),
+    ("Hi, you've reached billing, my name is Marcus, how can I help?", ["Marcus,"]),
+    ("Thank you for calling Northwind support. This is three. How can I help you?",
+     ["three."]),  # a name the phone line turned into a number word
+    ("Hi there, my name is Tobias Vasquez and I'm calling about my bill",
+     ["Tobias", "Vasquez"]),
+])
+def test_a_speaker_saying_their_own_name_masks_it(greeting: str, name: list[str]) -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(greeting)
+    state.observe(words)
+    assert masked_texts(state, words) == name
+
+
+def test_a_dropped_name_in_a_greeting_is_armed_speech() -> None:
+    """'This is [name Whisper dropped] how can I help you': the gap is armed."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("Thank you for calling support. This is")
+    words += words_at("how can I help you?", start_s=words[-1].end / RATE + 0.8)
+    state.observe(words)
+    assert masked_texts(state, words) == []
+    (armed,) = _armed(state, words)
+    gap = (round(words[6].end / RATE, 2), round(words[7].start / RATE, 2), "PERSON")
+    assert armed == gap  # exactly the speech between "is" and "how"
+
+
+@pytest.mark.parametrize("remark", [
+    "This is the third time I have called about it.",
+    "this is great, thanks",
+    "I think this is wrong on my bill",
+])
+def test_this_is_outside_a_greeting_arms_nothing(remark: str) -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(remark)
+    state.observe(words)
+    assert masked_texts(state, words) == [] and _armed(state, words) == []
+
+
+def test_an_introduction_arms_the_speakers_own_channel() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("Thanks for calling, this is Dana, how can I help?")
+    state.observe(words, channel=0)
+    assert masked_texts(state, words, channel=0) == ["Dana,"]
+    assert _armed(state, words, channel=1) == []
+
+
+def test_a_name_whisper_folded_into_the_word_before_is_masked_with_it() -> None:
+    """'This is [Dana] how can I help you': no name written, "is" stretched over it."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("Thank you for calling support. This is how can I help you?")
+    stretched = words[6]
+    words[6] = Word(stretched.text, stretched.start, stretched.start + int(0.7 * RATE),
+                    stretched.probability, True)
+    for k in range(7, len(words)):
+        w = words[k]
+        words[k] = Word(w.text, w.start + int(0.5 * RATE), w.end + int(0.5 * RATE),
+                        w.probability, True)
+    state.observe(words)
+    assert masked_texts(state, words) == ["is"]
+    normal = words_at("Thank you for calling support. This is how can I help you?")
+    fresh = DialogueState(DEFAULT_ENTITIES)
+    fresh.observe(normal)
+    assert masked_texts(fresh, normal) == []  # an ordinary "is": nothing folded into it
+
+
+def test_an_unsure_common_word_after_this_is_is_a_name() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("Thanks for calling, this is three. How can I help you?")
+    words[5] = Word(words[5].text, words[5].start, words[5].end, 0.3, True)
+    state.observe(words)
+    assert masked_texts(state, words) == ["three."]

@@ -69,12 +69,14 @@ CATALOGUE: dict[str, str] = {
     DTMF: "keypad (DTMF) tones in the audio",
 }
 ENTITIES: frozenset[str] = frozenset(CATALOGUE)
-# Redacted unless a session says otherwise: personal identifiers. Left out:
-# kinds that are usually business talk on a call (organisations, amounts, dates,
-# times, ages, URLs, other digit runs); a policy can add them, or ask for "all".
+# Redacted unless a session says otherwise: personal identifiers, and any other run
+# of 4+ digits (on a support call a bare digit run is a ZIP, a last four, a member
+# or order id whose cue the ASR lost; quantities, prices, times and years are not
+# runs). Left out: kinds that are usually business talk on a call (organisations,
+# amounts, dates, times, ages, URLs); a policy can add them, or ask for "all".
 DEFAULT_ENTITIES: tuple[str, ...] = tuple(
     e for e in CATALOGUE
-    if e not in {ORGANIZATION, MONEY_AMOUNT, DATE, TIME, PERSON_AGE, URL, NUMBER_SEQUENCE}
+    if e not in {ORGANIZATION, MONEY_AMOUNT, DATE, TIME, PERSON_AGE, URL}
 )
 # Policy names accepted for our entities (lower case; hosted-API and presidio names).
 ALIASES: dict[str, str] = {
