@@ -252,7 +252,7 @@ async def run_twilio_level(url: str, http: str, pid: int, n: int, program: np.nd
         raise SystemExit("--transport twilio counts legs: use even session counts")
     proc = psutil.Process(pid)
     cpu0 = sum(proc.cpu_times()[:2])
-    names = ("streamserver_speech_seconds", "streamserver_deadline_masked_seconds")
+    names = ("streamserver_speech_seconds", "streamserver_deadline_masked_seconds", *LOOP_LAG)
     before = scrape(http, names)
     stop = asyncio.Event()
     mem: dict[str, float] = {}
@@ -293,6 +293,8 @@ async def run_twilio_level(url: str, http: str, pid: int, n: int, program: np.nd
         "final_lag_s_p95": None,
         "cpu_s_per_audio_s": round(cpu / audio_s, 3),
         "peak_rss_mb": mem.get("peak_rss_mb"),
+        "loop_lag_over_10ms_share": loop_lag_share(before, after),
+        "loop_lag_over_20ms_share": loop_lag_share(before, after, 0.02),
         "errors": sorted({e for r in results for e in r["errors"]}),
         # The agent stays on until the bridge closes it: it hears all of the caller.
         "all_audio_back": all(r["received"] >= len(to_phone(program)) - 2 * TWILIO_FRAME
@@ -442,6 +444,20 @@ def scrape(http: str, names: tuple[str, ...]) -> dict[str, float]:
     except OSError:
         return {}
     return parse_metrics(text, names)
+
+
+LOOP_LAG = ("streamserver_event_loop_lag_seconds_bucket",
+            "streamserver_event_loop_lag_seconds_count")
+
+
+def loop_lag_share(before: dict[str, float], after: dict[str, float],
+                   over_s: float = 0.01) -> float | None:
+    """Share of the server's 10 ms loop-lag probes that woke more than ``over_s`` late
+    between two scrapes (how often the event loop itself held audio back)."""
+    count = after.get(LOOP_LAG[1], 0.0) - before.get(LOOP_LAG[1], 0.0)
+    key = f'{LOOP_LAG[0]}{{le="{over_s}"}}'
+    within = after.get(key, 0.0) - before.get(key, 0.0)
+    return round(1 - within / count, 4) if count else None
 
 
 def heap_by_kind_mb(values: dict[str, float]) -> dict[str, float]:

@@ -457,6 +457,7 @@ def _run_uvicorn(app: Any, cfg: ServerConfig) -> int:
         port=cfg.port,
         ws="websockets-sansio",
         ws_max_size=cfg.max_message_bytes,
+        ws_per_message_deflate=cfg.ws_per_message_deflate,
         log_config=None,
         # Sessions are drained already; this bounds the HTTP requests still open.
         timeout_graceful_shutdown=5,

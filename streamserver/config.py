@@ -394,6 +394,9 @@ class ServerConfig:
     # this long on the wall clock, or once it has sent this much audio.
     max_session_s: float = 4 * 3600.0
     max_message_bytes: int = 1 << 20
+    # permessage-deflate on WebSockets. Off: 20 ms audio frames barely compress,
+    # and compressing every frame both ways is event-loop CPU (release jitter).
+    ws_per_message_deflate: bool = False
     allowed_encodings: tuple[str, ...] = ENCODINGS
     # How much input audio (seconds) a session may hold before the server pushes
     # back (asap: stops reading; realtime: error "too_fast").
@@ -518,6 +521,8 @@ class ServerConfig:
                                           d.max_sessions_per_key),
             max_session_s=_env_float("STREAMSERVER_MAX_SESSION_S", d.max_session_s),
             max_message_bytes=_env_int("STREAMSERVER_MAX_MESSAGE_BYTES", d.max_message_bytes),
+            ws_per_message_deflate=_env_bool("STREAMSERVER_WS_PER_MESSAGE_DEFLATE",
+                                             d.ws_per_message_deflate),
             allowed_encodings=tuple(
                 e.strip().lower() for e in os.environ.get(
                     "STREAMSERVER_ALLOWED_ENCODINGS", ",".join(d.allowed_encodings)).split(",")

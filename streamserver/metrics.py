@@ -8,6 +8,7 @@ bounded whatever clients send.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
@@ -72,6 +73,11 @@ class Metrics:
         self.asr_batch_size = Histogram(
             "streamserver_asr_batch_size", "Sessions' buffers per Whisper call",
             buckets=(1, 2, 3, 4, 6, 8), registry=r)
+        # How late the event loop wakes a 10 ms timer: the floor of release jitter
+        # (every session's audio leaves from this loop).
+        self.loop_lag = Histogram(
+            "streamserver_event_loop_lag_seconds", "Event loop wake-up lateness",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=r)
         self.asr_queue = Gauge(
             "streamserver_asr_queue_depth", "Whisper jobs waiting for a worker", registry=r)
         self.listeners = Gauge(
@@ -101,6 +107,14 @@ class Metrics:
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage).observe(seconds)
+
+    async def watch_loop_lag(self, period_s: float = 0.01) -> None:
+        """Run forever: observe how late each ``period_s`` sleep wakes up."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + period_s
+            await asyncio.sleep(period_s)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
     def session_ended(self, transport: str, stats: Mapping[str, float | int],
                       error_code: str | None = None) -> None:

@@ -92,6 +92,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             state.archive = await asyncio.to_thread(open_archive, cfg)
         state.archive.metrics = state.metrics
         state.archive.start()
+        lag_watch = asyncio.create_task(state.metrics.watch_loop_lag(), name="loop-lag")
         trimmer = (asyncio.create_task(
             memory.trim_forever(cfg.memory_trim_interval_s, state.metrics.memory_trimmed_now),
             name="memory-trim") if cfg.memory_trim_interval_s and memory.trim_supported()
@@ -106,6 +107,7 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             yield
         finally:
             state.shutting_down = True
+            lag_watch.cancel()
             if trimmer is not None:
                 trimmer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

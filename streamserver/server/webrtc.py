@@ -262,6 +262,50 @@ async def answer_offer(pc: RTCPeerConnection, sdp: str, track: MediaStreamTrack)
     return str(pc.localDescription.sdp)
 
 
+class EventChannel:
+    """The client's ``events`` data channel: JSON text out, held (up to
+    :data:`MAX_PENDING_EVENTS`, oldest dropped) until it opens."""
+
+    def __init__(self) -> None:
+        self.channel: RTCDataChannel | None = None
+        self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
+
+    def attach(self, channel: RTCDataChannel) -> None:
+        self.channel = channel
+        channel.on("open", self._flush)
+        if channel.readyState == "open":
+            self._flush()
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Raises SendQueueFull when the client does not take its events."""
+        text = dumps(payload)
+        channel = self.channel
+        if channel is None or channel.readyState != "open":
+            self._pending.append(text)
+            return
+        if channel.bufferedAmount > MAX_CHANNEL_BUFFERED:
+            raise SendQueueFull("client is not reading its events")
+        channel.send(text)
+
+    def hold(self, payload: dict[str, Any]) -> None:
+        """Queue (oldest dropped past the bound) and send what the channel takes."""
+        self._pending.append(dumps(payload))
+        self._flush()
+
+    def _flush(self) -> None:
+        channel = self.channel
+        while channel is not None and channel.readyState == "open" and self._pending:
+            channel.send(self._pending.popleft())
+
+    async def flushed(self) -> None:
+        """Wait (briefly) until queued events have left the data channel."""
+        deadline = time.monotonic() + CLOSE_FLUSH_S
+        channel = self.channel
+        while (channel is not None and channel.readyState == "open"
+               and channel.bufferedAmount > 0 and time.monotonic() < deadline):
+            await asyncio.sleep(0.01)
+
+
 class WebRtcSession:
     """One peer connection driving one :class:`SessionRunner`."""
 
@@ -282,8 +326,7 @@ class WebRtcSession:
         self.session_id = session_id or uuid.uuid4().hex
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates
         self.out_track = RedactedAudioTrack(scfg.delay_ms)
-        self.channel: RTCDataChannel | None = None
-        self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
+        self.events = EventChannel()
         self._remote: MediaStreamTrack | None = None
         self._input_open = True
         self._end: asyncio.Future[ProtocolError | None] = (
@@ -350,13 +393,10 @@ class WebRtcSession:
             self._remote = track
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
-        if channel.label != EVENTS_LABEL or self.channel is not None:
+        if channel.label != EVENTS_LABEL or self.events.channel is not None:
             return
-        self.channel = channel
         channel.on("message", self._on_message)
-        channel.on("open", self._flush_pending)
-        if channel.readyState == "open":
-            self._flush_pending()
+        self.events.attach(channel)
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
@@ -428,28 +468,10 @@ class WebRtcSession:
         if isinstance(out, AudioOut):
             self.out_track.feed(out.data)
             return
-        text = dumps(out.payload)
-        channel = self.channel
-        if channel is None or channel.readyState != "open":
-            self._pending.append(text)
-            return
-        if channel.bufferedAmount > MAX_CHANNEL_BUFFERED:
-            self.end(SendQueueFull("client is not reading its events"))
-            return
-        channel.send(text)
-
-    def _flush_pending(self) -> None:
-        channel = self.channel
-        while channel is not None and channel.readyState == "open" and self._pending:
-            channel.send(self._pending.popleft())
-
-    async def _channel_flushed(self) -> None:
-        """Wait (briefly) until queued events have left the data channel."""
-        deadline = time.monotonic() + CLOSE_FLUSH_S
-        channel = self.channel
-        while (channel is not None and channel.readyState == "open"
-               and channel.bufferedAmount > 0 and time.monotonic() < deadline):
-            await asyncio.sleep(0.01)
+        try:
+            self.events.send(out.payload)
+        except SendQueueFull as exc:
+            self.end(exc)
 
     # -- teardown -----------------------------------------------------------------------
     async def _supervise(self, run: asyncio.Task[None]) -> None:
@@ -496,7 +518,7 @@ class WebRtcSession:
             timeout = self.out_track.buffered_s + 2.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.out_track.drained.wait(), timeout)
-            await self._channel_flushed()
+            await self.events.flushed()
         return None
 
     async def _fail(self, run: asyncio.Task[None], exc: ProtocolError) -> None:
@@ -504,11 +526,11 @@ class WebRtcSession:
         self.error_code = exc.code
         self._input_open = False
         await _cancel(run)
-        channel = self.channel
+        channel = self.events.channel
         if channel is not None and channel.readyState == "open":
             with contextlib.suppress(Exception):
                 channel.send(dumps(exc.event()))
-            await self._channel_flushed()
+            await self.events.flushed()
 
     async def _cleanup(self, run: asyncio.Task[None]) -> None:
         self._input_open = False
@@ -718,8 +740,7 @@ class WebRtcListener:
         self.relay = relay
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.track = RedactedAudioTrack(0)
-        self.channel: RTCDataChannel | None = None
-        self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
+        self.events = EventChannel()
         self.task: asyncio.Task[None] | None = None
 
     async def negotiate(self, sdp: str) -> str:
@@ -750,24 +771,15 @@ class WebRtcListener:
             await self.pc.close()
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
-        if channel.label == EVENTS_LABEL and self.channel is None:
-            self.channel = channel
-            channel.on("open", self._flush)
-            if channel.readyState == "open":
-                self._flush()
+        if channel.label == EVENTS_LABEL and self.events.channel is None:
+            self.events.attach(channel)
 
     def _on_connection_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed") and self.task is not None:
             self.task.cancel()
 
-    def _flush(self) -> None:
-        channel = self.channel
-        while channel is not None and channel.readyState == "open" and self._pending:
-            channel.send(self._pending.popleft())
-
     def _send_event(self, payload: dict[str, Any]) -> None:
-        self._pending.append(dumps(payload))
-        self._flush()
+        self.events.hold(payload)
 
     async def _pump(self) -> None:
         from .. import audio as audio_mod

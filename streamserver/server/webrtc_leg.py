@@ -22,7 +22,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,14 +47,12 @@ from ..protocol import (
 from ..runtime import SendQueueFull
 from . import bridge
 from .webrtc import (
-    CLOSE_FLUSH_S,
     EVENTS_LABEL,
     FIXED_SETTINGS,
-    MAX_CHANNEL_BUFFERED,
     MAX_GAP_FILL_S,
     MAX_LISTENER_BUFFER_S,
-    MAX_PENDING_EVENTS,
     RATE,
+    EventChannel,
     PeerSession,
     RedactedAudioTrack,
     _cancel,
@@ -93,45 +90,6 @@ def leg_settings(raw: Mapping[str, Any],
     return {**raw, **FIXED_SETTINGS}, scfg
 
 
-class _EventChannel:
-    """The client's ``events`` data channel: JSON text out, held (up to
-    :data:`MAX_PENDING_EVENTS`, oldest dropped) until it opens."""
-
-    def __init__(self) -> None:
-        self.channel: RTCDataChannel | None = None
-        self._pending: deque[str] = deque(maxlen=MAX_PENDING_EVENTS)
-
-    def attach(self, channel: RTCDataChannel) -> None:
-        self.channel = channel
-        channel.on("open", self._flush)
-        if channel.readyState == "open":
-            self._flush()
-
-    def send(self, payload: dict[str, Any]) -> None:
-        """Raises SendQueueFull when the client does not take its events."""
-        text = dumps(payload)
-        channel = self.channel
-        if channel is None or channel.readyState != "open":
-            self._pending.append(text)
-            return
-        if channel.bufferedAmount > MAX_CHANNEL_BUFFERED:
-            raise SendQueueFull("client is not reading its events")
-        channel.send(text)
-
-    def _flush(self) -> None:
-        channel = self.channel
-        while channel is not None and channel.readyState == "open" and self._pending:
-            channel.send(self._pending.popleft())
-
-    async def flushed(self) -> None:
-        """Wait (briefly) until queued events have left the data channel."""
-        deadline = time.monotonic() + CLOSE_FLUSH_S
-        channel = self.channel
-        while (channel is not None and channel.readyState == "open"
-               and channel.bufferedAmount > 0 and time.monotonic() < deadline):
-            await asyncio.sleep(0.01)
-
-
 class _PeerSink:
     """The bridge's output for this peer (a :class:`bridge.LegSink`)."""
 
@@ -165,7 +123,7 @@ class WebRtcBridgeLeg:
         self.registry = registry
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates
         self.out_track = RedactedAudioTrack(0)  # the lead is added when the call starts
-        self.events = _EventChannel()
+        self.events = EventChannel()
         self.leg: bridge.BridgeLeg | None = None
         self.done: asyncio.Task[None] | None = None
         self._delay_ms = delay_ms  # the bridge's own, once session.begin says it

@@ -35,15 +35,22 @@ def _clip(name: str) -> np.ndarray:
     return samples[:, 0]
 
 
+CALLER_CLIPS = ("dev_002.wav", "dev_014.wav", "dev_008.wav")  # card, SSN, name + phone
+
+
 def _caller_audio() -> tuple[np.ndarray, list[Span]]:
-    """The SSN clip, half a second of silence, the name-and-phone clip; with spans."""
-    a, b = _clip("dev_014.wav"), _clip("dev_008.wav")
+    """The card, SSN and name-and-phone clips, half a second apart; with spans."""
     gap = np.zeros(RATE // 2, dtype=np.int16)
-    shift = (a.size + gap.size) / RATE
-    spans = [Span(p["entity"], p["start_s"], p["end_s"]) for p in MANIFEST["dev_014.wav"]["pii"]]
-    spans += [Span(p["entity"], p["start_s"] + shift, p["end_s"] + shift)
-              for p in MANIFEST["dev_008.wav"]["pii"]]
-    return np.concatenate([a, gap, b]), spans
+    parts: list[np.ndarray] = []
+    spans: list[Span] = []
+    shift = 0.0
+    for name in CALLER_CLIPS:
+        clip = _clip(name)
+        spans += [Span(p["entity"], p["start_s"] + shift, p["end_s"] + shift)
+                  for p in MANIFEST[name]["pii"]]
+        parts += [clip, gap]
+        shift += (clip.size + gap.size) / RATE
+    return np.concatenate(parts[:-1]), spans
 
 
 class Leg:
@@ -108,16 +115,18 @@ def call(server) -> tuple[Leg, Leg, np.ndarray, list[Span], np.ndarray]:
     return caller, agent, caller_in, spans, agent_in
 
 
-def test_agent_hears_the_caller_with_ssn_and_phone_masked(call) -> None:
+def test_agent_hears_the_caller_with_card_ssn_and_phone_masked(call) -> None:
     caller, agent, caller_in, spans, _ = call
     heard = agent.received()
     # Every caller sample once, in order, from the start (no loss, no repeat).
     assert heard.size >= caller_in.size
     score = score_clip(caller_in, heard[: caller_in.size], RATE, spans)
     audible = dict(score.entities)
-    # The SSN (said within D) is fully masked. A ten-digit phone number takes
-    # longer than D to say, and in real time its first digits are released before
-    # the run is recognisable: the same bound as protocol v1 (test_stream).
+    # The card number and the SSN are masked (>= 95 % of their speech). A phone
+    # number said without a cue takes longer than D, and in real time its first
+    # digits can be released before the run is recognisable: the same bound as
+    # protocol v1 (test_stream).
+    assert audible["CREDIT_CARD"] <= 0.05, audible
     assert audible["US_SSN"] <= 0.05, audible
     assert audible["PHONE_NUMBER"] < 0.25, audible
     # Away from the PII the agent hears exactly what the caller said, sample for
@@ -152,7 +161,7 @@ def test_one_conversation_with_roles_on_both_legs(call) -> None:
     caller_text = " ".join(e["text"] for e in finals if e["role"] == "caller")
     agent_text = " ".join(e["text"] for e in finals if e["role"] == "agent")
     flat = caller_text.replace(" ", "").replace("-", "")
-    assert "2154" not in flat and "0175" not in flat  # the caller's SSN and phone
+    assert "2154" not in flat and "0175" not in flat and "1703" not in flat
     assert "#" in caller_text
     assert "#" not in agent_text  # the agent's own words pass: entities=none
     # Both legs saw the same conversation.

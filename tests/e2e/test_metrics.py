@@ -28,6 +28,8 @@ def test_metrics_follow_a_session(server) -> None:
     for stage in ("asr", "pii", "analysis", "vad"):
         assert metric_value(after, f'streamserver_stage_seconds_count{{stage="{stage}"}}') > 0
     assert "streamserver_sessions_active" in after and "streamserver_asr_queue_depth" in after
+    # The event loop's own lateness is watched all the time (the floor of jitter).
+    assert metric_value(after, "streamserver_event_loop_lag_seconds_count") > 0
     # Speech no word explains, and what the dialogue state did, are counted too.
     for name in ("streamserver_unexplained_speech_seconds_total",
                  "streamserver_unexplained_masked_seconds_total",

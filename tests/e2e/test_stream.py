@@ -403,3 +403,16 @@ def test_session_begin_comes_before_any_audio(server, pace: str) -> None:
             return str(json.loads(await asyncio.wait_for(ws.recv(), 20))["type"])
 
     assert run(go()) == "session.begin"
+
+
+def test_websocket_compression_is_off_by_default(server) -> None:
+    """A default client offers permessage-deflate; the server declines it (20 ms audio
+    frames barely compress, and compressing them costs the event loop)."""
+    import websockets
+
+    async def go() -> str | None:
+        async with websockets.connect(
+                f"{server.url}?encoding=pcm_s16le&sample_rate=16000") as ws:
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert run(go()) is None
