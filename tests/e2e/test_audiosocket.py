@@ -310,7 +310,8 @@ def _read_frames(buf: bytearray) -> list[tuple[int, bytes]]:
 
 def test_bridge_between_a_twilio_caller_and_an_asterisk_agent(open_server) -> None:
     """One Twilio leg (the caller, mu-law) and one AudioSocket leg (the agent, slin,
-    entities=none): Asterisk plays the caller with the SSN masked, Twilio gets
+    entities=none): Asterisk plays the caller with the card number and SSN masked
+    (>= 95 % of their speech), Twilio gets
     the agent's voice as media; the caller's stop ends the call, and Asterisk gets
     the rest and a hang-up frame."""
     from streamserver.evaluation import Span, score_clip
@@ -321,7 +322,10 @@ def test_bridge_between_a_twilio_caller_and_an_asterisk_agent(open_server) -> No
     status, body = http(server, "PUT", f"/v1/audiosocket/{call}",
                         {"bridge": "pstn-1", "role": "agent", "entities": "none"})
     assert status == 200, body
-    caller = _phone("dev_014.wav")  # 8 kHz, through mu-law
+    # A card number, half a second, an SSN: 8 kHz, through mu-law.
+    card, ssn = _phone("dev_002.wav"), _phone("dev_014.wav")
+    caller = np.concatenate([card, np.zeros(4000, np.int16), ssn])
+    shift = (card.size + 4000) / 8000
     agent = (np.sin(np.arange(8000) * 0.3) * 2000).astype(np.int16)  # a second of tone
     to_asterisk: list[tuple[int, bytes]] = []
     to_twilio: list[dict[str, Any]] = []
@@ -377,10 +381,13 @@ def test_bridge_between_a_twilio_caller_and_an_asterisk_agent(open_server) -> No
     assert max(sizes) == FRAME and all(n % 2 == 0 for n in sizes)  # whole samples
     heard = np.frombuffer(b"".join(p for k, p in to_asterisk if k == 0x10), "<i2")
     assert heard.size >= caller.size - 2 * FRAME
-    spans = [Span(p["entity"], p["start_s"], p["end_s"])
-             for p in fixture_manifest()["dev_014.wav"]["pii"]]
+    manifest = fixture_manifest()
+    spans = [Span(p["entity"], p["start_s"], p["end_s"]) for p in manifest["dev_002.wav"]["pii"]]
+    spans += [Span(p["entity"], p["start_s"] + shift, p["end_s"] + shift)
+              for p in manifest["dev_014.wav"]["pii"]]
     n = min(heard.size, caller.size)
-    assert dict(score_clip(caller[:n], heard[:n], 8000, spans).entities)["US_SSN"] <= 0.05
+    audible = dict(score_clip(caller[:n], heard[:n], 8000, spans).entities)
+    assert audible["CREDIT_CARD"] <= 0.05 and audible["US_SSN"] <= 0.05, audible
     media = [m for m in to_twilio if m["event"] == "media"]
     assert media and {m["streamSid"] for m in media} == {"MZpstn1"}
     back = audio_mod.decode(b"".join(base64.b64decode(m["media"]["payload"])
