@@ -113,8 +113,10 @@ class ClientMessage:
     fields: dict[str, Any]
 
 
-def parse_client_text(text: str) -> ClientMessage:
-    """Parse one JSON text frame. Raises ProtocolError (no details echoed)."""
+def parse_client_text(text: str,
+                      types: tuple[str, ...] = CLIENT_MESSAGE_TYPES) -> ClientMessage:
+    """Parse one JSON text frame whose ``type`` is one of ``types`` (protocol v1's by
+    default; Deepgram's on ``/v1/listen``). Raises ProtocolError (no details echoed)."""
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -122,9 +124,9 @@ def parse_client_text(text: str) -> ClientMessage:
     if not isinstance(obj, dict):
         raise ProtocolError("text frames must be JSON objects", "invalid_json")
     kind = obj.get("type")
-    if not isinstance(kind, str) or kind not in CLIENT_MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in types:
         raise ProtocolError(
-            "unknown message type; expected one of " + ", ".join(CLIENT_MESSAGE_TYPES),
+            "unknown message type; expected one of " + ", ".join(types),
             "unknown_message",
         )
     fields = {k: v for k, v in obj.items() if k != "type"}

@@ -43,6 +43,7 @@ from ..protocol import (
     ConfigRequired,
     ProtocolError,
     Unauthorized,
+    parse_client_text,
 )
 from .app import StreamHandler
 from .auth import ANONYMOUS, caller, key_owner
@@ -555,16 +556,7 @@ class ListenHandler(StreamHandler):
 
     async def _on_listen_text(self, text: str) -> bool:
         """A control message; True on CloseStream."""
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise ProtocolError("text frames must be JSON objects", "invalid_json") from None
-        if not isinstance(obj, dict):
-            raise ProtocolError("text frames must be JSON objects", "invalid_json")
-        kind = obj.get("type")
-        if kind not in CLIENT_MESSAGE_TYPES:
-            raise ProtocolError("unknown message type; expected one of "
-                                + ", ".join(CLIENT_MESSAGE_TYPES), "unknown_message")
+        kind = parse_client_text(text, CLIENT_MESSAGE_TYPES).type
         assert self.runner is not None and self.mapper is not None
         if kind == "CloseStream":
             return True
