@@ -145,6 +145,26 @@ def frame_to_mono(frame: av.AudioFrame, resampler: list[Any] | None = None) -> n
     return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
 
+class InboundAudio:
+    """A peer's inbound frames as 48 kHz mono int16, in position: a gap in the RTP
+    timestamps (lost packets, up to :data:`MAX_GAP_FILL_S`) becomes silence."""
+
+    def __init__(self) -> None:
+        self._expected: int | None = None  # next pts, in samples at 48 kHz
+        self._resampler: list[Any] = []
+
+    def pcm(self, frame: av.AudioFrame) -> np.ndarray:
+        pcm = frame_to_mono(frame, self._resampler)
+        pts = _pts_samples(frame)
+        if self._expected is not None and pts is not None:
+            gap = pts - self._expected
+            if 0 < gap <= MAX_GAP_FILL_S * RATE:  # lost packets: keep positions
+                pcm = np.concatenate([np.zeros(gap, dtype=np.int16), pcm])
+        if pts is not None:
+            self._expected = pts + frame.samples * RATE // (frame.sample_rate or RATE)
+        return pcm
+
+
 class RedactedAudioTrack(MediaStreamTrack):
     """The session's output as an outbound track: 20 ms frames, 48 kHz s16.
 
@@ -425,8 +445,7 @@ class WebRtcSession:
     # -- media and events -------------------------------------------------------------
     async def _read_audio(self, track: MediaStreamTrack) -> None:
         idle = self.state.cfg.idle_timeout_s
-        expected: int | None = None  # next pts, in samples at 48 kHz
-        resampler: list[Any] = []
+        inbound = InboundAudio()
         while self._input_open:
             try:
                 frame = await asyncio.wait_for(track.recv(), idle)
@@ -438,16 +457,9 @@ class WebRtcSession:
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue
-            pcm = frame_to_mono(frame, resampler)
+            pcm = inbound.pcm(frame)
             if not self._input_open:
                 return
-            pts = _pts_samples(frame)
-            if expected is not None and pts is not None:
-                gap = pts - expected
-                if 0 < gap <= MAX_GAP_FILL_S * RATE:  # lost packets: keep positions
-                    pcm = np.concatenate([np.zeros(gap, dtype=np.int16), pcm])
-            if pts is not None:
-                expected = pts + frame.samples * RATE // (frame.sample_rate or RATE)
             if not pcm.size:
                 continue
             if not self.out_track.started:

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import av
-import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from starlette.requests import Request
@@ -49,17 +48,15 @@ from . import bridge
 from .webrtc import (
     EVENTS_LABEL,
     FIXED_SETTINGS,
-    MAX_GAP_FILL_S,
     MAX_LISTENER_BUFFER_S,
     RATE,
     EventChannel,
+    InboundAudio,
     PeerSession,
     RedactedAudioTrack,
     _cancel,
     _error_response,
-    _pts_samples,
     answer_offer,
-    frame_to_mono,
     session_config,
 )
 
@@ -264,8 +261,7 @@ class WebRtcBridgeLeg:
         assert self.leg is not None
         leg = self.leg
         idle = self.state.cfg.idle_timeout_s
-        expected: int | None = None  # next pts, in samples at 48 kHz
-        resampler: list[Any] = []
+        inbound = InboundAudio()
         while not leg.done.done() and not leg.ended_input:
             try:
                 frame = await asyncio.wait_for(track.recv(), idle)
@@ -280,14 +276,7 @@ class WebRtcBridgeLeg:
                 return
             if not isinstance(frame, av.AudioFrame):
                 continue
-            pcm = frame_to_mono(frame, resampler)
-            pts = _pts_samples(frame)
-            if expected is not None and pts is not None:
-                gap = pts - expected
-                if 0 < gap <= MAX_GAP_FILL_S * RATE:  # lost packets: keep positions
-                    pcm = np.concatenate([np.zeros(gap, dtype=np.int16), pcm])
-            if pts is not None:
-                expected = pts + frame.samples * RATE // (frame.sample_rate or RATE)
+            pcm = inbound.pcm(frame)
             if not pcm.size:
                 continue
             try:
