@@ -10,6 +10,9 @@ need=()
   need+=(chromium chromium-driver fonts-liberation)
 { command -v espeak-ng >/dev/null 2>&1 && command -v flite >/dev/null 2>&1; } ||
   need+=(espeak-ng flite)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log=$(mktemp)
@@ -19,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
     rm -f "$log"
   else
-    echo "test: tests/e2e/test_demo_page.py and tests/test_benchmarks_smoke.py need" \
+    echo "test: tests/e2e/test_demo_page.py, tests/test_benchmarks_smoke.py and tests/cluster need" \
          "${need[*]} (apt-get install ${need[*]})" >&2
   fi
 fi
