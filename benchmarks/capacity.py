@@ -78,6 +78,37 @@ def build_program(data: Path, seconds: float, seed: int) -> np.ndarray:
     return np.concatenate(parts)[: int(seconds * RATE)]
 
 
+# Clips long enough to hold a talkative caller or a mixed call's dense speech.
+DENSE_MIN_CLIP_S = 10.0
+
+
+def build_dense_program(data: Path, seconds: float, seed: int) -> np.ndarray:
+    """The dense profile: real clips of 10 s or more (long support calls, monologues,
+    IVR prompts) back to back with 0.5-2 s pauses, looped to ``seconds`` — a mono
+    mix of a call or a talkative party, speech most of the time and long utterances."""
+    clips = []
+    for path in sorted((data / "real").glob("*.wav")):
+        x, rate = audio_mod.read_wav(path)
+        if x.shape[0] / rate >= DENSE_MIN_CLIP_S:
+            mono = x[:, 0]
+            if rate != RATE:
+                mono = audio_mod.to_int16(audio_mod.resample(mono.astype(np.float32) / 32768,
+                                                            rate, RATE))
+            clips.append(mono)
+    if not clips:
+        raise SystemExit(f"dense profile: no clip of {DENSE_MIN_CLIP_S:g} s or more in "
+                         f"{data / 'real'}")
+    rng = np.random.default_rng(seed)
+    parts: list[np.ndarray] = []
+    total = 0
+    while total < seconds * RATE:
+        for k in rng.permutation(len(clips)):
+            gap = np.zeros(int(rng.uniform(0.5, 2.0) * RATE), dtype=np.int16)
+            parts += [clips[k], gap]
+            total += clips[k].size + gap.size
+    return np.concatenate(parts)[: int(seconds * RATE)]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -317,11 +348,65 @@ def sample_server(pid: int, stop: asyncio.Event, out: dict[str, float]) -> async
     return asyncio.create_task(loop())
 
 
+# Where the server's time goes (docs/benchmarks.md, "Where the time goes"): the
+# wall time each pipeline stage took, summed over its calls (from /metrics), and the
+# CPU time of each kind of thread (named by the server, see runtime.name_native_thread).
+STAGE_SUM = ("streamserver_stage_seconds_sum", "streamserver_stage_seconds_count",
+             "streamserver_asr_batch_size_sum", "streamserver_asr_batch_size_count")
+THREAD_GROUPS = {"ss-asr": "asr_runtime", "ss-asr-call": "asr_python",
+                 "ss-detect": "detect"}
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of the server's threads, by kind of thread:
+    the CTranslate2 workers (``asr_runtime``), the threads that call them (feature
+    extraction, ``asr_python``), detection (spaCy, presidio, our rules), and the rest
+    — the event loop (decode, resampling, VAD, the session core, JSON, WebSocket)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        group = THREAD_GROUPS.get(comm, "event_loop_and_other")
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def stage_profile(before: dict[str, float], after: dict[str, float],
+                  cpu_before: dict[str, float], cpu_after: dict[str, float],
+                  audio_s: float) -> dict[str, Any]:
+    """Per stage: wall seconds per audio second and calls; per thread kind: CPU
+    seconds per audio second."""
+    stages: dict[str, dict[str, float]] = {}
+    for key, value in after.items():
+        if not key.startswith(STAGE_SUM[0]):
+            continue
+        stage = key.split('stage="', 1)[1].split('"', 1)[0]
+        count_key = key.replace(STAGE_SUM[0], STAGE_SUM[1])
+        seconds = value - before.get(key, 0.0)
+        calls = after.get(count_key, 0.0) - before.get(count_key, 0.0)
+        if calls:
+            stages[stage] = {"s_per_audio_s": round(seconds / audio_s, 4),
+                             "ms_per_call": round(1000 * seconds / calls, 2),
+                             "calls": int(calls)}
+    cpu = {group: round((cpu_after.get(group, 0.0) - cpu_before.get(group, 0.0)) / audio_s, 4)
+           for group in sorted(set(cpu_after) | set(cpu_before))}
+    jobs, batches = (after.get(k, 0.0) - before.get(k, 0.0) for k in STAGE_SUM[2:])
+    return {"stages": dict(sorted(stages.items())), "thread_cpu_s_per_audio_s": cpu,
+            "asr_jobs_per_audio_s": round(jobs / audio_s, 3),
+            "asr_batch_mean": round(jobs / batches, 2) if batches else None}
+
+
 async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: int
                     ) -> dict[str, Any]:
     import psutil
 
     proc = psutil.Process(pid)
+    http = "http://" + url.split("//", 1)[1].split("/", 1)[0]
+    stages0, threads0 = scrape(http, STAGE_SUM), thread_cpu_s(pid)
     cpu0 = sum(proc.cpu_times()[:2])
     stop = asyncio.Event()
     mem: dict[str, float] = {}
@@ -338,6 +423,8 @@ async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: i
     await sampler
     cpu = sum(proc.cpu_times()[:2]) - cpu0
     audio_s = sum(r["sent"] for r in results) / RATE
+    profile = stage_profile(stages0, scrape(http, STAGE_SUM), threads0, thread_cpu_s(pid),
+                            audio_s)
     speech = sum(r["stats"].get("speech_ms", 0) for r in results)
     deadline = sum(r["stats"].get("deadline_masked_ms", 0) for r in results)
     jitter = np.array([j for r in results for j in r["jitter"]]) * 1000
@@ -354,6 +441,8 @@ async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: i
         "peak_rss_mb": mem.get("peak_rss_mb"),
         "errors": sorted({e for r in results for e in r["errors"]}),
         "all_audio_back": all(r["received"] == r["sent"] for r in results),
+        "speech_share": round(speech / 1000 / audio_s, 3) if audio_s else None,
+        "profile": profile,
     }
 
 
@@ -502,12 +591,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=("websocket", "twilio"), default="websocket",
                     help="twilio: N legs of N/2 redacting bridges over Twilio Media Streams "
                          "(8 kHz mu-law both ways; a bridge counts as 2 sessions' audio)")
+    ap.add_argument("--profile", choices=("half-silent", "dense"), default="half-silent",
+                    help="half-silent: pii_dev + real/a* clips, each followed by 80-100 %% of "
+                         "its length in silence (a single party's channel); dense: real "
+                         "clips of 10 s or more with 0.5-2 s pauses (a mono mix of a call)")
     ap.add_argument("--jitter-limit-ms", type=float, default=50.0,
                     help="release jitter p99 allowed at capacity")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capacity.json")
     args = ap.parse_args(argv)
 
-    program = build_program(args.data, args.seconds, seed=1)
+    program = (build_dense_program(args.data, args.seconds, seed=1) if args.profile == "dense"
+               else build_program(args.data, args.seconds, seed=1))
     port = free_port()
     levels_n = [int(x) for x in args.sessions.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -550,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         "tuning_env": tuning_env(),
         **({"recordings_by_status": recordings} if args.record else {}),
         "transport": args.transport,
+        "profile": args.profile,
         "rule": f"largest N with deadline-masked speech <= 1% and release jitter p99 <= "
                 f"{args.jitter_limit_ms:g} ms",
         "levels": levels,

@@ -62,6 +62,31 @@ def lower_thread_priority(niceness: int = MODEL_THREAD_NICENESS) -> None:
         log.warning("cannot lower model thread priority")
 
 
+def name_native_thread(name: str) -> None:
+    """Give the calling OS thread a name (Linux: ``/proc/<pid>/task/<tid>/comm``,
+    15 bytes). Threads it creates afterwards (the model runtimes' pools) inherit
+    it, so ``benchmarks/capacity.py`` can split the process's CPU time by part."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):  # only profiling loses: never fatal
+        pass
+
+
+def _model_thread() -> None:
+    lower_thread_priority()
+    name_native_thread("ss-asr-call")
+
+
+def _detect_thread() -> None:
+    lower_thread_priority()
+    name_native_thread("ss-detect")
+
+
 def load_engines(asr_cfg: AsrConfig, workers: int) -> Engines:
     """Load the models from a low-priority thread (see :func:`lower_thread_priority`).
 
@@ -72,6 +97,8 @@ def load_engines(asr_cfg: AsrConfig, workers: int) -> Engines:
 
     def target() -> None:
         lower_thread_priority()
+        # CTranslate2 starts its worker threads here: they are named after this one.
+        name_native_thread("ss-asr")
         try:
             box["engines"] = Engines.load(asr_cfg, workers)
         except BaseException as exc:  # re-raised in the caller's thread
@@ -109,17 +136,20 @@ class ModelPool:
         self.workers = workers
         self.max_batch = max_batch
         self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="model", initializer=lower_thread_priority
+            max_workers=workers, thread_name_prefix="model", initializer=_model_thread
         )
         # Detection (a few ms of spaCy) gets its own thread: queued behind a Whisper
         # batch it would wait ~150 ms, delaying every decision and final word.
         self._detect_executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="detect", initializer=lower_thread_priority
+            max_workers=1, thread_name_prefix="detect", initializer=_detect_thread
         )
         self._asr_waiting: list[tuple[AsrJob, asyncio.Future[Any]]] = []
         self._asr_batches = 0
         self.busy = 0
         self.batch_sizes: list[int] = []  # recent batch sizes, for metrics/benchmarks
+        if metrics is not None:  # the per-stage profile (docs/benchmarks.md)
+            engines.asr.on_stage = metrics.observe_stage
+            engines.detector.on_stage = metrics.observe_stage
 
     async def run(self, job: Job) -> Any:
         loop = asyncio.get_running_loop()
@@ -340,7 +370,10 @@ class SessionRunner:
                         self.session.error_event("model_error", "a model call failed; audio masked")
                         job = None
                     else:
+                        t0 = time.perf_counter()
                         job = self.session.complete_job(job, result)
+                        if self.pool.metrics is not None:
+                            self.pool.metrics.observe_stage("core", time.perf_counter() - t0)
                 self._pump()
         except Exception as exc:
             self._failure = exc

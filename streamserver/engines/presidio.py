@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,6 +238,15 @@ class PresidioPiiDetector:
             name for name, ours in _FROM_PRESIDIO.items() if ours in self._rule_entities
         )
         self._engine = _engine()
+        # Told (stage, seconds) per part of a call: pii_spacy (tokens + NER),
+        # pii_presidio (its recognisers), pii_rules (ours and the merge).
+        self.on_stage: Callable[[str, float], None] | None = None
+
+    def _timed(self, stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        if self.on_stage is not None:
+            self.on_stage(stage, now - t0)
+        return now
 
     def warm_up(self) -> None:
         """Run one detection so spaCy's lazy set-up is not paid by the first live call."""
@@ -254,12 +264,14 @@ class PresidioPiiDetector:
         if not text.text.strip():
             return []
         engine = self._engine
+        t0 = time.perf_counter()
         results = []
         named_words: frozenset[int] = frozenset()
         not_org: set[int] = set()  # words spaCy reads as a place (GPE, LOC, FAC, NORP)
         if self._presidio_entities:
             with engine.lock:
                 artifacts = engine.nlp.process_text(text.text, _LANGUAGE)
+                t0 = self._timed("pii_spacy", t0)
                 results = engine.analyzer.analyze(
                     text=text.text,
                     language=_LANGUAGE,
@@ -282,6 +294,7 @@ class PresidioPiiDetector:
                     if label in _NOT_ORG_LABELS:
                         not_org.update(range(*rng))
                 named_words = frozenset(named)
+            t0 = self._timed("pii_presidio", t0)
         spans = find_spoken_entities(words, self._rule_entities, named_words=named_words)
         addresses = [s for s in spans if s.entity == LOCATION]
         orgs: list[WordSpan] = []
@@ -318,10 +331,12 @@ class PresidioPiiDetector:
             orgs = [o for o in orgs if ner_organization_ok(toks, o)]
             orgs.extend(organization_cue_spans(toks, people | claimed | not_org, people))
             spans.extend(clean_organizations(toks, orgs, people | claimed))
-        return [
+        kept = [
             s for s in merge_spans(spans)
             if s.score >= self.score_threshold and s.entity in self.entities
         ]
+        self._timed("pii_rules", t0)
+        return kept
 
 
 # ------------------------------------------------------------------- organisations

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -141,6 +142,15 @@ class WhisperEngine:
         )
         self._lock = threading.Lock()
         self._warm = False
+        # Told (stage, seconds) for each part of a model call: the per-stage profile
+        # in /metrics (asr_features, asr_encode, asr_decode, asr_align).
+        self.on_stage: Callable[[str, float], None] | None = None
+
+    def _timed(self, stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        if self.on_stage is not None:
+            self.on_stage(stage, now - t0)
+        return now
 
     def _has_letters(self, tokens: list[int]) -> bool:
         return any(c.isalpha() for c in self._tokenizer.decode(tokens))
@@ -193,7 +203,9 @@ class WhisperEngine:
             f = fe(np.pad(audio, (0, max(0, width * hop - audio.size))), padding=0)[:, :width]
             feats[row, :, : f.shape[1]] = f
             content.append(min(width, audio.size // hop))
+        t0 = self._timed("asr_features", t0)
         encoded = m.model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
+        t0 = self._timed("asr_encode", t0)
         prompts = [m.get_prompt(tok, prev, without_timestamps=True) for _, prev in batch]
         # Bounded decoding: a stuck decoder must not hold a worker for seconds.
         max_new = min(m.max_length // 2, 16 + int(longest / ANALYSIS_RATE * 8))
@@ -212,6 +224,7 @@ class WhisperEngine:
             if res.no_speech_prob > 0.6 and avg_logprob < -1.0:
                 seq = []
             tokens.append(_cut_repetition(seq, self._has_letters))
+        t0 = self._timed("asr_decode", t0)
         out: list[list[AsrWord]] = [[] for _ in batch]
         rows = [r for r, t in enumerate(tokens) if t]
         if not rows:
@@ -221,6 +234,7 @@ class WhisperEngine:
             tok, [tokens[r] for r in rows], encoded if len(rows) == len(batch)
             else _select(encoded, rows), [content[r] for r in rows]
         )
+        self._timed("asr_align", t0)
         for r, timings in zip(rows, aligned, strict=True):
             audio_end = batch[r][0].size
             words = []
