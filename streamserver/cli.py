@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the local store (default ./streamserver-data)")
     rec.add_argument("--storage-url", default=None,
                      help="s3://bucket[/prefix] instead of --data-dir (AWS_* variables)")
+    rec.add_argument("--database-url", default=None, metavar="URL",
+                     help="postgresql://user@host[:port]/db: recording metadata in PostgreSQL, "
+                          "shared by every node (with --storage-url s3://...: a cluster). "
+                          "A password here shows in ps: prefer STREAMSERVER_DATABASE_URL(_FILE) "
+                          "or PGPASSWORD")
     rec.add_argument("--data-key-file", default=None, help="key_id:base64 lines; first seals")
     rec.add_argument("--record-sessions", action="store_true", default=None,
                      help="record every session that does not ask record=false")
@@ -379,7 +384,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             asr_model=args.model,
             tls_certfile=args.certfile, tls_keyfile=args.keyfile,
             shutdown_grace_s=args.shutdown_grace,
-            data_dir=args.data_dir, storage_url=args.storage_url,
+            data_dir=args.data_dir, storage_url=args.storage_url, database_url=args.database_url,
             data_key_file=args.data_key_file, record_sessions=args.record_sessions,
             retention_s=args.retention, sweep_interval_s=args.sweep_interval,
             public_url=args.public_url, webhook_secret_file=args.webhook_secret_file,

@@ -117,8 +117,8 @@ _ERROR_CLASSES: dict[str, type[ClientError]] = {
     **dict.fromkeys(("bad_config", "config_required", "invalid_json", "unknown_message",
                      "bad_audio", "message_too_big"), BadRequest),
     **dict.fromkeys(("unauthorized", "forbidden_origin", "untrusted_host"), Unauthorized),
-    **dict.fromkeys(("server_busy", "key_busy", "storage_quota", "too_many_listeners",
-                     "going_away"), TryLater),
+    **dict.fromkeys(("server_busy", "key_busy", "storage_quota", "storage_unavailable",
+                     "too_many_listeners", "going_away"), TryLater),
     **dict.fromkeys(("audio_overflow", "events_overflow"), BufferOverflow),
 }
 

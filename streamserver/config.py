@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .core.pii.entities import ALIASES, CATALOGUE
 from .core.pii.entities import DEFAULT_ENTITIES as DEFAULT_ENTITIES
@@ -161,6 +162,45 @@ SUPPORTED_ENTITIES: tuple[str, ...] = tuple(CATALOGUE)
 _SERVER_SET = frozenset({"channel_entities"})
 # Who speaks on a channel (labels in transcript events; any two may be paired).
 CHANNEL_ROLES: tuple[str, ...] = ("agent", "caller")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the authority or a ``password=`` query
+    parameter) replaced by ``***``: for logs, /readyz and error messages."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.partition(':')[0]}:***@{host}"
+        query = "&".join(f"{k}=***" if k.lower() == "password" else f"{k}={v}"
+                         for k, _, v in (p.partition("=") for p in parts.query.split("&") if p))
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "(unparsable URL)"
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The passwords ``url`` carries (to scrub from any text that might echo them)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ()
+    found = [parts.password or "", unquote(parts.password or "")]
+    found += [unquote(v) for k, _, v in (p.partition("=") for p in parts.query.split("&"))
+              if k.lower() == "password"]
+    return tuple(sorted({f for f in found if f}, key=len, reverse=True))
+
+
+def _check_database_url(url: str) -> None:
+    # Messages never quote the URL: it may hold a password.
+    if any(c.isspace() for c in url) or not re.match(r"postgres(ql)?://", url):
+        raise ConfigError("database_url must be postgresql://[user[:password]@]host[:port]/"
+                          "database (or postgres://)")
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError("database_url is malformed (its port?)") from None
 
 
 def is_loopback_host(host: str) -> bool:
@@ -440,6 +480,12 @@ class ServerConfig:
     # "" = LocalStore in data_dir; "s3://bucket/prefix" = an S3-compatible store
     # (endpoint and credentials from the usual AWS_* variables; extra "s3").
     storage_url: str = ""
+    # "" = metadata in SQLite under data_dir (one node); "postgresql://user@host/db"
+    # = in PostgreSQL, shared by every node (docs/deploy.md). A password may be in the
+    # URL (redacted wherever it is shown) or in PGPASSWORD / PGPASSFILE.
+    database_url: str = field(default="", repr=False)
+    database_pool_size: int = 4  # connections per node
+    database_timeout_s: float = 5.0  # connect, wait for a connection, one statement
     data_key_file: str = ""
     record_sessions: bool = False  # record every session that does not opt out
     retention_s: int = 24 * 3600  # the default and the maximum a session may ask for
@@ -550,6 +596,11 @@ class ServerConfig:
                                                  d.malloc_mmap_threshold_bytes),
             data_dir=os.environ.get("STREAMSERVER_DATA_DIR", d.data_dir),
             storage_url=os.environ.get("STREAMSERVER_STORAGE_URL", d.storage_url),
+            database_url=_secret_from("STREAMSERVER_DATABASE_URL"),
+            database_pool_size=_env_int("STREAMSERVER_DATABASE_POOL_SIZE",
+                                        d.database_pool_size),
+            database_timeout_s=_env_float("STREAMSERVER_DATABASE_TIMEOUT_S",
+                                          d.database_timeout_s),
             data_key_file=os.environ.get("STREAMSERVER_DATA_KEY_FILE", d.data_key_file),
             record_sessions=_env_bool("STREAMSERVER_RECORD_SESSIONS", d.record_sessions),
             retention_s=_env_int("STREAMSERVER_RETENTION_S", d.retention_s),
@@ -654,6 +705,11 @@ class ServerConfig:
         if self.storage_url and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?",
                                                  self.storage_url):
             raise ConfigError("storage_url must be empty (local data_dir) or s3://bucket[/prefix]")
+        if self.database_url:
+            _check_database_url(self.database_url)
+        if not 1 <= self.database_pool_size <= 100 or not 0.5 <= self.database_timeout_s <= 300:
+            raise ConfigError("database_pool_size must be within 1..100, "
+                              "database_timeout_s within 0.5..300")
         if self.public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?",
                                                 self.public_url):
             raise ConfigError("public_url must be http(s)://host[:port][/path]")

@@ -90,6 +90,14 @@ class StorageQuota(ProtocolError):
     close_code = CLOSE_TRY_LATER
 
 
+class StorageUnavailable(ProtocolError):
+    """A recorded session was asked for while the recording store (its metadata
+    database) does not answer: try later, or without recording."""
+
+    code = "storage_unavailable"
+    close_code = CLOSE_TRY_LATER
+
+
 class ConfigTimeout(ProtocolError):
     """The connection sent no configuration in time: it held a session slot for nothing."""
 

@@ -352,6 +352,7 @@ class _Delivery:
     body: bytes
     session_id: str | None
     secrets: tuple[bytes, ...] = field(repr=False)
+    on_result: Callable[[DeliveryResult], None] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -415,11 +416,15 @@ class WebhookSender:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def submit(self, url: str, payload: Mapping[str, Any], tenant: str | None = None) -> bool:
+    def submit(self, url: str, payload: Mapping[str, Any], tenant: str | None = None, *,
+               delivery_id: str | None = None,
+               on_result: Callable[[DeliveryResult], None] | None = None) -> bool:
         """Queue one delivery; False if the sender is full or closed. Never waits.
 
         ``tenant``: signed with that tenant's secrets (:func:`tenant_secret`), not the
-        server's own.
+        server's own. ``delivery_id``: the ``Streamserver-Delivery`` header (default a
+        fresh one), kept when the same event is sent again, e.g. by another node.
+        ``on_result``: called with this delivery's final result (besides the sender's).
 
         Raises :class:`WebhookUrlError` for a bad URL (validate it earlier with
         :func:`validate_url`), ``TypeError`` if ``payload`` is not JSON-serialisable.
@@ -429,8 +434,9 @@ class WebhookSender:
         session_id = payload.get("session_id")
         secrets = (self._secrets if tenant is None
                    else tuple(tenant_secret(s, tenant) for s in self._secrets))
-        delivery = _Delivery(str(uuid.uuid4()), url, body,
-                             session_id if isinstance(session_id, str) else None, secrets)
+        delivery = _Delivery(delivery_id or str(uuid.uuid4()), url, body,
+                             session_id if isinstance(session_id, str) else None, secrets,
+                             on_result)
         if not self._accepting:
             return False
         try:
@@ -538,9 +544,11 @@ class WebhookSender:
         level = logging.INFO if outcome is Outcome.DELIVERED else logging.WARNING
         log.log(level, "webhook %s after %d attempt(s)", outcome.value, attempts,
                 extra={"session": d.session_id, "code": status})
-        if self._on_result is not None:
+        result = DeliveryResult(d.delivery_id, d.session_id, outcome, attempts, status)
+        for callback in (self._on_result, d.on_result):
+            if callback is None:
+                continue
             try:
-                self._on_result(
-                    DeliveryResult(d.delivery_id, d.session_id, outcome, attempts, status))
+                callback(result)
             except Exception:  # a faulty callback must not kill a worker
                 log.exception("webhook on_result callback failed")

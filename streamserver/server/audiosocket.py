@@ -103,6 +103,7 @@ ERROR_BYTES: dict[str, int] = {
     "idle_timeout": 0x16,
     "too_fast": 0x18,
     "storage_quota": 0x19,
+    "storage_unavailable": 0x1A,  # recording asked for, its database unreachable
     "internal_error": 0x20,
 }
 ERROR_OTHER = 0x1F  # any other code

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -33,20 +34,31 @@ from typing import Any
 from ..config import ConfigError, ServerConfig, SessionConfig
 from ..core.session import AudioOut, Event
 from ..metrics import Metrics
-from ..protocol import StorageQuota
+from ..protocol import StorageQuota, StorageUnavailable
 from ..storage import (
     KIND_METADATA,
     KIND_TRANSCRIPT,
     ArtefactStore,
+    FileBlobs,
     KeyRing,
     KeyRingError,
     LocalStore,
+    S3Blobs,
     S3Store,
+    SplitStore,
     StoreError,
     sweep_forever,
 )
 from ..storage.crypto import ENV_VAR as KEYS_ENV
-from ..webhooks import DestinationPolicy, WebhookDestinationError, WebhookSender
+from ..storage.metadata import EVENT_READY, Notice
+from ..storage.split import TOMBSTONE_S
+from ..webhooks import (
+    DeliveryResult,
+    DestinationPolicy,
+    Outcome,
+    WebhookDestinationError,
+    WebhookSender,
+)
 
 log = logging.getLogger("streamserver.recording")
 
@@ -55,6 +67,12 @@ WEBHOOK_SECRET_ENV = "STREAMSERVER_WEBHOOK_SECRET"
 AUDIO_PART_BYTES = 1 << 20
 MAX_QUEUED_PARTS = 8  # 8 MiB of redacted audio waiting for the disk, at most
 MAX_AUDIO_PARTS = 100_000  # kind names hold 5 digits: 100 GB per session
+# How often the metadata store is probed (a database down refuses recorded
+# sessions: storage_unavailable) and this node's live recordings renewed there.
+HEALTH_INTERVAL_S = 5.0
+# A recording not renewed for this long reads "interrupted" on every node.
+LIVE_LEASE_S = 30.0
+SETTLE_GRACE_S = 5.0  # on close: for the last notices' outcomes to reach the store
 
 # Metadata "status": recording (live, in this process) -> ready | failed.
 # A record left "recording" by a process that died is reported "interrupted".
@@ -155,9 +173,17 @@ class Recorder:
 
     # -- live path -------------------------------------------------------------------
     def start(self) -> None:
-        """Write the ``recording`` record first, so the session is visible at once."""
+        """Write the ``recording`` record first, so the session is visible at once
+        (through any node sharing the metadata store: live until renewed)."""
         self._writer = asyncio.create_task(self._write_all(), name=f"recorder-{self.session_id}")
-        self._enqueue(self._put_metadata_op(self._metadata(STATUS_RECORDING)))
+        put_record = self._put_metadata_op(self._metadata(STATUS_RECORDING))
+
+        def first() -> None:
+            put_record()
+            if isinstance(self.store, SplitStore):
+                self.store.keep_live([self.session_id], LIVE_LEASE_S)
+
+        self._enqueue(first)
 
     def feed(self, out: AudioOut | Event) -> None:
         if self._done or self.status == STATUS_FAILED:
@@ -319,25 +345,135 @@ class Archive:
         self._sweeper: asyncio.Task[None] | None = None
         self._usage: dict[str, int] = {}  # bytes stored per owner, as of the last sweep
         self._disk_free: int | None = None
+        # Stores with metadata rows keep webhook notices (once per event, across
+        # nodes) and live recordings; S3Store (one node) sends webhooks directly.
+        self.notices = store if isinstance(store, SplitStore) else None
+        self.storage_ok = True  # the metadata store answered its last probe
+        self._tender: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         """In the running loop: the webhook workers and the sweeper (which purges at
         once what expired while the server was down, then every interval)."""
+        self._loop = asyncio.get_running_loop()
         if self.sender is not None:
             self.sender.start()
         if self.store is not None:
             self._sweeper = asyncio.create_task(
-                sweep_forever(self.store, self.cfg.sweep_interval_s,
+                sweep_forever(self, self.cfg.sweep_interval_s,
                               after=self._measure_usage), name="sweeper")
+        if self.notices is not None:
+            self._tender = asyncio.create_task(self._tend_forever(), name="storage-health")
 
     def plan(self, scfg: SessionConfig, owner: str | None = None) -> RecordingPlan | None:
         """What is recorded; ConfigError for a bad ask, StorageQuota when ``owner``
-        (or the store) is past a quota."""
+        (or the store) is past a quota, StorageUnavailable while its database is down."""
         plan = plan_recording(scfg, self.cfg, self.store is not None, self.sender is not None)
+        if plan is not None and not self.storage_ok:
+            # Refused up front, not accepted and then failed: the client can retry
+            # elsewhere or go on without recording, knowing which it chose.
+            raise StorageUnavailable("recording storage is unavailable; try later, "
+                                     "or record=false")
         if plan is not None and owner is not None and not self.room(owner):
             raise StorageQuota("recording storage is full for this key or this server; "
                                "try later, or record=false")
         return plan
+
+    def describe(self) -> dict[str, Any]:
+        """The store's backends and health, for /readyz (no credentials)."""
+        body: dict[str, Any] = {"recording": self.store is not None, "ok": self.storage_ok}
+        describe = getattr(self.store, "describe", None)
+        if describe is not None:
+            body.update(describe())
+        return body
+
+    # -- sweeping, health, webhook notices ------------------------------------------
+    def purge_expired(self, now: float) -> int:
+        """One round of the sweeper (in its thread): purge, and hand the webhook
+        notices this node now holds to the sender."""
+        assert self.store is not None
+        if self.notices is None:
+            return self.store.purge_expired(now)
+        purged, notices = self.notices.sweep(now, claim_notices=self.sender is not None)
+        if notices and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._send_notices, notices)
+        return purged
+
+    def _send_notices(self, notices: list[Notice]) -> None:
+        """Queue each notice's webhook under its event id; its outcome goes back to
+        the store (given back, not settled, if it cannot be queued now)."""
+        assert self.notices is not None
+        for notice in notices:
+            if self.sender is None:
+                self._settle(notice.event_id, None)
+                continue
+            try:
+                url, owner = self.notices.open_notice(notice)
+                queued = self.sender.submit(
+                    url, self._webhook_payload(notice), tenant=owner,
+                    delivery_id=notice.event_id,
+                    on_result=functools.partial(self._delivered, notice.event_id))
+            except Exception as exc:  # a key rotated away, a URL no longer valid
+                log.warning("webhook notice dropped: %s", type(exc).__name__,
+                            extra={"session": notice.session_id})
+                self._settle(notice.event_id, Outcome.REJECTED.value)
+                continue
+            if not queued:
+                self._settle(notice.event_id, None)
+
+    def _webhook_payload(self, notice: Notice) -> dict[str, Any]:
+        payload = {"status": notice.event, "session_id": notice.session_id}
+        if notice.event == EVENT_READY:
+            # The link from public_url only: never from a client's Host header.
+            payload["redacted_audio_url"] = audio_url(self.cfg.public_url, notice.session_id)
+        return payload
+
+    def _delivered(self, event_id: str, result: DeliveryResult) -> None:
+        # Abandoned (shutdown): back to the store, for this or another node to send.
+        self._settle(event_id, None if result.outcome is Outcome.ABANDONED
+                     else result.outcome.value)
+
+    def _settle(self, event_id: str, outcome: str | None) -> None:
+        assert self.notices is not None
+        task = asyncio.ensure_future(asyncio.to_thread(self.notices.settle, event_id, outcome))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Unsettled, its lease runs out and it is sent again (same delivery id).
+            log.warning("webhook notice not settled: %s", type(exc).__name__)
+
+    async def _tend_forever(self) -> None:
+        while True:
+            await self.tend()
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    async def tend(self) -> None:
+        """Probe the metadata store, renew this node's live recordings there, and
+        stop those whose session was deleted through another node."""
+        assert self.notices is not None
+        try:
+            await asyncio.to_thread(self.notices.check)
+            deleted = await asyncio.to_thread(self.notices.keep_live, list(self.recorders),
+                                              LIVE_LEASE_S)
+        except Exception as exc:
+            if self.storage_ok:
+                log.warning("recording storage unavailable (%s): recorded sessions are "
+                            "refused until it answers", type(exc).__name__)
+            self.storage_ok = False
+            return
+        if not self.storage_ok:
+            log.info("recording storage available again")
+        self.storage_ok = True
+        for session_id in deleted:
+            recorder = self.recorders.pop(session_id, None)
+            if recorder is not None:
+                log.info("recording stopped: deleted through another node",
+                         extra={"session": session_id})
+                await recorder.cancel()
 
     def _measure_usage(self) -> None:
         """After each sweep (in its thread): bytes per owner and the disk's free space."""
@@ -397,18 +533,33 @@ class Archive:
             url = audio_url(base_url, recorder.session_id)
             event.update(redacted_audio_url=url, expires=meta["expires"])
             if recorder.plan.webhook_url and self.sender is not None:
-                # The link from public_url only: never from a client's Host header.
-                self.sender.submit(recorder.plan.webhook_url, {
-                    "status": "redacted_audio_ready", "session_id": recorder.session_id,
-                    "redacted_audio_url": audio_url(self.cfg.public_url, recorder.session_id)},
-                    tenant=recorder.owner)
+                await self._announce_ready(recorder)
         return event
+
+    async def _announce_ready(self, recorder: Recorder) -> None:
+        sid = recorder.session_id
+        if self.notices is not None:
+            try:  # a row first: once per event, and sent again if this node dies
+                notice = await asyncio.to_thread(self.notices.announce, sid, EVENT_READY,
+                                                 recorder.plan.webhook_url)
+            except StoreError as exc:
+                log.warning("webhook notice not recorded (%s): sent without one",
+                            type(exc).__name__, extra={"session": sid})
+            else:
+                if notice is not None:
+                    self._send_notices([notice])
+                return
+        assert self.sender is not None
+        self.sender.submit(recorder.plan.webhook_url, self._webhook_payload(
+            Notice("", sid, EVENT_READY, b"", b"")), tenant=recorder.owner)
 
     async def delete(self, session_id: str) -> bool:
         assert self.store is not None
         recorder = self.recorders.pop(session_id, None)
         if recorder is not None:
             await recorder.cancel()
+        if self.notices is not None:  # refuses writes of a recording on another node
+            return await asyncio.to_thread(self.notices.delete, session_id, True)
         return await asyncio.to_thread(self.store.delete, session_id)
 
     async def metadata(self, session_id: str, owner: str) -> dict[str, Any] | None:
@@ -421,7 +572,8 @@ class Archive:
         if blob is None:
             return None
         meta: dict[str, Any] = json.loads(blob)
-        if meta["status"] == STATUS_RECORDING and session_id not in self.recorders:
+        if (meta["status"] == STATUS_RECORDING and session_id not in self.recorders
+                and record.live_until <= time.time()):  # not renewed by any node
             meta["status"] = STATUS_INTERRUPTED
         return meta
 
@@ -445,12 +597,15 @@ class Archive:
 
     async def close(self) -> None:
         """After the sessions ended: last webhooks get their grace, then the store closes."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._tender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.sender is not None:
             await self.sender.close()
+        if self._settling:  # outcomes of the last deliveries (abandoned: given back)
+            await asyncio.wait(set(self._settling), timeout=SETTLE_GRACE_S)
         close = getattr(self.store, "close", None)
         if close is not None:
             await asyncio.to_thread(close)
@@ -509,6 +664,9 @@ def open_archive(cfg: ServerConfig, environ: Mapping[str, str] | None = None) ->
     if keyring is None:
         if cfg.record_sessions:
             raise ConfigError(f"record_sessions needs data keys ({KEYS_ENV} or data_key_file)")
+        if cfg.database_url:
+            raise ConfigError(f"database_url holds recording metadata: recording needs data "
+                              f"keys ({KEYS_ENV} or data_key_file)")
         return Archive(cfg, None, None)
     store = _open_store(cfg, keyring)
     secrets = webhook_secrets(cfg, env)
@@ -517,17 +675,58 @@ def open_archive(cfg: ServerConfig, environ: Mapping[str, str] | None = None) ->
                           "carries must not come from a client's Host header")
     policy = DestinationPolicy(cfg.webhook_allowed_hosts)
     sender = WebhookSender(secrets, policy=policy) if secrets else None
-    log.info("artefact store open", extra={"stats": {"key_ids": len(keyring.key_ids),
-                                                     "retention_s": cfg.retention_s}})
-    return Archive(cfg, store, sender)
+    archive = Archive(cfg, store, sender)
+    if archive.notices is not None:
+        try:  # reach the database (and migrate it) now; if it is down, start anyway
+            archive.notices.check()
+        except StoreError as exc:
+            archive.storage_ok = False  # probed again every HEALTH_INTERVAL_S
+            log.warning("recording storage unavailable at start; recorded sessions are "
+                        "refused until it answers: %s", exc)
+    describe = archive.describe()
+    log.info("artefact store open", extra={"stats": {
+        "key_ids": len(keyring.key_ids), "retention_s": cfg.retention_s,
+        "metadata": describe.get("metadata", {}).get("backend", "s3"),
+        "blobs": describe.get("blobs", "s3"), "ok": archive.storage_ok}})
+    return archive
 
 
 def _open_store(cfg: ServerConfig, keyring: KeyRing) -> ArtefactStore:
+    if cfg.database_url:
+        return _open_shared_store(cfg, keyring)
     if not cfg.storage_url:
         try:
             return LocalStore(cfg.data_dir, keyring)
         except StoreError as exc:
             raise ConfigError(f"data_dir: {exc}") from None
+    bucket, client, prefix = _s3(cfg)
+    return S3Store(bucket, client, keyring, prefix=prefix)
+
+
+def _open_shared_store(cfg: ServerConfig, keyring: KeyRing) -> SplitStore:
+    """Metadata in PostgreSQL; blobs in the bucket (a cluster) or under data_dir."""
+    try:
+        from ..storage.postgres import PostgresMetadata
+    except ImportError:
+        raise ConfigError("a database_url needs psycopg and psycopg-pool (pip install "
+                          "'streamserver[cluster]')") from None
+    if cfg.storage_url:
+        bucket, client, prefix = _s3(cfg)
+        blobs: FileBlobs | S3Blobs = S3Blobs(bucket, client, prefix)
+    else:
+        try:
+            blobs = FileBlobs(Path(cfg.data_dir) / "blobs")
+            os.chmod(cfg.data_dir, 0o700)
+        except (StoreError, OSError) as exc:
+            raise ConfigError(f"data_dir: cannot use it ({type(exc).__name__})") from None
+    meta = PostgresMetadata(cfg.database_url, cfg.database_pool_size, cfg.database_timeout_s)
+    # A deleted session's id refuses writes for longer than a recording can run.
+    return SplitStore(meta, blobs, keyring,
+                      tombstone_s=max(TOMBSTONE_S, cfg.max_session_s + 3600))
+
+
+def _s3(cfg: ServerConfig) -> tuple[str, Any, str]:
+    """(bucket, boto3 client, key prefix) of an s3:// storage_url."""
     try:
         import boto3
     except ImportError:
@@ -537,8 +736,7 @@ def _open_store(cfg: ServerConfig, keyring: KeyRing) -> ArtefactStore:
     prefix = prefix.strip("/")
     # Endpoint, region and credentials come from the usual AWS_* variables
     # (AWS_ENDPOINT_URL for MinIO, Ceph, moto...).
-    client = boto3.client("s3")
-    return S3Store(bucket, client, keyring, prefix=f"{prefix}/" if prefix else "")
+    return bucket, boto3.client("s3"), f"{prefix}/" if prefix else ""
 
 
 def webhook_secrets(cfg: ServerConfig, env: Mapping[str, str]) -> tuple[bytes, ...]:

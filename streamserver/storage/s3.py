@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .blobs import error_code as _error_code
 from .crypto import KeyRing, artefact_aad
 from .store import OwnerMismatchError, SessionRecord, StoreError, check_keys, status_of
 
@@ -132,6 +133,9 @@ class S3Store:
                 purged += len(gone)
         return purged
 
+    def describe(self) -> dict[str, Any]:
+        return {"metadata": {"backend": "s3"}, "blobs": "s3"}
+
     def _load(self, session_id: str) -> dict[str, Any] | None:
         blob = self._read(self._key(session_id, _RECORD))
         if blob is None:
@@ -185,10 +189,3 @@ def _check_kind(session_id: str, kind: str) -> None:
     if kind == _RECORD:
         raise StoreError("'record' is reserved for the session record")
 
-
-def _error_code(exc: Exception) -> str:
-    # botocore's ClientError carries a code; anything else is named by its type only.
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", type(exc).__name__))
-    return type(exc).__name__

@@ -6,9 +6,11 @@ to its session and kind; every one has an expiry, after which :meth:`get`
 no longer returns it and :meth:`purge_expired` removes it. :meth:`delete`
 removes a whole session at once.
 
-Backends: :class:`~.local.LocalStore` (SQLite + files) and
-:class:`~.s3.S3Store` (any S3-compatible API). All methods block: call them
-from a thread (``asyncio.to_thread``) in async code.
+Backends: :class:`~.local.LocalStore` (SQLite + files), :class:`~.s3.S3Store`
+(any S3-compatible API, metadata as objects: one node), and in general
+:class:`~.split.SplitStore`, metadata rows (SQLite or PostgreSQL) beside sealed
+blobs (files or S3) — the cluster's combination is PostgreSQL + S3. All methods
+block: call them from a thread (``asyncio.to_thread``) in async code.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class SessionRecord:
     expires: float  # the latest expiry of its artefacts
     kinds: tuple[str, ...]  # kinds not yet expired, sorted
     status: Status
+    # A node is recording the session until then (renewed while it runs); 0 if none
+    # said so. Lets any node tell a live recording from one whose node died.
+    live_until: float = 0.0
 
 
 class ArtefactStore(Protocol):

@@ -6,14 +6,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-
-from .store import ArtefactStore
+from typing import Protocol
 
 log = logging.getLogger("streamserver.storage")
 
 
+class Purger(Protocol):
+    """A store, or what sweeps one (the server's archive also sends webhooks)."""
+
+    def purge_expired(self, now: float) -> int: ...
+
+
 async def sweep_forever(
-    store: ArtefactStore, interval_s: float, now: Callable[[], float] = time.time,
+    store: Purger, interval_s: float, now: Callable[[], float] = time.time,
     after: Callable[[], None] | None = None,
 ) -> None:
     """Run until cancelled; a failed purge is logged (type and count only) and retried.

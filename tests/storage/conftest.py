@@ -19,3 +19,8 @@ def keyring() -> KeyRing:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+# A real PostgreSQL for the metadata-in-PostgreSQL variants of the store tests
+# (one server per run, shared with tests/cluster).
+from tests.cluster.postgres import pg_url, postgres  # noqa: E402, F401

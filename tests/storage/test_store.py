@@ -15,11 +15,14 @@ from streamserver.storage import (
     KIND_AUDIO,
     KIND_TRANSCRIPT,
     DecryptError,
+    FileBlobs,
     InvalidKeyError,
     KeyRing,
     LocalStore,
     OwnerMismatchError,
+    S3Blobs,
     S3Store,
+    SplitStore,
     StoreError,
     sweep_forever,
 )
@@ -56,20 +59,32 @@ def s3_client() -> Iterator[Any]:
         server.stop()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "postgres", "postgres+s3"])
 def store(request, tmp_path: Path, keyring: KeyRing, clock: FakeClock) -> Iterator[ArtefactStore]:
     if request.param == "local":
         local = LocalStore(tmp_path / "store", keyring, clock=clock)
         yield local
         local.close()
-    else:
+        return
+    if "s3" in request.param:
         client = request.getfixturevalue("s3_client")
         bucket = f"b-{uuid.uuid4().hex[:12]}"
         client.create_bucket(Bucket=bucket)
+    if request.param == "s3":
         yield S3Store(bucket, client, keyring, clock=clock)
+        return
+    # Metadata in a real PostgreSQL (a fresh database), blobs in files or the bucket.
+    from streamserver.storage.postgres import PostgresMetadata
+
+    blobs = FileBlobs(tmp_path / "blobs") if request.param == "postgres" \
+        else S3Blobs(bucket, client, "streamserver/")
+    shared = SplitStore(PostgresMetadata(request.getfixturevalue("pg_url")), blobs, keyring,
+                        clock=clock)
+    yield shared
+    shared.close()
 
 
-# --- both backends ---------------------------------------------------------------
+# --- every backend ---------------------------------------------------------------
 
 def test_round_trip_and_record(store: ArtefactStore, clock: FakeClock) -> None:
     store.put("s1", KIND_AUDIO, AUDIO, clock.t + 60, "owner-hash")
