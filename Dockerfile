@@ -14,5 +14,7 @@ USER streamserver
 # STREAMSERVER_ALLOW_ANONYMOUS=true (docs/security.md).
 ENV STREAMSERVER_HOST=0.0.0.0 STREAMSERVER_PORT=8080
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/readyz').status == 200 else 1)"
+# Liveness, not /readyz: /readyz is 503 while the server is full or draining, and
+# an orchestrator that replaces "unhealthy" containers would cut live calls.
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz').status == 200 else 1)"
 CMD ["streamserver", "serve"]

@@ -22,7 +22,9 @@ from . import memory
 from .client import ClientError, stream_file  # stream_file: imported from here too
 from .config import (
     ALLOCATORS,
+    COMPUTE_TYPES,
     DELAY_MS_DEFAULT,
+    DEVICES,
     AsrConfig,
     ConfigError,
     ServerConfig,
@@ -59,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "same host (env STREAMSERVER_AUDIOSOCKET_PORT; "
                             "docs/audiosocket.md)")
     serve.add_argument("--model", default=None, help="faster-whisper model name or path")
+    serve.add_argument("--device", choices=DEVICES, default=None,
+                       help="where Whisper runs: cpu (the default), cuda, or auto (cuda when "
+                            "CTranslate2 sees a CUDA device) (env STREAMSERVER_DEVICE)")
+    serve.add_argument("--compute-type", choices=COMPUTE_TYPES, default=None,
+                       help="CTranslate2 compute type (default int8; on cuda e.g. float16 or "
+                            "int8_float16) (env STREAMSERVER_COMPUTE_TYPE)")
     serve.add_argument("--workers", type=int, default=None)
     serve.add_argument("--max-sessions", type=int, default=None)
     serve.add_argument("--api-key", action="append", default=None,
@@ -372,6 +380,7 @@ def reexec_server(cfg: ServerConfig) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from .engines.device import resolve_asr_device
     from .server.app import create_app
     from .server.recording import open_archive
 
@@ -381,7 +390,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             workers=args.workers, max_sessions=args.max_sessions,
             api_keys=tuple(args.api_key) if args.api_key else None,
             api_key_file=args.api_key_file, allow_anonymous=args.allow_anonymous,
-            asr_model=args.model,
+            asr_model=args.model, asr_device=args.device, asr_compute_type=args.compute_type,
             tls_certfile=args.certfile, tls_keyfile=args.keyfile,
             shutdown_grace_s=args.shutdown_grace,
             data_dir=args.data_dir, storage_url=args.storage_url, database_url=args.database_url,
@@ -395,6 +404,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
         reexec_server(cfg)
         check_tls_files(cfg)
+        resolve_asr_device(cfg.asr.device, cfg.asr.compute_type)  # before binding, too
         archive = open_archive(cfg)  # keys, store and secret checked before binding
     except ConfigError as exc:
         print(f"streamserver serve: {exc}", file=sys.stderr)

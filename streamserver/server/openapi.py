@@ -43,9 +43,11 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/healthz": {"get": {"summary": "Liveness", "security": [],
                              "responses": {"200": {"description": "The process is up."}}}},
-        "/readyz": {"get": {"summary": "Readiness (models loaded)", "security": [],
+        "/readyz": {"get": {"summary": "Readiness: would a new session be accepted?",
+                            "security": [],
                             "responses": {"200": {"description": "Ready."},
-                                          "503": {"description": "Loading."}}}},
+                                          "503": {"description": "Starting, full or "
+                                                                 "draining (reason)."}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
                              "responses": {"200": {"description": "Text exposition."}}}},
         "/v1/sessions/{session_id}": {
