@@ -132,6 +132,10 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             body["reason"] = reason
         if metrics_allowed(state.cfg, request):  # counts are the operator's to see
             body["sessions"] = len(state.active)
+            if state.archive is not None and state.archive.store is not None:
+                # Never a reason for 503: a metadata database down refuses recorded
+                # sessions only (storage_unavailable); live redaction goes on.
+                body["storage"] = state.archive.describe()
             body["max_sessions"] = state.cfg.max_sessions
             asr = state.engines.asr if state.engines is not None else None
             if asr is not None and hasattr(asr, "device"):  # what CTranslate2 runs on

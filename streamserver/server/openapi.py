@@ -27,6 +27,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERRORS = {
     "401": _json(_ref("Error"), "Missing or invalid API key."),
     "404": _json(_ref("Error"), "Unknown, expired, deleted, or another key's session."),
+    "503": _json(_ref("Error"), "storage_unavailable: the recording store (its metadata "
+                                "database) does not answer; try again later."),
 }
 _NOT_READY = {
     "202": _json(_ref("Processing"), "The session is still running: try again later."),

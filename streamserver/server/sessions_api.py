@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..storage import StoreError
 from .auth import ANONYMOUS, TOKEN_MAX_TTL_S, TOKEN_TTL_S, caller, key_owner
 from .openapi import OPENAPI
 from .recording import (
@@ -43,6 +44,8 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 _NOT_FOUND = ("not_found", "no such session (unknown, expired, deleted, or not yours)")
+# The metadata store (e.g. its PostgreSQL) does not answer: try again later.
+_UNAVAILABLE = ("storage_unavailable", "recording storage is unavailable; try later")
 
 
 async def _find(request: Request, ready: bool = False,
@@ -57,7 +60,10 @@ async def _find(request: Request, ready: bool = False,
     session_id = request.path_params["session_id"]
     if archive is None or archive.store is None or not _SESSION_ID.fullmatch(session_id):
         return _error(404, *_NOT_FOUND)
-    meta = await archive.metadata(session_id, owner)
+    try:
+        meta = await archive.metadata(session_id, owner)
+    except StoreError:
+        return _error(503, *_UNAVAILABLE)
     if meta is None:
         return _error(404, *_NOT_FOUND)
     if ready and (wait := _not_ready(meta)) is not None:
@@ -118,7 +124,10 @@ async def get_transcript(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     archive, session_id, _ = found
-    body = await archive.transcript(session_id)
+    try:
+        body = await archive.transcript(session_id)
+    except StoreError:
+        return _error(503, *_UNAVAILABLE)
     if body is None:
         return _error(404, *_NOT_FOUND)
     return Response(body, media_type="application/json", headers=_NO_STORE)
@@ -129,7 +138,10 @@ async def delete_session(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     archive, session_id, _ = found
-    await archive.delete(session_id)
+    try:
+        await archive.delete(session_id)
+    except StoreError:  # nothing was deleted (one transaction): the client may retry
+        return _error(503, *_UNAVAILABLE)
     return Response(status_code=204, headers=_NO_STORE)
 
 

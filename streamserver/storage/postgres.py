@@ -50,6 +50,7 @@ log = logging.getLogger("streamserver.storage")
 PURGE_BATCH = 500  # rows claimed per sweeping transaction
 LOOSE_BLOB_GRACE_S = 3600.0  # a blob noted this long ago without a row was left behind
 SETTLED_NOTICE_KEEP_S = 7 * 86400  # a settled notice's row still blocks a duplicate
+RECONNECT_WINDOW_S = 10.0  # the pool's background reconnection, before it starts over
 
 
 class SchemaNotReadyError(StoreError):
@@ -76,11 +77,19 @@ class PostgresMetadata:
             "autocommit": True, "connect_timeout": max(1, round(timeout_s)),
             "application_name": "streamserver",
             "options": f"-c statement_timeout={int(timeout_s * 1000)}"}
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=timeout_s,
-            name="streamserver-metadata", check=ConnectionPool.check_connection,
-            kwargs=self._kwargs)
-        self._pool.open(wait=False)  # connects in the background
+        self._pool_size = pool_size
+        self._timeout_s = timeout_s
+        self._suspect = False  # the last check failed: try a connection of our own first
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ConnectionPool[Any]:
+        pool: ConnectionPool[Any] = ConnectionPool(
+            self._url, min_size=1, max_size=self._pool_size, open=False,
+            timeout=self._timeout_s, name="streamserver-metadata",
+            check=ConnectionPool.check_connection,  # a connection that died is replaced
+            reconnect_timeout=RECONNECT_WINDOW_S, kwargs=self._kwargs)
+        pool.open(wait=False)  # connects in the background
+        return pool
 
     # -- plumbing -----------------------------------------------------------------
     @contextlib.contextmanager
@@ -137,8 +146,25 @@ class PostgresMetadata:
         return self._schema_version
 
     def check(self) -> None:
-        with self._conn() as conn:
-            conn.execute("SELECT 1").fetchone()
+        """Reach the database (migrating it the first time); the server calls this
+        every few seconds. After a failed check it first connects on its own and,
+        once that works, starts a fresh pool: the old one's reconnection may be
+        waiting out a long backoff, which would keep recording off for no reason."""
+        if self._suspect and self._schema_version:
+            try:
+                psycopg.connect(self._url, **self._kwargs).close()
+            except psycopg.Error as exc:
+                raise StoreError(f"metadata database unreachable ({type(exc).__name__})") \
+                    from None
+            old, self._pool = self._pool, self._new_pool()
+            old.close(timeout=1.0)  # connections in use are closed as they come back
+        try:
+            with self._conn() as conn:
+                conn.execute("SELECT 1").fetchone()
+        except StoreError:
+            self._suspect = True
+            raise
+        self._suspect = False
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "postgresql", "url": self._where,
