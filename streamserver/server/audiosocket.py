@@ -395,7 +395,7 @@ def policy_settings(body: Mapping[str, Any]) -> tuple[dict[str, Any], str | None
 
 _HTTP_STATUS = {"unauthorized": 401, "not_found": 404, "conflict": 409,
                 "too_many_policies": 429, "unsupported_media_type": 415,
-                "message_too_big": 413}
+                "message_too_big": 413, "storage_unavailable": 503}
 _NO_STORE = {"Cache-Control": "no-store"}
 
 

@@ -100,7 +100,7 @@ CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SC
 
 _HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "key_busy": 429, "internal_error": 500,
                 "unknown_session": 404, "too_many_listeners": 503, "too_many_offers": 429,
-                "storage_quota": 507, "bridge_full": 409}
+                "storage_quota": 507, "storage_unavailable": 503, "bridge_full": 409}
 
 
 def _error_response(exc: ProtocolError) -> JSONResponse:

@@ -14,6 +14,7 @@ block; errors are :class:`~.store.StoreError` with no user data in the message.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +29,12 @@ SameOwner = Callable[[bytes], bool]
 # The webhook events kept in the notice table (payloads: server/recording.py).
 EVENT_READY = "redacted_audio_ready"
 EVENT_EXPIRED = "expired"
+
+
+def tombstone_key(session_id: str) -> str:
+    """What a tombstone keeps of a deleted session: a digest, not the id (a deleted
+    session's id does not linger in the database; docs/privacy.md)."""
+    return hashlib.sha256(f"streamserver/tombstone|{session_id}".encode()).hexdigest()
 
 
 class SessionDeletedError(StoreError):

@@ -68,8 +68,9 @@ CREATE TABLE notices (
     UNIQUE (session_id, event)
 );
 CREATE INDEX notices_due ON notices (lease_until) WHERE settled IS NULL;
+-- A deleted session refuses writes until then; keyed by a digest of its id.
 CREATE TABLE tombstones (
-    session_id text PRIMARY KEY,
+    session_digest text PRIMARY KEY,
     until double precision NOT NULL
 );
 """),

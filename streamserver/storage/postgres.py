@@ -41,6 +41,7 @@ from .metadata import (
     SameOwner,
     SessionDeletedError,
     SessionRow,
+    tombstone_key,
 )
 from .pg_migrations import migrate
 from .store import OwnerMismatchError, StoreError
@@ -214,8 +215,8 @@ class PostgresMetadata:
                                (session_id,)).fetchone()
             if row is not None:
                 return bytes(row[0])
-            if conn.execute("SELECT 1 FROM tombstones WHERE session_id = %s AND until > %s",
-                            (session_id, now)).fetchone():
+            if conn.execute("SELECT 1 FROM tombstones WHERE session_digest = %s"
+                            " AND until > %s", (tombstone_key(session_id), now)).fetchone():
                 raise SessionDeletedError("the session was deleted")
             # A concurrent creator makes this wait, then do nothing: lock it next round.
             if conn.execute("INSERT INTO sessions (session_id, created, expires, owner)"
@@ -265,9 +266,9 @@ class PostgresMetadata:
             conn.execute("DELETE FROM artefacts WHERE session_id = %s", (session_id,))
             conn.execute("DELETE FROM sessions WHERE session_id = %s", (session_id,))
             if tombstone_until is not None:
-                conn.execute("INSERT INTO tombstones (session_id, until) VALUES (%s, %s)"
-                             " ON CONFLICT (session_id) DO UPDATE SET until = EXCLUDED.until",
-                             (session_id, tombstone_until))
+                conn.execute("INSERT INTO tombstones (session_digest, until) VALUES (%s, %s)"
+                             " ON CONFLICT (session_digest) DO UPDATE SET until = EXCLUDED.until",
+                             (tombstone_key(session_id), tombstone_until))
             remove(blobs)  # inside the transaction: a blob that stays keeps its rows
         return True
 
@@ -371,12 +372,13 @@ class PostgresMetadata:
 
     # -- live recordings, quotas --------------------------------------------------
     def keep_live(self, session_ids: Sequence[str], until: float) -> list[str]:
-        ids = list(session_ids)
+        digests = {tombstone_key(s): s for s in session_ids}
         with self._conn() as conn:
             conn.execute("UPDATE sessions SET live_until = %s WHERE session_id = ANY(%s)",
-                         (until, ids))
-            return [str(s) for (s,) in conn.execute(
-                "SELECT session_id FROM tombstones WHERE session_id = ANY(%s)", (ids,))]
+                         (until, list(session_ids)))
+            return [digests[str(d)] for (d,) in conn.execute(
+                "SELECT session_digest FROM tombstones WHERE session_digest = ANY(%s)",
+                (list(digests),))]
 
     def usage(self, now: float) -> list[tuple[str, bytes, str, int | None]]:
         with self._conn() as conn:

@@ -6,7 +6,7 @@ one transaction at open)::
     sessions(session_id, created, expires, owner, webhook, live_until)
     artefacts(session_id, kind, file, expires, size)
     notices(event_id, session_id, event, url, owner, created, lease_until, settled, outcome)
-    tombstones(session_id, until)
+    tombstones(session_digest, until)
 
 One connection behind one lock: SQLite serialises writes anyway and the calls are
 short. After a delete or purge the write-ahead log is truncated, since its old
@@ -31,6 +31,7 @@ from .metadata import (
     SameOwner,
     SessionDeletedError,
     SessionRow,
+    tombstone_key,
 )
 from .store import OwnerMismatchError, StoreError
 
@@ -72,7 +73,7 @@ CREATE TABLE notices (
     UNIQUE (session_id, event)
 );
 CREATE TABLE tombstones (
-    session_id TEXT PRIMARY KEY,
+    session_digest TEXT PRIMARY KEY,
     until REAL NOT NULL
 )
 """),
@@ -148,8 +149,8 @@ class SqliteMetadata:
             row = db.execute("SELECT owner FROM sessions WHERE session_id = ?",
                              (session_id,)).fetchone()
             if row is None:
-                if db.execute("SELECT 1 FROM tombstones WHERE session_id = ? AND until > ?",
-                              (session_id, now)).fetchone():
+                if db.execute("SELECT 1 FROM tombstones WHERE session_digest = ?"
+                              " AND until > ?", (tombstone_key(session_id), now)).fetchone():
                     raise SessionDeletedError("the session was deleted")
                 db.execute("INSERT INTO sessions (session_id, created, expires, owner)"
                            " VALUES (?, ?, ?, ?)", (session_id, now, expires_at, owner))
@@ -199,7 +200,7 @@ class SqliteMetadata:
                                (session_id,)).rowcount > 0
             if found and tombstone_until is not None:
                 db.execute("INSERT OR REPLACE INTO tombstones VALUES (?, ?)",
-                           (session_id, tombstone_until))
+                           (tombstone_key(session_id), tombstone_until))
             remove(files)
         self._scrub_log()
         return found
@@ -266,10 +267,11 @@ class SqliteMetadata:
         with self._transaction() as db:
             db.executemany("UPDATE sessions SET live_until = ? WHERE session_id = ?",
                            [(until, s) for s in session_ids])
-            marks = ",".join("?" * len(session_ids))
-            return [s for (s,) in db.execute(
-                f"SELECT session_id FROM tombstones WHERE session_id IN ({marks})",
-                tuple(session_ids))]
+            digests = {tombstone_key(s): s for s in session_ids}
+            marks = ",".join("?" * len(digests))
+            return [digests[d] for (d,) in db.execute(
+                f"SELECT session_digest FROM tombstones WHERE session_digest IN ({marks})",
+                tuple(digests))]
 
     def usage(self, now: float) -> list[tuple[str, bytes, str, int | None]]:
         with self._reading() as db:

@@ -211,7 +211,7 @@ def test_a_notice_held_by_a_node_that_died_is_sent_again_under_the_same_id(
 
 
 def test_a_deletion_through_one_node_stops_a_recording_on_another(
-        nodes: tuple[SplitStore, SplitStore], clock: Clock) -> None:
+        nodes: tuple[SplitStore, SplitStore], pg_url: str, clock: Clock) -> None:
     a, b = nodes
     a.put("live", "audio_00000", AUDIO, T0 + 60, "owner-a")
     assert a.keep_live(["live"], 30) == []
@@ -223,6 +223,7 @@ def test_a_deletion_through_one_node_stops_a_recording_on_another(
     with pytest.raises(SessionDeletedError):  # a's next part cannot bring it back
         a.put("live", "audio_00001", AUDIO, T0 + 60, "owner-a")
     assert a.keep_live(["live"], 30) == ["live"]  # a learns it, and stops
+    assert "live" not in repr(rows(pg_url, "SELECT * FROM tombstones"))  # a digest only
     assert a.record("live") is None and b.get("live", "audio_00000") is None
     # A plain delete (the recorder's own clean-up) leaves no tombstone.
     a.put("s2", KIND_AUDIO, AUDIO, T0 + 60, "owner-a")

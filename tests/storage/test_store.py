@@ -22,10 +22,14 @@ from streamserver.storage import (
     OwnerMismatchError,
     S3Blobs,
     S3Store,
+    SessionDeletedError,
     SplitStore,
     StoreError,
     sweep_forever,
 )
+from streamserver.storage.crypto import artefact_aad
+from streamserver.storage.split import owner_aad
+from streamserver.storage.sqlite_meta import MIGRATIONS
 from streamserver.storage.store import ArtefactStore
 
 from .conftest import FakeClock
@@ -307,3 +311,33 @@ def test_s3_objects_sealed_and_deleted(s3_client: Any, keyring: KeyRing, clock: 
     assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket)
     with pytest.raises(StoreError):
         store.put("s1", "record", b"x", clock.t + 60, "o")
+
+
+
+def test_local_store_of_an_earlier_release_is_migrated_in_place(
+        tmp_path: Path, keyring: KeyRing, clock: FakeClock) -> None:
+    """A data dir written before the schema was versioned (user_version 0) opens,
+    is migrated to the current version, and keeps its recordings."""
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "old.bin").write_bytes(
+        keyring.seal(TRANSCRIPT, artefact_aad("s1", KIND_TRANSCRIPT)))
+    with sqlite3.connect(tmp_path / "meta.sqlite3") as db:  # that release's schema and rows
+        db.executescript(MIGRATIONS[0][1])
+        db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                   ("s1", clock.t, clock.t + 60, keyring.seal(b"o", owner_aad("s1"))))
+        db.execute("INSERT INTO artefacts VALUES (?, ?, ?, ?)",
+                   ("s1", KIND_TRANSCRIPT, "old.bin", clock.t + 60))
+    store = LocalStore(tmp_path, keyring, clock=clock)
+    assert store.get("s1", KIND_TRANSCRIPT) == TRANSCRIPT
+    rec = store.record("s1")
+    assert rec is not None and rec.owner == "o" and rec.kinds == (KIND_TRANSCRIPT,)
+    assert store.usage(clock.t) == {"o": (tmp_path / "blobs" / "old.bin").stat().st_size}
+    store.put("s1", KIND_AUDIO, AUDIO, clock.t + 60, "o")
+    assert store.delete("s1", tombstone=True)
+    store.close()
+    with sqlite3.connect(tmp_path / "meta.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (MIGRATIONS[-1][0],)
+    store = LocalStore(tmp_path, keyring, clock=clock)  # opening again changes nothing
+    with pytest.raises(SessionDeletedError):
+        store.put("s1", KIND_AUDIO, AUDIO, clock.t + 60, "o")
+    store.close()
