@@ -7,7 +7,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pyproject.toml README.md ./
 COPY streamserver ./streamserver
-RUN pip install . && useradd --system --uid 10001 streamserver
+# The cluster extra (redis, psycopg, boto3): --redis-url, --database-url and an
+# s3:// --storage-url work in the image (deploy/, docs/deploy.md).
+RUN pip install ".[cluster]" && useradd --system --uid 10001 streamserver
 USER streamserver
 # Beyond loopback the server needs API keys (STREAMSERVER_API_KEYS or a mounted
 # STREAMSERVER_API_KEY_FILE); without them it refuses to start unless
