@@ -197,6 +197,7 @@ class WhisperEngine:
         m, tok = self._model, self._tokenizer
         fe = m.feature_extractor
         hop = fe.hop_length
+        t0 = time.perf_counter()
         longest = max(audio.size for audio, _ in batch)
         # Encoder positions are 2 frames: the width is a multiple of _WIDTH_STEP
         # (even), within 30 s.
