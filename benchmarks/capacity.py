@@ -556,15 +556,27 @@ def heap_by_kind_mb(values: dict[str, float]) -> dict[str, float]:
             if key.startswith("streamserver_heap_bytes") and 'kind="' in key}
 
 
-def result_header(script: str, argv: list[str] | None) -> dict[str, Any]:
-    """What every benchmark result starts with: how it was made, when, on what."""
+def result_header(script: str, argv: list[str] | None,
+                  asr: dict[str, str] | None = None) -> dict[str, Any]:
+    """What every benchmark result starts with: how it was made, when, on what
+    (``asr``: the device and compute type the server's Whisper ran, server_asr)."""
     return {
         "command": f"python benchmarks/{script} " + " ".join(
             argv if argv is not None else sys.argv[1:]),
         "date": date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "model": "tiny.en (bundled), int8",
+        **(asr or {}),
     }
+
+
+def server_asr(port: int) -> dict[str, str]:
+    """The device and compute type the server's Whisper runs on, from its /readyz
+    (CTranslate2's own names: "int8" on CPU runs as int8_float32)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+        asr = json.loads(r.read()).get("asr") or {}
+    return {"device": str(asr.get("device", "unknown")),
+            "compute_type": str(asr.get("compute_type", "unknown"))}
 
 
 def recordings_stored(port: int) -> dict[str, float]:
@@ -610,6 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                           args.server_log_level,
                           recording_env(Path(data_dir.name)) if data_dir else None)
     allocator = server_allocator(server.pid)
+    asr = server_asr(port)
     url = f"ws://127.0.0.1:{port}/v1/stream"
     levels: list[dict[str, Any]] = []
     recordings: dict[str, float] = {}
@@ -634,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             data_dir.cleanup()
     capacity = max((lv["sessions"] for lv in levels if ok(lv, args.jitter_limit_ms)), default=0)
     result = {
-        **result_header("capacity.py", argv),
+        **result_header("capacity.py", argv, asr),
         "delay_ms": args.delay_ms,
         "workers": args.workers,
         "seconds_per_session": args.seconds,

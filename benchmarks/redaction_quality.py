@@ -331,13 +331,16 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
              and c["layout"] in args.layouts and c["channel"] in args.channels]
     baseline: tuple[list[dict[str, Any]], list[list[ClipScore]]] | None = None
     server_url, server = "", None
+    # Where Whisper ran: this process's engines, or the server's (its /readyz).
+    asr_device = {"device": engines.asr.device, "compute_type": engines.asr.compute_type}
     if args.pace == "realtime":
-        from capacity import free_port, start_server
+        from capacity import free_port, server_asr, start_server
 
         port = free_port()
         log = args.out.with_suffix(".server.log")
         server = start_server(port, workers=2, max_sessions=4, log=log)
         server_url = f"ws://127.0.0.1:{port}/v1/stream"
+        asr_device = server_asr(port)
     if args.whole_clip_baseline:
         baseline = ([], [])
     t0 = time.perf_counter()
@@ -356,6 +359,7 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
                    + (f" --limit {args.limit}" if args.limit else ""),
         "date": date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        **asr_device,
         "model": args.model or "tiny.en (bundled)",
         "delay_ms": args.delay_ms,
         "pace": args.pace,
@@ -452,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                        + f" --delay-ms {args.delay_ms}",
             "date": date.today().isoformat(),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "device": engines.asr.device, "compute_type": engines.asr.compute_type,
             "model": args.model or "tiny.en (bundled)",
             "encoder_context": args.encoder_context,
             "delay_ms": args.delay_ms,

@@ -79,6 +79,8 @@ def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
+    # Where the server's Whisper ran (its /readyz): int8 on CPU is int8_float32.
+    assert (result["device"], result["compute_type"]) == ("cpu", "int8_float32")
     (level,) = result["levels"]
     assert level["sessions"] == 1 and level["all_audio_back"] is True
     assert level["errors"] == []
@@ -283,6 +285,7 @@ def test_redaction_quality_scores_dialogues(dialogue_dir: Path, tmp_path: Path) 
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())["dialogues"]
+    assert (report["device"], report["compute_type"]) == ("cpu", "int8_float32")
     assert set(report["groups"]) == {"dev/stereo/phone"} and set(report["splits"]) == {"dev"}
     group = report["groups"]["dev/stereo/phone"]
     for key in ("entity_leak", "audio_leak", "over_redaction", "hard_negative_masked_share",
