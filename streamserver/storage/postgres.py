@@ -94,8 +94,8 @@ class PostgresMetadata:
 
     # -- plumbing -----------------------------------------------------------------
     @contextlib.contextmanager
-    def _conn(self, migrated: bool = True) -> Iterator[psycopg.Connection[Any]]:
-        if migrated and not self._schema_version:
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        if not self._schema_version:
             self._migrate()
         try:
             with self._pool.connection() as conn:
@@ -134,7 +134,7 @@ class PostgresMetadata:
             self._schema_version = result.version
 
     def _reason(self, exc: psycopg.Error) -> str:
-        """libpq's last line (host, port, user, the server's complaint) for the
+        """libpq's first line (host, port, user, the server's complaint) for the
         operator's log; it never holds the password, which is scrubbed anyway."""
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         text = (lines[0] if lines else "")[-300:]
@@ -172,7 +172,9 @@ class PostgresMetadata:
                 "schema_version": self._schema_version}
 
     def close(self) -> None:
-        self._pool.close()
+        # Its workers may be inside a connection attempt: wait for them no longer
+        # than one would take.
+        self._pool.close(timeout=self._timeout_s)
 
     # -- artefacts ----------------------------------------------------------------
     def reserve(self, blob: str, now: float) -> None:

@@ -122,6 +122,7 @@ def test_serve_on_auto_falls_back_to_glibc_when_the_preload_was_ignored(tmp_path
     (["--data-key-file", "/nonexistent/keys"], {}, "cannot read the data key file"),
     (["--storage-url", "ftp://x"], {}, "storage_url"),
     (["--retention", "0"], {}, "retention_s"),
+    (["--database-url", "postgresql://u:not-base64@h/db"], {}, "recording needs data keys"),
 ])
 def test_serve_refuses_a_bad_storage_config_before_loading(tmp_path: Path, args: list[str],
                                                           env: dict[str, str], words: str) -> None:
