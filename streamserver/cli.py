@@ -122,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--webhook-allowed-hosts", default=None, metavar="LIST",
                      help="comma list of hosts, globs and networks webhooks may reach besides "
                           "public addresses (or STREAMSERVER_WEBHOOK_ALLOWED_HOSTS)")
+    clu = serve.add_argument_group(
+        "Redis: session registry, cross-node listeners, cluster-wide limits (docs/deploy.md)")
+    clu.add_argument("--redis-url", default=None, metavar="URL",
+                     help="redis://[:password@]host:6379/0 (or STREAMSERVER_REDIS_URL[_FILE]); "
+                          "needs the cluster secret")
+    clu.add_argument("--cluster-secret-file", default=None,
+                     help="the secret every node shares, >= 16 bytes (or "
+                          "STREAMSERVER_CLUSTER_SECRET)")
+    clu.add_argument("--node-id", default=None,
+                     help="this node's name in the registry (default: host name and pid)")
 
     hk = sub.add_parser("hash-key", help="print the SHA-256 of an API key read from stdin "
                                          "(for STREAMSERVER_API_KEY_HASHES)")
@@ -401,6 +411,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                                          if h.strip())
                                    if args.webhook_allowed_hosts is not None else None),
             allocator=args.allocator,
+            redis_url=args.redis_url, node_id=args.node_id,
+            cluster_secret=_read_secret_file(args.cluster_secret_file, "--cluster-secret-file"),
         )
         reexec_server(cfg)
         check_tls_files(cfg)
@@ -420,7 +432,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # Secrets the server reads from its environment once, at start.
 _SECRET_ENV = ("STREAMSERVER_API_KEYS", "STREAMSERVER_WEBHOOK_SECRET", "STREAMSERVER_DATA_KEYS",
-               "STREAMSERVER_METRICS_TOKEN")
+               "STREAMSERVER_METRICS_TOKEN", "STREAMSERVER_CLUSTER_SECRET",
+               "STREAMSERVER_REDIS_URL")
+
+
+def _read_secret_file(path: str | None, flag: str) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        raise ConfigError(f"cannot read {flag}") from None
 
 
 def protect_process_memory() -> None:

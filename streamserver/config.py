@@ -507,6 +507,24 @@ class ServerConfig:
     # Webhooks reach public addresses only; these hosts, globs and networks too
     # ("hooks.internal", "*.corp.example", "10.0.0.0/8", "127.0.0.1").
     webhook_allowed_hosts: tuple[str, ...] = ()
+    # Scale-out (docs/deploy.md, "Redis: registry and fan-out"). With a Redis URL
+    # every session is registered there, its redacted output relayed through it
+    # (a listener may connect to any node) and max_sessions_per_key counted over
+    # all nodes. "" = one machine: everything stays in this process.
+    redis_url: str = field(default="", repr=False)  # may carry a password
+    # Shared by all nodes (at least 16 bytes): MACs every registry entry and relay
+    # message (a node relays nothing it cannot verify) and the tokens of POST
+    # /v1/tokens (one node's token is good on every node).
+    cluster_secret: str = field(default="", repr=False)
+    node_id: str = ""  # in registry entries; "" = host name, process id, random
+    # A node's registry entries, streams and session claims live this long unless
+    # refreshed, every heartbeat: a node that dies leaves nothing behind longer.
+    cluster_ttl_s: float = 10.0
+    cluster_heartbeat_s: float = 3.0
+    # Messages kept per session stream (XADD MAXLEN ~): how far a node reading it
+    # for its listeners may lag before they are cut (slow_consumer).
+    relay_stream_maxlen: int = 512
+    redis_prefix: str = "streamserver:"  # several deployments may share one Redis
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerConfig:
@@ -624,6 +642,15 @@ class ServerConfig:
             webhook_secret_file=os.environ.get("STREAMSERVER_WEBHOOK_SECRET_FILE",
                                                d.webhook_secret_file),
             webhook_allowed_hosts=_env_list("STREAMSERVER_WEBHOOK_ALLOWED_HOSTS"),
+            redis_url=_secret_from("STREAMSERVER_REDIS_URL"),
+            cluster_secret=_secret_from("STREAMSERVER_CLUSTER_SECRET"),
+            node_id=os.environ.get("STREAMSERVER_NODE_ID", d.node_id),
+            cluster_ttl_s=_env_float("STREAMSERVER_CLUSTER_TTL_S", d.cluster_ttl_s),
+            cluster_heartbeat_s=_env_float("STREAMSERVER_CLUSTER_HEARTBEAT_S",
+                                           d.cluster_heartbeat_s),
+            relay_stream_maxlen=_env_int("STREAMSERVER_RELAY_STREAM_MAXLEN",
+                                         d.relay_stream_maxlen),
+            redis_prefix=os.environ.get("STREAMSERVER_REDIS_PREFIX", d.redis_prefix),
         )
         asr_over = {
             k[4:]: v for k, v in overrides.items() if k.startswith("asr_") and v is not None
@@ -734,3 +761,25 @@ class ServerConfig:
         if self.public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?",
                                                 self.public_url):
             raise ConfigError("public_url must be http(s)://host[:port][/path]")
+        self._validate_cluster()
+
+    def _validate_cluster(self) -> None:
+        if self.cluster_secret and len(self.cluster_secret.encode()) < 16:
+            raise ConfigError("the cluster secret must be at least 16 bytes "
+                              "(e.g. openssl rand -hex 32)")
+        if not self.redis_url:
+            return
+        if not re.fullmatch(r"(rediss?|unix)://\S+", self.redis_url):
+            raise ConfigError("redis_url must be redis://, rediss:// or unix://")
+        if not self.cluster_secret:
+            raise ConfigError("a cluster (redis_url) needs a shared secret: set "
+                              "STREAMSERVER_CLUSTER_SECRET or --cluster-secret-file, the same "
+                              "on every node")
+        if not 0 < self.cluster_heartbeat_s <= self.cluster_ttl_s / 2 or self.cluster_ttl_s > 3600:
+            raise ConfigError("0 < cluster_heartbeat_s <= cluster_ttl_s / 2, "
+                              "cluster_ttl_s <= 3600")
+        if not 16 <= self.relay_stream_maxlen <= 100_000:
+            raise ConfigError("relay_stream_maxlen must be within 16..100000")
+        if not re.fullmatch(r"[A-Za-z0-9:_.-]{0,64}", self.redis_prefix) or not re.fullmatch(
+                r"[A-Za-z0-9:_.-]{0,100}", self.node_id):
+            raise ConfigError("redis_prefix and node_id: letters, digits and :_.- only")

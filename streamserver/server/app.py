@@ -97,6 +97,12 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             memory.trim_forever(cfg.memory_trim_interval_s, state.metrics.memory_trimmed_now),
             name="memory-trim") if cfg.memory_trim_interval_s and memory.trim_supported()
             else None)
+        if cfg.redis_url:  # a cluster: before any session, so every one is registered
+            from ..cluster.node import ClusterNode
+
+            state.cluster = ClusterNode(cfg, state.metrics.registry)
+            state.relays.outbound = state.cluster
+            await state.cluster.start()
         audiosocket = None
         if cfg.audiosocket_port is not None:  # listening before /readyz says ready
             audiosocket = AudioSocketServer(app, cfg.host, cfg.audiosocket_port)
@@ -115,6 +121,8 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             await close_webrtc_sessions(app, cfg.shutdown_grace_s)
             if audiosocket is not None:  # drained already (drain_sessions); else cut
                 await audiosocket.close(cfg.shutdown_grace_s)
+            if state.cluster is not None:  # the last ends and deregistrations, briefly
+                await state.cluster.close()
             state.pool.shutdown()
             if state.archive is not None:
                 await state.archive.close()
@@ -140,6 +148,10 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
             asr = state.engines.asr if state.engines is not None else None
             if asr is not None and hasattr(asr, "device"):  # what CTranslate2 runs on
                 body["asr"] = {"device": asr.device, "compute_type": asr.compute_type}
+            if state.cluster is not None:
+                # Never a reason for 503: without Redis sessions still run here (only
+                # listeners on other nodes and cluster-wide counts need it).
+                body["cluster"] = state.cluster.status()
         return JSONResponse(body, status_code=503 if reason else 200)
 
     async def stream(ws: WebSocket) -> None:
@@ -261,7 +273,7 @@ class StreamHandler:
         if owner is None:
             raise Unauthorized("missing or invalid API key")
         self.host.owner = owner
-        self.host.admit()
+        await self.host.admit()
         params = {k: v for k, v in self.ws.query_params.items() if k not in _TRANSPORT_PARAMS}
         if (request := bridge.bridge_request(params)) is not None:
             await self._serve_bridge_leg(request, params)
@@ -492,7 +504,8 @@ async def listen_to_session(state: ServerState, ws: WebSocket, session_id: str) 
         who = caller(state.cfg, ws, state.tokens)
         if who is None:
             raise Unauthorized("missing or invalid API key")
-        relay = state.relays.get(session_id, who)  # the owner's key only
+        # The owner's key only; a session on another node through the cluster.
+        relay = await state.find_relay(session_id, who)
         listener = relay.subscribe()
         log.info("listener joined", extra={"session": session_id})
         state.metrics.listeners.inc()

@@ -537,7 +537,7 @@ class AudioSocketCall:
             frames = await self._read_frames(uuid_by)
         if frames is None or frames[0].kind != KIND_UUID:
             return  # hung up (or the server drains) before the call began
-        self._begin(frames[0].call_id.hex)
+        await self._begin(frames[0].call_id.hex)
         host = self.host
         assert host is not None
         if self.leg is None:
@@ -559,7 +559,7 @@ class AudioSocketCall:
             return
         await self._end()
 
-    def _begin(self, call_id: str) -> None:
+    async def _begin(self, call_id: str) -> None:
         """The UUID arrived: find the policy, admit and start the session."""
         self.session_id = call_id
         if call_id in self.state.active:  # refused before a policy is touched
@@ -573,7 +573,7 @@ class AudioSocketCall:
         params = policy.params if policy is not None else {}
         self.policy = policy
         self.host = SessionHost(self.state, owner, "audiosocket", session_id=call_id)
-        self.host.admit()
+        await self.host.admit()
         if policy is not None and policy.bridge is not None and policy.role is not None:
             # One leg of a bridge: the slot is this call's, the session the bridge's.
             self.leg = bridge_mod.join(

@@ -523,7 +523,7 @@ class ListenHandler(StreamHandler):
         if owner is None:
             raise Unauthorized("missing or invalid API key")
         self.host.owner = owner
-        self.host.admit()
+        await self.host.admit()
         params, options = translate_params(self.ws.query_params.multi_items())
         params.setdefault("pace", "realtime")
         scfg: SessionConfig = self.host.config(params)

@@ -53,8 +53,8 @@ class SessionHost:
         self._deliver: Deliver | None = None
         self._admitted = False
 
-    def admit(self) -> None:
-        self.state.admit(self.session_id, self.owner)
+    async def admit(self) -> None:
+        await self.state.claim(self.session_id, self.owner)
         self._admitted = True
 
     def config(self, params: Mapping[str, object],

@@ -184,7 +184,7 @@ class TwilioHandler(StreamHandler):
             # Listeners find the call by its streamSid: /v1/sessions/{streamSid}/listen.
             self.host.session_id = self.session_id = sid
         self.host.owner = self._owner(params)
-        self.host.admit()
+        await self.host.admit()
         settings = {k: v for k, v in params.items() if k not in _NOT_SETTINGS}
         self.configure_by = self.expires_at  # configured: no configure deadline now
         scheme = "https" if self.ws.url.scheme == "wss" else "http"

@@ -100,7 +100,8 @@ CLOSE_FLUSH_S = 1.0  # wait for the data channel to hand its last messages to SC
 
 _HTTP_STATUS = {"unauthorized": 401, "server_busy": 503, "key_busy": 429, "internal_error": 500,
                 "unknown_session": 404, "too_many_listeners": 503, "too_many_offers": 429,
-                "storage_quota": 507, "storage_unavailable": 503, "bridge_full": 409}
+                "storage_quota": 507, "storage_unavailable": 503, "bridge_full": 409,
+                "relay_unavailable": 503}
 
 
 def _error_response(exc: ProtocolError) -> JSONResponse:
@@ -691,7 +692,7 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         if "pcm_s16le" not in cfg.allowed_encodings:  # what WebRTC audio becomes
             raise BadConfig("WebRTC needs pcm_s16le, which is not allowed on this server")
         session_id = uuid.uuid4().hex
-        state.admit(session_id, owner)
+        await state.claim(session_id, owner)
     except ProtocolError as exc:
         return _error_response(exc)
     try:
@@ -839,8 +840,8 @@ async def webrtc_listen(request: Request) -> JSONResponse:
             raise Unauthorized("missing or invalid API key")
         state.count_offer(who, time.monotonic())
         body = await _read_offer(request)
-        listener = WebRtcListener(state.relays.get(request.path_params["session_id"], who),
-                                  state.cfg.webrtc_connect_timeout_s)
+        relay = await state.find_relay(request.path_params["session_id"], who)
+        listener = WebRtcListener(relay, state.cfg.webrtc_connect_timeout_s)
     except ProtocolError as exc:
         return _error_response(exc)
     try:

@@ -347,7 +347,7 @@ async def answer_as_leg(request: Request, state: ServerState, owner: str, sdp: s
         assert request_ is not None  # "bridge" is in raw
         params, scfg = leg_settings(raw, state)
         leg_id = uuid.uuid4().hex
-        state.admit(leg_id, owner)
+        await state.claim(leg_id, owner)
     except ProtocolError as exc:
         return _error_response(exc)
     try:
