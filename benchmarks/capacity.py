@@ -333,17 +333,28 @@ async def run_twilio_level(url: str, http: str, pid: int, n: int, program: np.nd
     }
 
 
-def sample_server(pid: int, stop: asyncio.Event, out: dict[str, float]) -> asyncio.Task[None]:
+def sample_server(pid: int, stop: asyncio.Event, out: dict[str, float],
+                  http: str = "") -> asyncio.Task[None]:
+    """Peak RSS, and (with ``http``) the server's load pressure every 0.5 s."""
     import psutil
 
     proc = psutil.Process(pid)
 
     async def loop() -> None:
         peak = 0
+        pressures: list[float] = []
         while not stop.is_set():
             peak = max(peak, proc.memory_info().rss)
+            if http:
+                value = (await asyncio.to_thread(scrape, http, ("streamserver_load_pressure",))
+                         ).get("streamserver_load_pressure")
+                if value is not None:
+                    pressures.append(value)
             await asyncio.sleep(0.5)
         out["peak_rss_mb"] = round(peak / 2**20, 1)
+        if pressures:
+            out["load_pressure_p50"] = round(float(np.percentile(pressures, 50)), 2)
+            out["load_pressure_max"] = round(max(pressures), 2)
 
     return asyncio.create_task(loop())
 
@@ -400,8 +411,10 @@ def stage_profile(before: dict[str, float], after: dict[str, float],
             "asr_batch_mean": round(jobs / batches, 2) if batches else None}
 
 
-async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: int
-                    ) -> dict[str, Any]:
+async def run_level(url: str, pid: int, n: int, program: np.ndarray | list[np.ndarray],
+                    delay_ms: int) -> dict[str, Any]:
+    """One level of N sessions. ``program``: one array (session i plays it rolled by
+    i * 0.49 s, the half-silent profile's historic setting) or one per session."""
     import psutil
 
     proc = psutil.Process(pid)
@@ -410,12 +423,14 @@ async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: i
     cpu0 = sum(proc.cpu_times()[:2])
     stop = asyncio.Event()
     mem: dict[str, float] = {}
-    sampler = sample_server(pid, stop, mem)
+    sampler = sample_server(pid, stop, mem, http)
     query = f"?encoding=pcm_s16le&sample_rate={RATE}&delay_ms={delay_ms}&pace=realtime"
     t_start = time.monotonic() + 0.2
     # Stagger starts over one second so sessions do not run in lock-step.
     results = await asyncio.gather(*[
-        one_session(url + query, np.roll(program, i * 7919), delay_ms / 1000,
+        one_session(url + query,
+                    program[i % len(program)] if isinstance(program, list)
+                    else np.roll(program, i * 7919), delay_ms / 1000,
                     t_start + i / max(n, 1))
         for i in range(n)
     ])
@@ -442,6 +457,10 @@ async def run_level(url: str, pid: int, n: int, program: np.ndarray, delay_ms: i
         "errors": sorted({e for r in results for e in r["errors"]}),
         "all_audio_back": all(r["received"] == r["sent"] for r in results),
         "speech_share": round(speech / 1000 / audio_s, 3) if audio_s else None,
+        "deadline_masked_per_session": [
+            round(r["stats"].get("deadline_masked_ms", 0) / r["stats"]["speech_ms"], 4)
+            if r["stats"].get("speech_ms") else None for r in results],
+        **{k: v for k, v in mem.items() if k.startswith("load_pressure")},
         "profile": profile,
     }
 
@@ -612,8 +631,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capacity.json")
     args = ap.parse_args(argv)
 
-    program = (build_dense_program(args.data, args.seconds, seed=1) if args.profile == "dense"
-               else build_program(args.data, args.seconds, seed=1))
+    if args.profile == "dense" and args.transport == "twilio":
+        ap.error("--profile dense is for --transport websocket")
+    # Dense: every session its own order of the clips, so calls are not in step
+    # (all of them in the same long utterance at once is not a workload anyone has).
+    program: np.ndarray | list[np.ndarray] = (
+        [build_dense_program(args.data, args.seconds, seed=1 + i)
+         for i in range(max(int(x) for x in args.sessions.split(",")))]
+        if args.profile == "dense" else build_program(args.data, args.seconds, seed=1))
     port = free_port()
     levels_n = [int(x) for x in args.sessions.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -338,7 +338,8 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
 
         port = free_port()
         log = args.out.with_suffix(".server.log")
-        server = start_server(port, workers=2, max_sessions=4, log=log)
+        env = {f"STREAMSERVER_ASR_{k.upper()}": v for k, v in (o.split("=", 1) for o in args.asr)}
+        server = start_server(port, workers=2, max_sessions=4, log=log, env=env)
         server_url = f"ws://127.0.0.1:{port}/v1/stream"
         asr_device = server_asr(port)
     if args.whole_clip_baseline:
@@ -361,6 +362,7 @@ def run_dialogues(args: argparse.Namespace, params: dict[str, Any],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         **asr_device,
         "model": args.model or "tiny.en (bundled)",
+        "asr_overrides": args.asr,
         "delay_ms": args.delay_ms,
         "pace": args.pace,
         "client": ("streamserver.cli stream_file, 20 ms frames in real time, one session"
@@ -427,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                          "clip in real time to a server started on 127.0.0.1 (one session)")
     ap.add_argument("--model", default="")
     ap.add_argument("--encoder-context", choices=("clip", "full"), default="clip")
+    ap.add_argument("--asr", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override an AsrConfig field (int fields), e.g. prompt_chars=200")
     ap.add_argument("--limit", type=int, default=0,
                     help="only the first N clips of each set (dialogues: N dialogues)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -443,7 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         if not chosen or set(chosen) - set(allowed):
             ap.error(f"{name} takes a comma list of {', '.join(allowed)}")
 
-    engines = Engines.load(AsrConfig(model=args.model, encoder_context=args.encoder_context))
+    overrides = {k: int(v) for k, v in (o.split("=", 1) for o in args.asr)}
+    engines = Engines.load(AsrConfig(model=args.model, encoder_context=args.encoder_context,
+                                     **overrides))
     params = {"delay_ms": args.delay_ms}
     result: dict[str, Any] = {}
     if args.out.exists():  # keep what this run does not measure
@@ -458,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "device": engines.asr.device, "compute_type": engines.asr.compute_type,
             "model": args.model or "tiny.en (bundled)",
+            "asr_overrides": args.asr,
             "encoder_context": args.encoder_context,
             "delay_ms": args.delay_ms,
         })

@@ -371,8 +371,13 @@ class AsrConfig:
     min_step_ms: int = 500
     # The buffer is cut at the last committed word once it grows past this.
     max_buffer_ms: int = 15_000
-    # Committed words before the buffer passed as Whisper's prompt.
-    prompt_chars: int = 200
+    # Committed words before the buffer passed as Whisper's prompt. Off: with the
+    # previous text as its prompt tiny.en loops on a short buffer (a third of the
+    # passes on real calls decoded to the token limit, "yes my name is violet. yes
+    # my name is violet. ..."), which cost a third of all decoding and wrote
+    # sentences twice; without it, no repeats and the same leak figures
+    # (docs/benchmarks.md, "Where the time goes").
+    prompt_chars: int = 0
     # A committed word that may be part of an entity (number, capitalised,
     # letter, email joiner, or the word before one) becomes final once this many
     # committed words follow it; any other word once one follows it (or when
@@ -436,6 +441,12 @@ class ServerConfig:
     workers: int = 2
     # Limits (README "Limits"). Sessions over either count get "try later".
     max_sessions: int = 32
+    # Admission from measured headroom (runtime.LoadGauge): a new session is refused
+    # (server_busy, /readyz 503 "busy") while a running real-time session's
+    # undecided audio has reached this share of its delay in the last 5 s, so the
+    # machine stops taking calls before running ones miss deadlines. 0: only
+    # max_sessions limits.
+    admission_max_pressure: float = 0.7
     # 0 = automatic: with two or more API keys (tenants) one key may hold at most
     # three quarters of max_sessions, so another tenant always finds room; with one
     # key or none, max_sessions only.
@@ -595,6 +606,8 @@ class ServerConfig:
             ),
             workers=_env_int("STREAMSERVER_WORKERS", d.workers),
             max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
+            admission_max_pressure=_env_float("STREAMSERVER_ADMISSION_MAX_PRESSURE",
+                                              d.admission_max_pressure),
             max_sessions_per_key=_env_int("STREAMSERVER_MAX_SESSIONS_PER_KEY",
                                           d.max_sessions_per_key),
             max_session_s=_env_float("STREAMSERVER_MAX_SESSION_S", d.max_session_s),
@@ -699,6 +712,8 @@ class ServerConfig:
                               "(STREAMSERVER_ALLOW_ANONYMOUS=true) to serve everyone")
         if self.workers < 1 or self.max_sessions < 1:
             raise ConfigError("workers and max_sessions must be >= 1")
+        if not 0 <= self.admission_max_pressure <= 1:
+            raise ConfigError("admission_max_pressure must be within 0..1 (0 = off)")
         if self.max_sessions_per_key < 0:
             raise ConfigError("max_sessions_per_key must be >= 0 (0 = no per-key limit)")
         if min(self.max_session_s, self.idle_timeout_s, self.model_timeout_s,

@@ -80,6 +80,13 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=r)
         self.asr_queue = Gauge(
             "streamserver_asr_queue_depth", "Whisper jobs waiting for a worker", registry=r)
+        self.load_pressure = Gauge(
+            "streamserver_load_pressure",
+            "Highest undecided audio / delay of the running sessions, last 5 s "
+            "(1.0: deadlines missed; admission refuses newcomers above 0.7)", registry=r)
+        self.admissions_refused = Counter(
+            "streamserver_admissions_refused",
+            "New sessions refused for lack of measured headroom (server_busy)", registry=r)
         self.listeners = Gauge(
             "streamserver_listeners", "Fan-out listeners connected", registry=r)
         self.recordings = Counter(

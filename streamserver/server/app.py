@@ -85,7 +85,8 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         if state.engines is None:
             state.engines = await asyncio.to_thread(load_engines, cfg.asr, cfg.workers)
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        state.pool = ModelPool(state.engines, cfg.workers, metrics=state.metrics)
+        state.pool = ModelPool(state.engines, cfg.workers, metrics=state.metrics,
+                               max_pressure=cfg.admission_max_pressure)
         state.metrics.track_active(lambda: len(state.active))
         state.metrics.track_asr_queue(lambda: state.pool.asr_waiting if state.pool else 0)
         if state.archive is None:
@@ -134,7 +135,8 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         # 503 whenever a new session would be refused: a load balancer (Kubernetes'
         # readiness probe) then sends new calls elsewhere; running ones go on.
         reason = ("draining" if state.shutting_down else "starting" if not state.ready
-                  else "full" if len(state.active) >= state.cfg.max_sessions else "")
+                  else "full" if len(state.active) >= state.cfg.max_sessions
+                  else "busy" if not state.has_headroom(time.monotonic()) else "")
         body: dict[str, Any] = {"ready": not reason}
         if reason:
             body["reason"] = reason

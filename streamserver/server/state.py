@@ -7,6 +7,7 @@ Endpoint modules (``app``, ``sessions_api``, ``webrtc``) import this and
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,12 +80,23 @@ class ServerState:
             raise TooManySessions("server is not accepting sessions; try later")
         if len(self.active) >= cfg.max_sessions:
             raise TooManySessions("server is at capacity; try later")
+        now = time.monotonic()
+        if not self.has_headroom(now):
+            self.metrics.admissions_refused.inc()
+            raise TooManySessions("server is at its measured capacity; try later")
         per_key = cfg.sessions_per_key
         if per_key and sum(o == owner for o in self.owners.values()) >= per_key:
             raise TooManySessions("this API key is at its session limit; try later",
                                   "key_busy")
         self.active.add(session_id)
         self.owners[session_id] = owner
+        if self.pool is not None:
+            self.pool.load.admitted(now)
+
+    def has_headroom(self, now: float) -> bool:
+        """Whether the running sessions leave room for one more (runtime.LoadGauge):
+        refused before running sessions start missing deadlines, not after."""
+        return self.pool is None or self.pool.load.room(now)
 
     async def claim(self, session_id: str, owner: str) -> None:
         """:meth:`admit`, then (with a cluster) the per-key limit over all nodes.

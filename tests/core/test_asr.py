@@ -260,7 +260,9 @@ def test_decoding_past_the_speech_is_not_committed(fixed_steps: bool) -> None:
     """A final pass commits without agreement: the repeat Whisper writes after
     the speech and the echo of its prompt must not be taken for words."""
     fake = DecodesOnWhisper(TWO_TURNS)
-    tr = StreamingTranscriber(AsrConfig(step_ms=1000, min_step_ms=500), fixed_steps=fixed_steps)
+    # With a prompt (off by default since the loops it caused, but an option).
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, min_step_ms=500, prompt_chars=200),
+                              fixed_steps=fixed_steps)
     edges = [(0.1, "start"), (2.6, "end"), (3.0, "start"), (6.2, "end")]
     committed = stream(tr, fake, 6.6, edges)
     assert committed == [t for t, _, _ in TWO_TURNS]
