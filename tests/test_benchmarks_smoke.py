@@ -89,6 +89,45 @@ def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
     assert 0.0 <= level["deadline_masked_share"] <= 1.0
 
 
+def test_capacity_dense_profile_reports_where_the_time_goes(tmp_path: Path) -> None:
+    """The dense profile (fixtures back to back without shared data) and the
+    per-stage profile read from the server's /metrics and /proc."""
+    out = tmp_path / "dense.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--data", str(tmp_path),
+         "--profile", "dense", "--sessions", "1", "--seconds", "6", "--delay-ms", "1000",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["profile"] == "dense"
+    (level,) = result["levels"]
+    assert level["speech_share"] > 0.5  # speech most of the time
+    profile = level["profile"]
+    for stage in ("asr_encode", "asr_decode", "asr_align", "pii_spacy", "vad", "core"):
+        assert profile["stages"][stage]["calls"] > 0, stage
+    assert profile["thread_cpu_s_per_audio_s"]["asr_runtime"] > 0
+    assert profile["asr_jobs_per_audio_s"] > 0
+
+
+def test_asr_passes_benchmark_counts_tokens_and_stages(tmp_path: Path) -> None:
+    out = tmp_path / "passes.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "asr_passes.py"), "--clips",
+         str(ROOT / "tests" / "fixtures" / "dev_002.wav"), "--asr", "default",
+         "--asr", "prompt_chars=200", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["asr_overrides"] for r in runs] == [{}, {"prompt_chars": 200}]
+    for run in runs:
+        assert run["passes"] > 0 and run["final_words"] > 0
+        assert set(run["stage_s"]) == {"asr_features", "asr_encode", "asr_decode", "asr_align"}
+        assert 0.0 <= run["passes_at_token_limit"] <= 1.0
+
+
 def test_capacity_benchmark_over_twilio_bridges_runs_one_short_level(tmp_path: Path) -> None:
     """Two Twilio legs of one bridge for a few seconds through a real server; shape only."""
     out = tmp_path / "cap_twilio.json"
