@@ -48,8 +48,8 @@ OPENAPI: dict[str, Any] = {
         "/readyz": {"get": {"summary": "Readiness: would a new session be accepted?",
                             "security": [],
                             "responses": {"200": {"description": "Ready."},
-                                          "503": {"description": "Starting, full or "
-                                                                 "draining (reason)."}}}},
+                                          "503": {"description": "Starting, full, busy "
+                                                                 "or draining (reason)."}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
                              "responses": {"200": {"description": "Text exposition."}}}},
         "/v1/sessions/{session_id}": {
