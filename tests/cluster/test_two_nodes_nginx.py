@@ -55,12 +55,18 @@ class Cluster:
     nginx: Nginx
     redis: RedisServer
 
-    def node_of(self, session_id: str) -> str | None:
-        """The node id in the session's registry entry (MAC checked), or None."""
+    def node_of(self, session_id: str, wait_s: float = 5.0) -> str | None:
+        """The node id in the session's registry entry (MAC checked); None if there
+        is none after ``wait_s`` (a node writes the entry just after
+        ``session.begin``, from its Redis writer task)."""
         codec = EntryCodec(derive_key(CLUSTER_SECRET.encode(), "registry"))
+        deadline = time.monotonic() + wait_s
         with self.redis.client() as c:
-            raw = c.get(f"streamserver:session:{session_id}")
-        return None if raw is None else codec.decode(session_id, raw, time.time()).node
+            while (raw := c.get(f"streamserver:session:{session_id}")) is None:
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.02)
+        return codec.decode(session_id, raw, time.time()).node
 
     def entries_of(self, node: str) -> list[str]:
         """The sessions the registry says ``node`` runs."""
@@ -215,8 +221,8 @@ def test_a_sigterm_drains_node_a_while_nginx_opens_sessions_on_b(cluster: Cluste
         got["ended_before_503"] = any(e["type"] == "session.end" for e in events)
         # Meanwhile nginx still opens sessions: on B, or refused by the draining A.
         during = [await open_session(stream_url(cluster.nginx.ws)) for _ in range(4)]
-        got["during"] = [(b_["type"] if b_["type"] == "session.begin" else b_.get("code"),
-                          cluster.node_of(b_["session_id"]) if "session_id" in b_ else None)
+        got["during"] = [("session.begin", cluster.node_of(b_["session_id"]))
+                         if b_["type"] == "session.begin" else (b_.get("code"), None)
                          for _, b_ in during]
         for w, first in during:
             if first["type"] == "session.begin":
@@ -229,14 +235,17 @@ def test_a_sigterm_drains_node_a_while_nginx_opens_sessions_on_b(cluster: Cluste
         got["returncode"] = await asyncio.to_thread(a.proc.wait, 30)
         got["a_entries"] = cluster.entries_of(a_id)
         # A has exited: nginx skips it, every new session runs on B and redacts.
-        after = []
+        after: list[tuple[Any, ...]] = []
         for _ in range(3):
             w, first = await open_session(stream_url(cluster.nginx.ws, rate=rate))
-            after.append((first["type"], cluster.node_of(first.get("session_id", ""))))
-            if first["type"] == "session.begin":
-                await send_clip(w, samples, rate, realtime=False)
-                out, evs = await finish(w)
-                after[-1] += (len(out), evs[-1]["type"])
+            if first["type"] != "session.begin":
+                after.append((first["type"], first.get("code")))
+                await w.close()
+                continue
+            await send_clip(w, samples, rate, realtime=False)
+            placed = cluster.node_of(first["session_id"])
+            out, evs = await finish(w)
+            after.append((first["type"], placed, len(out), evs[-1]["type"]))
         got["after"] = after
         return got
 
