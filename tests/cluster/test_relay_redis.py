@@ -25,10 +25,12 @@ from streamserver.cluster.writer import OUTBOX_MESSAGES
 from streamserver.config import ServerConfig
 from streamserver.core.session import AudioOut, Event
 from streamserver.server.fanout import (
+    LISTENER_QUEUE,
     Listener,
     Relay,
     RelayHub,
     RelayUnavailable,
+    SlowListener,
     UnknownSession,
 )
 from tests.cluster.conftest import CLUSTER_SECRET, RedisServer
@@ -150,6 +152,30 @@ async def _not(check: Awaitable[bool]) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_a_slow_listener_on_another_node_is_cut_alone(redis_db: RedisServer) -> None:
+    async def go() -> None:
+        async with nodes(redis_db.url, "a", "b") as (a, b):
+            sid = "b" * 32
+            relay = await start_session(a, redis_db, sid)
+            slow = await b.listen(sid)  # never reads
+            fast = await b.listen(sid)
+            reading = asyncio.ensure_future(drain(fast))
+            n = LISTENER_QUEUE + 100
+            for i in range(n):
+                relay.publish(audio(i))
+                if i % 50 == 0:
+                    await asyncio.sleep(0.01)  # 20 ms frames would come slower still
+            a.hub.close(sid)
+            got = await reading
+            assert got == [begin(sid), *[audio(i) for i in range(n)]]
+            cut = await drain(slow)
+            assert isinstance(cut[-1], SlowListener) and cut[-1].code == "slow_consumer"
+            # Neither the session's node nor the feed noticed.
+            assert a.metric("streamserver_relay_messages_dropped_total") == 0
+
+    asyncio.run(go())
 
 
 def test_only_the_owner_may_listen_and_unknown_ids_are_unknown(redis_db: RedisServer) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
+from aiortc import RTCSessionDescription
 
 from streamserver import audio as audio_mod
 from streamserver.cluster.codec import KIND_AUDIO, RelayCodec, derive_key
@@ -40,6 +41,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+from tests.e2e.test_webrtc import Listener as RtcListener
 
 pytestmark = pytest.mark.e2e
 
@@ -428,6 +430,28 @@ def test_redis_killed_mid_call_then_back(nodes: tuple[RunningServer, RunningServ
     assert readyz(a)["cluster"]["redis"] == "up"
 
 
+def post_json(url: str, body: dict[str, Any], key: str = KEY) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={
+        "Content-Type": "application/json", **auth(key)})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+async def webrtc_listener(node: RunningServer, session_id: str) -> RtcListener:
+    """A receive-only WebRTC peer listening on ``node`` (tests/e2e/test_webrtc.py)."""
+    rtc = RtcListener()
+    await rtc.pc.setLocalDescription(await rtc.pc.createOffer())
+    status, answer = await asyncio.to_thread(
+        post_json, f"{node.http}/v1/sessions/{session_id}/listen/webrtc",
+        {"sdp": rtc.pc.localDescription.sdp, "type": "offer"})
+    assert status == 200, answer
+    await rtc.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    return rtc
+
+
 def test_a_killed_node_ends_its_listeners_elsewhere(
         three: list[RunningServer], redis_server: RedisServer) -> None:
     _, b, c = three
@@ -435,7 +459,7 @@ def test_a_killed_node_ends_its_listeners_elsewhere(
         redis_server.start()
     samples, rate = clip()
 
-    async def go() -> tuple[Heard, float, Heard, str]:
+    async def go() -> tuple[Heard, float, Heard, str, RtcListener]:
         ws, begin = await open_session(c, pace="realtime", rate=rate)
         sid = begin["session_id"]
         _second, also = await open_session(c)  # the key's second session, also on c
@@ -443,7 +467,8 @@ def test_a_killed_node_ends_its_listeners_elsewhere(
         heard = Heard()
         task = asyncio.create_task(listen(listen_url(b, sid), heard=heard))
         await asyncio.wait_for(heard.begun.wait(), 10)
-        await send_clip(ws, samples, rate, realtime=True, stop=rate)
+        rtc = await webrtc_listener(b, sid)  # and one over WebRTC, also on b
+        await send_clip(ws, samples, rate, realtime=True, stop=3 * rate)
         c.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         await asyncio.wait_for(task, TTL_S + 10)
@@ -453,9 +478,22 @@ def test_a_killed_node_ends_its_listeners_elsewhere(
         # The dead node's two sessions no longer count against the key.
         fresh, begin = await open_when_allowed(b)
         await finish(fresh)
-        return heard, took, after, begin["type"]
+        deadline = time.monotonic() + 5
+        while not any(e["type"] == "error" for e in rtc.events):
+            assert time.monotonic() < deadline, rtc.events
+            await asyncio.sleep(0.05)
+        await rtc.pc.close()
+        return heard, took, after, begin["type"], rtc
 
-    heard, took, after, fresh = asyncio.run(go())
+    heard, took, after, fresh, rtc = asyncio.run(go())
+    # Over WebRTC on b: the session's events and audio, then the same typed end.
+    assert rtc.events[0]["type"] == "session.begin"
+    assert rtc.events[-1]["code"] == "unknown_session"
+    assert [e for e in rtc.events if e["type"] == "transcript.final"] == [
+        e for e in heard.events if e["type"] == "transcript.final"]
+    played = np.concatenate(rtc.frames).astype(np.float64)
+    assert np.sqrt(np.mean(played**2)) > 100  # the session's audio, not silence
+    assert len(heard.audio) > rate  # the WebSocket listener had > 0.5 s of it
     assert heard.events[0]["type"] == "session.begin"
     assert heard.events[-1]["code"] == "unknown_session" and heard.close_code == 4404
     assert took < TTL_S + HEARTBEAT_S + 2
