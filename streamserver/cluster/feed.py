@@ -8,8 +8,9 @@ slowing the feed, the other listeners, or the session's node. It stops when:
 
 * the end marker arrives — the listeners close normally, as local ones do;
 * the last listener left — nothing more to read for;
-* a gap in ``seq`` — the feed lagged beyond the stream's MAXLEN (``slow_consumer``)
-  or the publisher dropped messages (``relay_unavailable``);
+* a gap in ``seq`` after the first relayed message — the feed lagged beyond the
+  stream's MAXLEN (``slow_consumer``) or the publisher dropped messages
+  (``relay_unavailable``);
 * Redis fails — ``relay_unavailable`` at once, never a silent hang;
 * the session's registry entry is gone or no longer verifies while the stream is
   quiet — its node died (entries expire after the TTL): ``unknown_session``.
@@ -41,7 +42,8 @@ class RemoteFeed:
 
     def __init__(self, link: RedisLink, relay_codec: RelayCodec, entry_codec: EntryCodec,
                  session_id: str, relay: Relay, start_id: bytes | str,
-                 last_seq: int | None, floor_seq: int, on_stop: Callable[[], None],
+                 last_seq: int | None, floor_seq: int, begin_seq: int | None,
+                 on_stop: Callable[[], None],
                  clock: Callable[[], float] = time.time) -> None:
         self.link = link
         self.relay_codec = relay_codec
@@ -51,6 +53,8 @@ class RemoteFeed:
         self.start_id = start_id
         self.last_seq = last_seq  # the last message seen: the next must follow it
         self.floor_seq = floor_seq  # at or below: already relayed (or replayed)
+        self.begin_seq = begin_seq  # relayed from its key: its XADD may follow
+        self.relayed = False  # a message from the stream reached the listeners
         self.on_stop = on_stop  # before the relay ends: a new listener makes a new feed
         self.clock = clock
 
@@ -102,10 +106,13 @@ class RemoteFeed:
         except (Forged, KeyError):
             self.link.metrics.rejected.inc()
             return None
-        if msg.seq <= self.floor_seq:  # a replay of what was relayed already
-            self.link.metrics.rejected.inc()
+        if msg.seq <= self.floor_seq:  # relayed already: a replay (or the begin again)
+            if msg.seq != self.begin_seq:
+                self.link.metrics.rejected.inc()
             return None
-        if self.last_seq is not None and msg.seq != self.last_seq + 1:
+        if self.last_seq is not None and msg.seq != self.last_seq + 1 and self.relayed:
+            # A gap in what these listeners hear (before the first message it is
+            # only a later start: they joined at a loss, and hear nothing spliced).
             if msg.after_loss:
                 return RelayUnavailable("the cluster relay lost part of the session's "
                                         "output")
@@ -115,6 +122,7 @@ class RemoteFeed:
             return True
         assert out is not None
         self.relay.publish(out)
+        self.relayed = True
         return None
 
     async def _still_registered(self) -> bool:

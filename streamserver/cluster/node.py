@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from ..config import ServerConfig
 from ..core.session import Event
 from ..server.fanout import RelayHub, RelayUnavailable, TooManyListeners, UnknownSession
-from .codec import EntryCodec, Forged, RelayCodec, derive_key
+from .codec import KIND_END, EntryCodec, Forged, RelayCodec, derive_key
 from .feed import RemoteFeed
 from .link import REDIS_ERRORS, WRITE_TIMEOUT_S, ClusterMetrics, RedisLink, default_node_id
 from .writer import Outbox, Writer
@@ -141,11 +141,15 @@ class ClusterNode:
         if last:
             start_id = last[0][0]
             try:
-                last_seq = self.relay_codec.decode(session_id, last[0][1][b"m"]).seq
-                floor_seq = last_seq
+                last_msg = self.relay_codec.decode(session_id, last[0][1][b"m"])
             except (Forged, KeyError):
                 self.metrics.rejected.inc()
+            else:
+                if last_msg.kind == KIND_END:  # ended; its entry is going next
+                    raise UnknownSession("no running session with this id")
+                last_seq = floor_seq = last_msg.seq
         relay = hub.attach(session_id, owner)
+        begin_seq: int | None = None
         if raw_begin is not None:
             try:
                 begin = self.relay_codec.decode(session_id, raw_begin)
@@ -155,7 +159,9 @@ class ClusterNode:
             else:
                 if isinstance(out, Event) and out.payload.get("type") == "session.begin":
                     relay.publish(out)  # held for every listener that subscribes
+                    begin_seq = begin.seq
                     floor_seq = max(floor_seq, begin.seq)
+
         def stopped() -> None:
             hub.detach(session_id, relay)
             if self.feeds.get(session_id) is task:
@@ -163,14 +169,15 @@ class ClusterNode:
             self.metrics.feeds.set(len(self.feeds))
 
         feed = RemoteFeed(self.link, self.relay_codec, self.entry_codec, session_id, relay,
-                          start_id, last_seq, floor_seq, stopped, self.clock)
+                          start_id, last_seq, floor_seq, begin_seq, stopped, self.clock)
         task = asyncio.create_task(feed.run(), name=f"relay-feed-{session_id[:8]}")
         self.feeds[session_id] = task
         self.metrics.feeds.set(len(self.feeds))
 
     async def _snapshot(self, session_id: str) -> tuple[Any, Any, Any]:
-        """The entry, the session.begin and the stream's last message, in one
-        transaction: they always agree (the writer changes them in one, too)."""
+        """The entry, the session.begin and the stream's last message, as of one
+        moment (MULTI): the writer sets the begin key before the begin's XADD and
+        adds the end before it deletes the entry, so they agree closely enough."""
         link = self.link
         try:
             pipe = link.redis.pipeline(transaction=True)

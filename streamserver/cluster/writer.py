@@ -8,8 +8,10 @@ of hearing a gap. One :class:`Writer` task empties every outbox into its
 session's stream (``XADD MAXLEN ~``), registers the session (a signed entry with
 a TTL), refreshes every entry, stream and admission claim each heartbeat (which
 also re-creates them after Redis lost its data) and removes what ended: the end
-marker, then the entry, in one transaction — a reader never sees the entry gone
-before the end. A failed round is retried with backoff.
+marker, then the entry — a reader never sees the entry gone before the end. One
+pipeline per round trip, no MULTI: the order of one connection's commands is
+all the readers need (a snapshot taken between the ``session.begin`` key and its
+XADD skips the duplicate by its seq). A failed round is retried with backoff.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Outbox:
     lost: bool = False  # messages were dropped since the last one written
     begin: RelayMessage | None = None  # session.begin, re-written every heartbeat
     registered: bool = False  # the entry is in Redis (as far as we know)
+    expiring: bool = False  # the stream has its TTL (set with its first message)
     ended_at: float | None = None  # monotonic
 
     def put(self, out: AudioOut | Event) -> None:
@@ -100,7 +103,7 @@ class Outbox:
     def write_failed(self, taken: list[RelayMessage]) -> None:
         self.writer.metrics_dropped(sum(m.kind != KIND_END for m in taken))
         self.lost = True
-        self.registered = False
+        self.registered = self.expiring = False
         if self.ended_at is not None and not any(m.kind == KIND_END for m in self.pending):
             self._append_end()  # the end must get through, whatever else was lost
 
@@ -190,14 +193,14 @@ class Writer:
             await asyncio.sleep(0.02)
 
     async def _round(self, heartbeat: bool) -> bool:
-        """One transaction of everything due; False if there was nothing to send."""
+        """One pipeline of everything due; False if there was nothing to send."""
         link, loop = self.link, asyncio.get_running_loop()
         now_mono = time.monotonic()
         for sid, box in list(self.boxes.items()):  # its entry has expired by now anyway
             if box.ended_at is not None and now_mono - box.ended_at > self.ttl_s:
                 self.metrics_dropped(sum(m.kind != KIND_END for m in box.pending))
                 del self.boxes[sid]
-        pipe = link.redis.pipeline(transaction=True)
+        pipe = link.redis.pipeline(transaction=False)
         expires = self.clock() + self.ttl_s
         ttl_ms, budget = self.ttl_ms, BATCH_MESSAGES
         taken: list[tuple[Outbox, list[RelayMessage]]] = []
@@ -213,14 +216,14 @@ class Writer:
             budget -= len(msgs)
             if box.begin is not None and (refresh or any(m.seq == box.begin.seq
                                                          for m in msgs)):
-                # Before its XADD, in one transaction: a reader's snapshot of the begin
-                # key and the stream's last entry always agrees.
+                # Before its XADD: a late listener finds it in the key, or in the
+                # stream after the last entry it saw (never neither).
                 pipe.set(link.begin_key(sid), self.relay_codec.encode(sid, box.begin),
                          px=ttl_ms)
             for msg in msgs:
                 pipe.xadd(stream, {"m": self.relay_codec.encode(sid, msg)},
                           maxlen=self.maxlen, approximate=True)
-            if msgs or heartbeat:
+            if heartbeat or (msgs and not box.expiring):
                 pipe.pexpire(stream, ttl_ms)  # a node that dies leaves no stream behind
             if box.ended_at is not None and not box.pending:
                 pipe.delete(link.entry_key(sid), link.begin_key(sid))
@@ -250,6 +253,7 @@ class Writer:
         for box, msgs in taken:
             link.metrics.published.inc(sum(m.kind != KIND_END for m in msgs))
             box.registered = True
+            box.expiring = box.expiring or bool(msgs)
             if box.ended_at is not None and not box.pending:
                 self.boxes.pop(box.session_id, None)
         self.releases.difference_update(releases)

@@ -178,6 +178,32 @@ def test_a_slow_listener_on_another_node_is_cut_alone(redis_db: RedisServer) -> 
     asyncio.run(go())
 
 
+def test_what_the_publisher_dropped_ends_remote_listeners_typed(redis_db: RedisServer) -> None:
+    async def go() -> None:
+        async with nodes(redis_db.url, "a", "b") as (a, b):
+            sid = "c" * 32
+            relay = await start_session(a, redis_db, sid)
+            remote = await b.listen(sid)
+            relay.publish(audio(0))
+            await until(lambda: _true(remote.queue.qsize() >= 2))
+            # A burst the writer has no chance to send (the loop never yields):
+            # the outbox drops its backlog; the listener must not hear a splice.
+            for i in range(1, OUTBOX_MESSAGES + 10):
+                relay.publish(audio(i))
+            got = await drain(remote)
+            assert got[:-1] == [begin(sid), audio(0)]
+            assert isinstance(got[-1], RelayUnavailable)
+            assert a.metric("streamserver_relay_messages_dropped_total") == OUTBOX_MESSAGES
+            # One joining afterwards hears the session from there on.
+            later = await b.listen(sid)
+            relay.publish(audio(999))
+            a.hub.close(sid)
+            got = await drain(later)
+            assert got == [begin(sid), audio(999)]
+
+    asyncio.run(go())
+
+
 def test_only_the_owner_may_listen_and_unknown_ids_are_unknown(redis_db: RedisServer) -> None:
     async def go() -> None:
         async with nodes(redis_db.url, "a", "b") as (a, b):
