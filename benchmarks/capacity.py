@@ -127,6 +127,9 @@ def start_server(port: int, workers: int, max_sessions: int, log: Path,
                  log_level: str = "warning",
                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     # The server's own log (JSON, no transcript text) is kept beside the results.
+    # Admission from measured headroom off: a benchmark runs the N sessions it names
+    # (soak.py and allocator.py start their servers here too).
+    env = {"STREAMSERVER_ADMISSION_MAX_PRESSURE": "0", **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamserver.cli", "--log-level", log_level, "serve",
          "--port", str(port), "--workers", str(workers), "--max-sessions", str(max_sessions)],

@@ -83,7 +83,7 @@ class Metrics:
         self.load_pressure = Gauge(
             "streamserver_load_pressure",
             "Highest undecided audio / delay of the running sessions, last 5 s "
-            "(1.0: deadlines missed; admission refuses newcomers above 0.7)", registry=r)
+            "(1.0: deadlines missed; admission refuses newcomers above 0.6)", registry=r)
         self.admissions_refused = Counter(
             "streamserver_admissions_refused",
             "New sessions refused for lack of measured headroom (server_busy)", registry=r)

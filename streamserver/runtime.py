@@ -131,8 +131,8 @@ class LoadGauge:
 
     _BUCKET_S = 0.1  # one maximum per bucket keeps the window's memory fixed
 
-    def __init__(self, window_s: float = 5.0, refuse_at: float = 0.7,
-                 settle_s: float = 6.0, settle_at: float = 0.5) -> None:
+    def __init__(self, window_s: float = 5.0, refuse_at: float = 0.6,
+                 settle_s: float = 8.0, settle_at: float = 0.45) -> None:
         self.window_s = window_s
         self.refuse_at = refuse_at
         self.settle_s = settle_s
@@ -188,7 +188,7 @@ class ModelPool:
     """
 
     def __init__(self, engines: Engines, workers: int, max_batch: int = 8,
-                 metrics: Metrics | None = None, max_pressure: float = 0.7) -> None:
+                 metrics: Metrics | None = None, max_pressure: float = 0.6) -> None:
         self.engines = engines
         self.metrics = metrics
         self.workers = workers
@@ -207,7 +207,7 @@ class ModelPool:
         self.batch_sizes: list[int] = []  # recent batch sizes, for metrics/benchmarks
         # Admission from measured headroom (server/state.py); 0: never refuses.
         self.load = LoadGauge(refuse_at=max_pressure or 1e9,
-                              settle_at=max_pressure - 0.2 if max_pressure else 1e9)
+                              settle_at=max_pressure - 0.15 if max_pressure else 1e9)
         if metrics is not None:
             metrics.load_pressure.set_function(lambda: self.load.pressure(time.monotonic()))
         if metrics is not None:  # the per-stage profile (docs/benchmarks.md)

@@ -75,7 +75,10 @@ def start_server(tmp: Path, *extra: str, env: dict[str, str] | None = None,
     port = _free_port()
     # "{port}" in a value (e.g. STREAMSERVER_PUBLIC_URL) is the port chosen here.
     # WebRTC stays on loopback: the server gathers and accepts 127.0.0.1 only.
-    env = {**LOOPBACK_ICE_ENV, **(env or {})}
+    # Admission from measured headroom is off unless a test asks for it
+    # (tests/e2e/test_admission.py): a test of anything else must not be refused
+    # because an earlier test, or other work on the machine, left the pressure high.
+    env = {"STREAMSERVER_ADMISSION_MAX_PRESSURE": "0", **LOOPBACK_ICE_ENV, **(env or {})}
     env = {k: v.replace("{port}", str(port)) for k, v in env.items()}
     log_path = tmp / f"server-{port}.log"
     log = log_path.open("wb")
