@@ -525,9 +525,27 @@ class AudioSocketCall:
                 self.leg.hangup()
             if self.host is not None:
                 await self.host.stop()
+            await self._linger()
             self.writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), CLOSE_TIMEOUT_S)
+
+    async def _linger(self) -> None:
+        """Close gently: send FIN, then read (and drop) what Asterisk still sends
+        until it closes too, for up to CLOSE_TIMEOUT_S. Closing with its audio
+        frames unread would make the kernel answer with a reset, and a reset can
+        destroy our last frames (the hang-up, the tail of the audio) before
+        Asterisk reads them."""
+        with contextlib.suppress(Exception):
+            if self.writer.is_closing() or not self.writer.can_write_eof():
+                return
+            self.writer.write_eof()
+
+            async def until_eof() -> None:
+                while await self.reader.read(65536):
+                    pass
+
+            await asyncio.wait_for(until_eof(), CLOSE_TIMEOUT_S)
 
     async def _serve(self) -> None:
         cfg = self.state.cfg
