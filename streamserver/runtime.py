@@ -155,7 +155,9 @@ class LoadGauge:
         return max((p for _, p in self._peaks), default=0.0)
 
     def room(self, now: float) -> bool:
-        """Whether a new session may start now."""
+        """Whether a new session may start now (always, with ``refuse_at`` 0: off)."""
+        if self.refuse_at <= 0:
+            return True
         pressure = self.pressure(now)
         if now - self._last_admitted < self.settle_s:
             return pressure < self.settle_at
@@ -206,8 +208,7 @@ class ModelPool:
         self.busy = 0
         self.batch_sizes: list[int] = []  # recent batch sizes, for metrics/benchmarks
         # Admission from measured headroom (server/state.py); 0: never refuses.
-        self.load = LoadGauge(refuse_at=max_pressure or 1e9,
-                              settle_at=max_pressure - 0.15 if max_pressure else 1e9)
+        self.load = LoadGauge(refuse_at=max_pressure, settle_at=max_pressure - 0.15)
         if metrics is not None:
             metrics.load_pressure.set_function(lambda: self.load.pressure(time.monotonic()))
         if metrics is not None:  # the per-stage profile (docs/benchmarks.md)

@@ -131,6 +131,18 @@ def metric_value(text: str, name: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def readyz(http: str) -> tuple[int, dict]:
+    """``GET /readyz``: its status and JSON body, 503 included."""
+    import json
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(http + "/readyz", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def session_token(ws_url: str, key: str) -> str:
     """A one-use token for ``?token=`` (what browsers do), from ``POST /v1/tokens``."""
     import json

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ import websockets
 
 from streamserver import audio as audio_mod
 from streamserver.config import ServerConfig
-from tests.conftest import FIXTURES, start_server, stop_server
+from tests.conftest import FIXTURES, readyz, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -72,14 +70,6 @@ async def one_session(url: str, program: np.ndarray) -> dict[str, Any]:
         finally:
             sender.cancel()
     return {"error": "closed without session.end"}
-
-
-def readyz(http: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(http + "/readyz", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 async def drive(url: str, http: str, program: np.ndarray) -> tuple[list[dict[str, Any]],

@@ -12,32 +12,22 @@ import json
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import readyz, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
-
-
-def _readyz(http: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(http + "/readyz", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_readyz_is_503_while_full_and_names_the_device(tmp_path: Path) -> None:
     srv = start_server(tmp_path, "--max-sessions", "1", "--device", "auto",
                        "--compute-type", "int8")
     try:
-        status, body = _readyz(srv.http)
+        status, body = readyz(srv.http)
         # auto on this machine (no CUDA device) is cpu; CTranslate2 runs "int8" on
         # CPU as int8 weights with float32 activations.
         assert status == 200 and body["ready"] is True
@@ -48,7 +38,7 @@ def test_readyz_is_503_while_full_and_names_the_device(tmp_path: Path) -> None:
             url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&pace=realtime"
             async with websockets.connect(url) as ws:
                 assert json.loads(await ws.recv())["type"] == "session.begin"
-                full = await asyncio.to_thread(_readyz, srv.http)
+                full = await asyncio.to_thread(readyz, srv.http)
                 # What the 503 stands for: a second session is refused "try later".
                 async with websockets.connect(url) as second:
                     refused = json.loads(await second.recv())
@@ -62,9 +52,9 @@ def test_readyz_is_503_while_full_and_names_the_device(tmp_path: Path) -> None:
             503, False, "full", 1)
         assert refused == "server_busy"
         deadline = time.monotonic() + 10
-        while _readyz(srv.http)[0] != 200 and time.monotonic() < deadline:
+        while readyz(srv.http)[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
-        status, body = _readyz(srv.http)
+        status, body = readyz(srv.http)
         assert (status, body["ready"], body["sessions"]) == (200, True, 0)  # room again
         assert "reason" not in body
     finally:

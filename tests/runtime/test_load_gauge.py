@@ -45,7 +45,7 @@ def test_memory_stays_bounded_under_a_flood_of_reports() -> None:
 
 
 def test_disabled_limit_never_refuses() -> None:
-    g = LoadGauge(refuse_at=1e9, settle_at=1e9)
+    g = LoadGauge(refuse_at=0.0, settle_at=-0.15)  # admission_max_pressure 0
     g.observe(0.0, 5.0)
     g.admitted(0.0)
     assert g.room(0.1)
