@@ -125,6 +125,53 @@ def _loops_back_to_its_first_word(before: list[str], run: list[str]) -> bool:
                for period in range(1, head + 1))
 
 
+class SampleStore:
+    """Samples ``[start, end)`` of one stream in a reused, growing array.
+
+    Appending 20 ms at a time to a numpy array by concatenation copies the whole
+    buffer (up to ``max_buffer_ms``, 15 s) fifty times a second per session;
+    here an append copies only the new samples, and the kept tail is moved to
+    the front only when the array is full.
+    """
+
+    def __init__(self, capacity: int = ANALYSIS_RATE * 4) -> None:
+        self._array = np.zeros(capacity, dtype=np.float32)
+        self._lo = 0  # array index of sample ``start``
+        self._hi = 0  # array index one past sample ``end - 1``
+        self.start = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self._hi - self._lo
+
+    def append(self, samples: np.ndarray) -> None:
+        n = samples.size
+        if self._hi + n > self._array.size:
+            kept = self._hi - self._lo
+            if kept + n > self._array.size * 3 // 4:  # grow: appends stay amortised O(n)
+                bigger = np.zeros(max(2 * self._array.size, 2 * (kept + n)), np.float32)
+                bigger[:kept] = self._array[self._lo : self._hi]
+                self._array = bigger
+            else:
+                self._array[:kept] = self._array[self._lo : self._hi]
+            self._lo, self._hi = 0, kept
+        self._array[self._hi : self._hi + n] = samples
+        self._hi += n
+
+    def forget_before(self, sample: int) -> None:
+        """Drop samples before ``sample`` (the array is reused, not shrunk)."""
+        drop = min(sample - self.start, self._hi - self._lo)
+        if drop > 0:
+            self._lo += drop
+            self.start += drop
+
+    def copy(self, lo: int, hi: int) -> np.ndarray:
+        """Samples ``[lo, hi)`` as a new array (clipped to what is kept)."""
+        a = self._lo + max(0, lo - self.start)
+        b = self._lo + max(0, min(hi, self.end) - self.start)
+        return self._array[a:b].copy()
+
+
 class StreamingTranscriber:
     """Utterance buffer plus LocalAgreement-2 hypothesis buffer for one stream."""
 
@@ -141,8 +188,7 @@ class StreamingTranscriber:
         self._max_buffer = ms_to_samples(cfg.max_buffer_ms)
         self._preroll = preroll
         # Audio store: samples [_store_start, frontier) at 16 kHz.
-        self._store = np.zeros(0, dtype=np.float32)
-        self._store_start = 0
+        self._samples = SampleStore()
         self._buffer_start: int | None = None  # open utterance buffer
         self._end_pending: int | None = None  # VAD said the utterance ended here
         # VAD edges that arrived while an utterance was still waiting for its
@@ -158,7 +204,7 @@ class StreamingTranscriber:
     # -- input -----------------------------------------------------------------
     @property
     def frontier(self) -> int:
-        return self._store_start + self._store.size
+        return self._samples.end
 
     @property
     def busy(self) -> bool:
@@ -169,11 +215,11 @@ class StreamingTranscriber:
         return self._buffer_start is not None
 
     def push_audio(self, samples: np.ndarray) -> None:
-        self._store = np.concatenate([self._store, samples.astype(np.float32, copy=False)])
+        self._samples.append(samples)
         self._trim_store()
 
     def start_utterance(self, start: int) -> None:
-        start = max(start, self._store_start)
+        start = max(start, self._samples.start)
         if self._buffer_start is None and not self._queued:
             self._buffer_start = start
             self._last_job_end = start
@@ -205,8 +251,7 @@ class StreamingTranscriber:
         step = self._min_step if eager and not self.fixed_steps else self._step
         if not final and end - self._last_job_end < step:
             return None
-        lo = self._buffer_start - self._store_start
-        audio = self._store[lo : end - self._store_start].copy()
+        audio = self._samples.copy(self._buffer_start, end)
         self._job_seq += 1
         job = AsrJob(self._job_seq, self._buffer_start, end, audio, self._prompt(), final)
         self._in_flight = job
@@ -323,7 +368,7 @@ class StreamingTranscriber:
         while self._queued and self._end_pending is None:
             kind, sample = self._queued.popleft()
             if kind == "start" and self._buffer_start is None:
-                self._buffer_start = max(sample, self._store_start)
+                self._buffer_start = max(sample, self._samples.start)
                 self._last_job_end = self._buffer_start
             elif kind == "end" and self._buffer_start is not None:
                 self._end_pending = max(sample, self._buffer_start)
@@ -360,7 +405,4 @@ class StreamingTranscriber:
                 keep_from = min(keep_from, mark)
         if self._in_flight is not None:
             keep_from = min(keep_from, self._in_flight.buffer_start)
-        drop = keep_from - self._store_start
-        if drop > 0:
-            self._store = self._store[drop:]
-            self._store_start = keep_from
+        self._samples.forget_before(keep_from)
