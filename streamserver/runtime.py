@@ -180,13 +180,21 @@ class SendQueueFull(ProtocolError):
     close_code = 1008
 
 
+# A session that can take a Whisper pass now, if asked: returns the pass and the
+# future its result goes to, or None (nothing new enough, or busy).
+PassSource = Callable[[], "tuple[AsrJob, asyncio.Future[Any]] | None"]
+
+
 class ModelPool:
     """Bounded worker pool shared by every session of the process.
 
-    ASR jobs are batched: jobs that are waiting when a worker frees up go to
-    the model together, one call for several sessions (the encoder call is
-    most of the cost and batches well). Each session has at most one job in
-    flight, so the waiting list is bounded by the number of sessions.
+    ASR jobs are batched. When a worker frees up it takes the jobs that are
+    waiting and then *pulls* an early pass from every idle session that has
+    ``min_step_ms`` of new audio (:meth:`add_pass_source`), so one model call
+    serves many sessions at once: per buffer, a batch of eight cost about half
+    of a call alone (the decoder, greedy and token by token, gains most).
+    Each session has at most one job in flight, so the waiting list is bounded
+    by the number of sessions.
     """
 
     def __init__(self, engines: Engines, workers: int, max_batch: int = 8,
@@ -205,6 +213,9 @@ class ModelPool:
         )
         self._asr_waiting: list[tuple[AsrJob, asyncio.Future[Any]]] = []
         self._asr_batches = 0
+        self._sources: dict[int, PassSource] = {}  # idle sessions' early passes
+        self._next_source = 0  # pulling starts here, round robin
+        self.pulled_passes = 0
         self.busy = 0
         self.batch_sizes: list[int] = []  # recent batch sizes, for metrics/benchmarks
         # Admission from measured headroom (server/state.py); 0: never refuses.
@@ -250,15 +261,40 @@ class ModelPool:
         deadline-masked: fewer passes over longer buffers decide later."""
         return not self._asr_waiting and self._asr_batches < self._asr_slots
 
+    def add_pass_source(self, key: int, source: PassSource) -> None:
+        """Register a session that a freed worker may ask for an early pass."""
+        self._sources[key] = source
+
+    def remove_pass_source(self, key: int) -> None:
+        self._sources.pop(key, None)
+
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        asr_slots = self._asr_slots
-        while self._asr_waiting and self._asr_batches < asr_slots:
+        while self._asr_batches < self._asr_slots:
             batch = [(j, f) for j, f in self._asr_waiting[: self.max_batch] if not f.done()]
             del self._asr_waiting[: self.max_batch]
+            if len(batch) < self.max_batch:
+                batch += self._pull_passes(self.max_batch - len(batch))
             if not batch:
-                continue
+                if self._asr_waiting:
+                    continue  # only cancelled jobs were first in line
+                return
             self._asr_batches += 1
             loop.create_task(self._run_batch(batch))
+
+    def _pull_passes(self, room: int) -> list[tuple[AsrJob, asyncio.Future[Any]]]:
+        """Early passes from idle sessions, round robin so none waits behind the rest."""
+        sources = list(self._sources.values())
+        pulled: list[tuple[AsrJob, asyncio.Future[Any]]] = []
+        n, first = len(sources), self._next_source
+        for k in range(n):
+            if len(pulled) >= room:
+                break
+            item = sources[(first + k) % n]()
+            if item is not None:
+                pulled.append(item)
+                self._next_source = (first + k + 1) % n
+        self.pulled_passes += len(pulled)
+        return pulled
 
     async def _run_batch(self, batch: list[tuple[AsrJob, asyncio.Future[Any]]]) -> None:
         loop = asyncio.get_running_loop()
@@ -321,6 +357,9 @@ class SessionRunner:
         self._queued_bytes = 0
         self._send_paused = False  # asap: input paused until the buffer drains
         self._models_failed = False  # a model call timed out: no more calls
+        # The worker waits for new input; a freed model worker may then pull a pass.
+        self._idle = False
+        self._pulled: tuple[AsrJob, asyncio.Future[Any]] | None = None
         self._finished = asyncio.Event()
         self._started = time.monotonic()
         self._failure: BaseException | None = None
@@ -386,6 +425,7 @@ class SessionRunner:
         # session.begin goes out now, in either pace: an asap client may wait for
         # it before sending audio (nothing else can be released yet).
         self._pump()
+        self.pool.add_pass_source(id(self), self._pull_pass)
         try:
             await self._finished.wait()
             if self._failure is None:  # drain what is queued, then stop
@@ -394,21 +434,43 @@ class SessionRunner:
             # On a failure the sender may be stuck on a client that reads nothing:
             # it is cancelled, not waited for.
         finally:
+            self.pool.remove_pass_source(id(self))
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._failure is not None:
             raise self._failure
 
+    def _pull_pass(self) -> tuple[AsrJob, asyncio.Future[Any]] | None:
+        """A pass for a model worker that is free now (see ModelPool), or None."""
+        if not self._idle or self._models_failed:
+            return None
+        job = self.session.next_job(eager=True)
+        if job is None:
+            return None
+        assert isinstance(job, AsrJob)  # a session's first job is always a pass
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pulled = (job, fut)
+        self._idle = False
+        self._wake.set()
+        return self._pulled
+
     async def _worker(self) -> None:
         try:
             while True:
-                job = self.session.next_job(eager=self.pool.has_room)
+                job: Job | None
+                pulled: asyncio.Future[Any] | None = None
+                if self._pulled is not None:
+                    (job, pulled), self._pulled = self._pulled, None
+                else:
+                    job = self.session.next_job(eager=self.pool.has_room)
                 if job is None:
                     if self._check_done():
                         return
                     self._wake.clear()
+                    self._idle = True
                     await self._wake.wait()
+                    self._idle = False
                     continue
                 while job is not None:
                     if self._models_failed:  # fail closed at once: its audio is masked
@@ -419,7 +481,11 @@ class SessionRunner:
                         # Not wait_for: on 3.11 it can swallow a cancellation that
                         # races with the result, and the session would never end.
                         async with asyncio.timeout(self.cfg.model_timeout_s):
-                            result = await self.pool.run(job)
+                            if pulled is not None:  # already in a batch
+                                result = await pulled
+                                pulled = None
+                            else:
+                                result = await self.pool.run(job)
                     except TimeoutError:
                         # A hung model thread cannot be stopped; stop sending this
                         # session's work to it, mask, say so, and carry on releasing.

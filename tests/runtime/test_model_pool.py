@@ -113,3 +113,73 @@ def test_has_room_only_while_a_slot_is_free_and_nothing_waits() -> None:
 
     assert asyncio.run(go()) == [True, False, True]
     pool.shutdown()
+
+
+def test_a_freed_worker_pulls_early_passes_from_idle_sessions_into_its_batch() -> None:
+    engines = FakeEngines()
+    pool = ModelPool(engines, workers=1, max_batch=3)  # type: ignore[arg-type]
+    asked: list[str] = []
+    pulled: list[str] = []  # one pass each: then they wait for their results
+
+    def source(name: str, size: int | None) -> Any:
+        def pull() -> Any:
+            asked.append(name)
+            if size is None or name in pulled:  # nothing new enough to transcribe
+                return None
+            pulled.append(name)
+            fut = asyncio.get_running_loop().create_future()
+            return job(size), fut
+        return pull
+
+    async def go() -> list[Any]:
+        futures: list[Any] = []
+        for name, size in (("idle", None), ("a", 5), ("b", 6), ("c", 7)):
+            src = source(name, size)
+
+            def keep(src: Any = src) -> Any:
+                item = src()
+                if item is not None:
+                    futures.append(item[1])
+                return item
+            pool.add_pass_source(hash(name), keep)
+        first = await pool.run(job(1))  # a worker was free: this one ran alone first
+        return [first, *await asyncio.gather(*futures)]
+
+    results = asyncio.run(go())
+    pool.shutdown()
+    # Starting the first batch already asked every source; the batch had room for
+    # two more (a, b). When it finished, the freed worker pulled c: nobody waited.
+    assert engines.asr.batches[0] == 3
+    assert results[0] == ["words-100"]
+    assert sorted(r[0] for r in results[1:]) == ["words-500", "words-600", "words-700"]
+    assert pool.pulled_passes == 3
+
+
+def test_pulling_is_round_robin_so_no_session_waits_behind_the_others() -> None:
+    engines = FakeEngines()
+    pool = ModelPool(engines, workers=1, max_batch=1)  # type: ignore[arg-type]
+    pulled: list[int] = []
+    futures: list[Any] = []
+
+    def source(i: int) -> Any:
+        def pull() -> Any:
+            if pulled.count(i) == 2:  # two passes each, then idle
+                return None
+            pulled.append(i)
+            futures.append(asyncio.get_running_loop().create_future())
+            return job(i), futures[-1]
+        return pull
+
+    async def go() -> None:
+        for i in (1, 2, 3):
+            pool.add_pass_source(i, source(i))
+        pool._start_batches(asyncio.get_running_loop())  # a worker is free
+        while len(pulled) < 6 or not all(f.done() for f in futures):
+            await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    pool.shutdown()
+    # One pass per batch; each freed worker asks the session after the last one
+    # it served first, so the three take turns.
+    assert pulled == [1, 2, 3, 1, 2, 3]
+    assert engines.asr.batches == [1] * 6
