@@ -259,7 +259,7 @@ class ModelPool:
         Not gated on load: holding early passes back under load (only below 0.6
         LoadGauge pressure) made it worse, 8 dense sessions 3.4 % -> 22 %
         deadline-masked: fewer passes over longer buffers decide later."""
-        return not self._asr_waiting and self._asr_batches < self._asr_slots
+        return not self._asr_waiting and self._asr_batches == 0
 
     def add_pass_source(self, key: int, source: PassSource) -> None:
         """Register a session that a freed worker may ask for an early pass."""
@@ -272,7 +272,9 @@ class ModelPool:
         while self._asr_batches < self._asr_slots:
             batch = [(j, f) for j, f in self._asr_waiting[: self.max_batch] if not f.done()]
             del self._asr_waiting[: self.max_batch]
-            if len(batch) < self.max_batch:
+            # Early passes ride along with a due one, or start one on an idle pool:
+            # a lone early pass beside a running batch would only split cohorts.
+            if len(batch) < self.max_batch and (batch or self._asr_batches == 0):
                 batch += self._pull_passes(self.max_batch - len(batch))
             if not batch:
                 if self._asr_waiting:
