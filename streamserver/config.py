@@ -371,6 +371,13 @@ class AsrConfig:
     min_step_ms: int = 500
     # The buffer is cut at the last committed word once it grows past this.
     max_buffer_ms: int = 15_000
+    # Sooner, once a pass's buffer is longer than this, its committed start is let
+    # go: the buffer then starts in a pause between committed words about
+    # trim_context_ms before the last one's end (0: off). Every pass re-transcribes
+    # its whole buffer, so in dense speech a long buffer is most of a pass's cost;
+    # the context keeps the words at the cut away from the buffer's edge.
+    trim_buffer_ms: int = 6000
+    trim_context_ms: int = 2500
     # Committed words before the buffer passed as Whisper's prompt. Off: with the
     # previous text as its prompt tiny.en loops on a short buffer (a third of the
     # passes on real calls decoded to the token limit, "yes my name is violet. yes
@@ -603,6 +610,9 @@ class ServerConfig:
                 step_ms=_env_int("STREAMSERVER_ASR_STEP_MS", d.asr.step_ms),
                 min_step_ms=_env_int("STREAMSERVER_ASR_MIN_STEP_MS", d.asr.min_step_ms),
                 max_buffer_ms=_env_int("STREAMSERVER_ASR_MAX_BUFFER_MS", d.asr.max_buffer_ms),
+                trim_buffer_ms=_env_int("STREAMSERVER_ASR_TRIM_BUFFER_MS", d.asr.trim_buffer_ms),
+                trim_context_ms=_env_int("STREAMSERVER_ASR_TRIM_CONTEXT_MS",
+                                         d.asr.trim_context_ms),
             ),
             workers=_env_int("STREAMSERVER_WORKERS", d.workers),
             max_sessions=_env_int("STREAMSERVER_MAX_SESSIONS", d.max_sessions),
@@ -763,6 +773,10 @@ class ServerConfig:
                               "(on cpu: int8, int8_float32, int16, float32, default or auto)")
         if not 200 <= self.asr.min_step_ms <= self.asr.step_ms or self.asr.max_buffer_ms < 3000:
             raise ConfigError("asr 200 <= min_step_ms <= step_ms and max_buffer_ms >= 3000")
+        trim, context = self.asr.trim_buffer_ms, self.asr.trim_context_ms
+        if trim and not (context >= 500 and context + 1000 <= trim <= self.asr.max_buffer_ms):
+            raise ConfigError("asr trim_buffer_ms is 0 (off) or within trim_context_ms + "
+                              "1000 .. max_buffer_ms, and trim_context_ms >= 500")
         if self.retention_s < 1 or self.sweep_interval_s <= 0:
             raise ConfigError("retention_s must be >= 1 and sweep_interval_s > 0")
         if self.storage_url and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?",

@@ -17,10 +17,12 @@ import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
 from ..config import AsrConfig
+from .pii import may_extend_entity
 from .types import ANALYSIS_RATE, Word, ms_to_samples
 
 # Words whose start lies this far before the last committed word's end are
@@ -31,6 +33,7 @@ _MAX_NGRAM_OVERLAP = 5
 _EDGE_GUARD = ANALYSIS_RATE * 3 // 10
 # Speech this long after the last word heard still counts as analysed.
 _UNHEARD_SLACK = ANALYSIS_RATE
+_LOADED_HOLD = ANALYSIS_RATE * 10
 # Whisper's word alignment has a 20 ms step: a word this short has no audio of its own.
 _NO_AUDIO = ANALYSIS_RATE // 50
 _NON_WORD = re.compile(r"[^\w]+")
@@ -186,6 +189,10 @@ class StreamingTranscriber:
         self._step = ms_to_samples(cfg.step_ms)
         self._min_step = ms_to_samples(min(cfg.min_step_ms, cfg.step_ms))
         self._max_buffer = ms_to_samples(cfg.max_buffer_ms)
+        self._trim_after = ms_to_samples(cfg.trim_buffer_ms)
+        self._trim_context = ms_to_samples(cfg.trim_context_ms)
+        self._late = False  # a pass came late recently (pace=realtime under load)
+        self._loaded_until = 0
         self._preroll = preroll
         # Audio store: samples [_store_start, frontier) at 16 kHz.
         self._samples = SampleStore()
@@ -255,6 +262,11 @@ class StreamingTranscriber:
         self._job_seq += 1
         job = AsrJob(self._job_seq, self._buffer_start, end, audio, self._prompt(), final)
         self._in_flight = job
+        # A pass that comes late (over a step of new audio) means the model pool
+        # is behind: for the next 10 s of audio buffers are trimmed sooner.
+        if end - self._last_job_end > self._step * 11 // 10:
+            self._loaded_until = end + _LOADED_HOLD
+        self._late = end < self._loaded_until
         self._last_job_end = end
         return job
 
@@ -382,6 +394,14 @@ class StreamingTranscriber:
         assert self._buffer_start is not None
         # Measured at the last pass's end, not the frontier: timing-independent.
         if self._last_job_end - self._buffer_start <= self._max_buffer:
+            # Under load, at half the length: each pass is cheaper, so passes come
+            # on time again instead of growing longer and later (pace=asap steps
+            # are never late, so offline results do not depend on timing).
+            after, context = self._trim_after, self._trim_context
+            if self._late:
+                after, context = after // 2, context // 2
+            if after and self._last_job_end - self._buffer_start > after:
+                self._trim_committed_start(context)
             return []
         cut = self._last_committed_end
         forced: list[Word] = []
@@ -396,6 +416,33 @@ class StreamingTranscriber:
         self._buffer_start = min(cut, self._last_job_end)
         self._trim_store()
         return forced
+
+    def _trim_committed_start(self, context: int) -> None:
+        """Start the buffer in the widest pause between committed words that lies
+        0.5-1.5 x ``context`` before the last committed word's end, between
+        two plain words.
+
+        The committed words before it are never needed again; the ones after it
+        stay as context, so the words Whisper has not agreed on yet are not at the
+        buffer's edge. Without such a pause (one long word, no gaps) it waits."""
+        assert self._buffer_start is not None
+        hi = self._last_committed_end - context // 2
+        lo = self._last_committed_end - context * 3 // 2
+        words = [w for w in self._committed_tail if w.start >= self._buffer_start]
+        best: tuple[int, int] | None = None  # (gap, cut)
+        for before, after in pairwise(words):
+            # Never between words that may belong to a value ("is | 4111", "five |
+            # five"): the first pass after a cut sometimes drops or rewrites the
+            # words at the buffer's new edge, and a number must stay whole.
+            if not lo <= after.start <= hi or may_extend_entity(before.text) \
+                    or may_extend_entity(after.text):
+                continue
+            gap = after.start - before.end
+            if best is None or gap > best[0]:
+                best = (gap, after.start - min(max(gap, 0) // 2, ANALYSIS_RATE // 10))
+        if best is not None and best[1] > self._buffer_start:
+            self._buffer_start = best[1]
+            self._trim_store()
 
     def _trim_store(self) -> None:
         keep_from = self.frontier - self._preroll

@@ -339,3 +339,72 @@ def test_words_heard_in_a_buffer_cut_without_agreement_are_committed() -> None:
     assert committed == [" a3", " b3"]
     job = tr.next_job(end_of_stream=True)
     assert job is not None and job.buffer_start == int(2.5 * SR)
+
+
+def _speak(texts: list[str], every_s: float = 0.5) -> list[TimedWord]:
+    """Absolute words: one every ``every_s``, each 0.35 s long (pauses between)."""
+    return [TimedWord(" " + t, int(i * every_s * SR), int((i * every_s + 0.35) * SR))
+            for i, t in enumerate(texts)]
+
+
+def _hear(job: AsrJob, spoken: list[TimedWord]) -> list[TimedWord]:
+    """What a perfect Whisper would return for the job's buffer (relative times)."""
+    return [TimedWord(w.text, w.start - job.buffer_start, w.end - job.buffer_start)
+            for w in spoken if w.start >= job.buffer_start and w.end <= job.buffer_end]
+
+
+def _run_passes(tr: StreamingTranscriber, spoken: list[TimedWord], seconds: float,
+                step_s: float) -> list[AsrJob]:
+    jobs = []
+    for _ in range(int(seconds / step_s)):
+        feed(tr, step_s)
+        job = tr.next_job()
+        if job is not None:
+            jobs.append(job)
+            tr.complete_job(job, _hear(job, spoken))
+    return jobs
+
+
+def test_long_buffer_lets_go_of_its_committed_start_between_plain_words() -> None:
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=6000,
+                                        trim_context_ms=2500), fixed_steps=True)
+    plain = "we went to the shop and then we walked home along the river".split()
+    spoken = _speak(plain * 3)
+    tr.start_utterance(0)
+    jobs = _run_passes(tr, spoken, 18.0, 1.0)
+    lengths = [(j.buffer_end - j.buffer_start) / SR for j in jobs]
+    # Without trimming the buffer would grow to max_buffer_ms (15 s); it stays
+    # within trim_buffer_ms + a step.
+    assert max(lengths) <= 7.0 and lengths[-1] < lengths[-1 - 1] + 1.01
+    starts = {j.buffer_start for j in jobs} - {0}
+    assert starts, "the buffer was never trimmed"
+    for start in starts:  # every cut lies in a pause, never inside a word
+        assert not any(w.start < start < w.end for w in spoken)
+
+
+def test_buffer_is_never_trimmed_between_words_of_a_number() -> None:
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=6000,
+                                        trim_context_ms=2500), fixed_steps=True)
+    digits = "four one one one two two two two three three three three".split()
+    spoken = _speak(["my", "card", "number", "is", *digits, "and", "then"])
+    tr.start_utterance(0)
+    jobs = _run_passes(tr, spoken, 9.0, 1.0)
+    first_digit = spoken[4].start
+    for j in jobs:  # a cut may only come before the number starts
+        assert j.buffer_start == 0 or j.buffer_start <= first_digit
+
+
+def test_late_passes_trim_at_half_the_length_but_fixed_steps_never_are_late() -> None:
+    cfg = AsrConfig(step_ms=1000, min_step_ms=500, trim_buffer_ms=6000, trim_context_ms=2500)
+    plain = "we went to the shop and then we walked home along the river".split()
+    spoken = _speak(plain * 3)
+    lengths = {}
+    for fixed, step_s in ((True, 1.0), (False, 1.5)):  # realtime: passes 1.5 s apart
+        tr = StreamingTranscriber(cfg, fixed_steps=fixed)
+        tr.start_utterance(0)
+        jobs = _run_passes(tr, spoken, 18.0, step_s)
+        lengths[fixed] = max((j.buffer_end - j.buffer_start) / SR for j in jobs[4:])
+    assert lengths[True] > 6.0  # on time: trimmed once past 6 s
+    # Late: trimmed past 3 s; a cut keeps the uncommitted pass (1.5 s) and some
+    # context, and the next pass adds its 1.5 s before the next cut.
+    assert lengths[False] <= 3.0 + 2 * 1.5 + 0.1

@@ -120,3 +120,23 @@ def test_channel_roles_name_each_channel() -> None:
 def test_bad_channel_roles_are_refused(params: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         SessionConfig.from_params(params)
+
+
+@pytest.mark.parametrize(("trim", "context", "ok"), [
+    (0, 1500, True), (6000, 2500, True), (3000, 2000, True),
+    (2000, 1500, False),  # less than context + 1 s: nothing left to transcribe
+    (6000, 400, False), (20_000, 2500, False),  # too little context; past max_buffer_ms
+])
+def test_buffer_trim_settings_are_validated(
+    monkeypatch: pytest.MonkeyPatch, trim: int, context: int, ok: bool
+) -> None:
+    from streamserver.config import ServerConfig
+
+    monkeypatch.setenv("STREAMSERVER_ASR_TRIM_BUFFER_MS", str(trim))
+    monkeypatch.setenv("STREAMSERVER_ASR_TRIM_CONTEXT_MS", str(context))
+    if ok:
+        cfg = ServerConfig.from_env()
+        assert (cfg.asr.trim_buffer_ms, cfg.asr.trim_context_ms) == (trim, context)
+    else:
+        with pytest.raises(ConfigError, match="trim_buffer_ms"):
+            ServerConfig.from_env()
