@@ -341,6 +341,10 @@ def test_words_heard_in_a_buffer_cut_without_agreement_are_committed() -> None:
     assert job is not None and job.buffer_start == int(2.5 * SR)
 
 
+_PLAIN = "we went to the shop and then we walked home along the river".split()  # noqa: SIM905
+_DIGITS = "four one one one two two two two three three three three".split()  # noqa: SIM905
+
+
 def _speak(texts: list[str], every_s: float = 0.5) -> list[TimedWord]:
     """Absolute words: one every ``every_s``, each 0.35 s long (pauses between)."""
     return [TimedWord(" " + t, int(i * every_s * SR), int((i * every_s + 0.35) * SR))
@@ -368,8 +372,7 @@ def _run_passes(tr: StreamingTranscriber, spoken: list[TimedWord], seconds: floa
 def test_long_buffer_lets_go_of_its_committed_start_between_plain_words() -> None:
     tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=6000,
                                         trim_context_ms=2500), fixed_steps=True)
-    plain = "we went to the shop and then we walked home along the river".split()
-    spoken = _speak(plain * 3)
+    spoken = _speak(_PLAIN * 3)
     tr.start_utterance(0)
     jobs = _run_passes(tr, spoken, 18.0, 1.0)
     lengths = [(j.buffer_end - j.buffer_start) / SR for j in jobs]
@@ -385,8 +388,7 @@ def test_long_buffer_lets_go_of_its_committed_start_between_plain_words() -> Non
 def test_buffer_is_never_trimmed_between_words_of_a_number() -> None:
     tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=6000,
                                         trim_context_ms=2500), fixed_steps=True)
-    digits = "four one one one two two two two three three three three".split()
-    spoken = _speak(["my", "card", "number", "is", *digits, "and", "then"])
+    spoken = _speak(["my", "card", "number", "is", *_DIGITS, "and", "then"])
     tr.start_utterance(0)
     jobs = _run_passes(tr, spoken, 9.0, 1.0)
     first_digit = spoken[4].start
@@ -396,8 +398,7 @@ def test_buffer_is_never_trimmed_between_words_of_a_number() -> None:
 
 def test_late_passes_trim_at_half_the_length_but_fixed_steps_never_are_late() -> None:
     cfg = AsrConfig(step_ms=1000, min_step_ms=500, trim_buffer_ms=6000, trim_context_ms=2500)
-    plain = "we went to the shop and then we walked home along the river".split()
-    spoken = _speak(plain * 3)
+    spoken = _speak(_PLAIN * 3)
     lengths = {}
     for fixed, step_s in ((True, 1.0), (False, 1.5)):  # realtime: passes 1.5 s apart
         tr = StreamingTranscriber(cfg, fixed_steps=fixed)
