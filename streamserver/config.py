@@ -371,13 +371,16 @@ class AsrConfig:
     min_step_ms: int = 500
     # The buffer is cut at the last committed word once it grows past this.
     max_buffer_ms: int = 15_000
-    # Sooner, once a pass's buffer is longer than this, its committed start is let
-    # go: the buffer then starts in a pause between committed words about
-    # trim_context_ms before the last one's end (0: off). Every pass re-transcribes
-    # its whole buffer, so in dense speech a long buffer is most of a pass's cost;
-    # the context keeps the words at the cut away from the buffer's edge.
-    trim_buffer_ms: int = 6000
-    trim_context_ms: int = 2500
+    # Under load (a pass came late, with over 1.1 step_ms of new audio, within the
+    # last 10 s of audio), once a pass's buffer is longer than this its committed
+    # start is let go: the buffer then starts in a pause between plain words about
+    # trim_context_ms before the last committed word's end (0: never). Every pass
+    # re-transcribes its whole buffer, so in dense speech a long buffer is most of
+    # a pass's cost, and late passes make longer buffers: without this, 8 dense
+    # sessions on 2 cores spiral into 12-20 % deadline-masked speech. Off an idle
+    # machine and in pace=asap it never applies (docs/benchmarks.md).
+    trim_buffer_ms: int = 3000
+    trim_context_ms: int = 1500
     # Committed words before the buffer passed as Whisper's prompt. Off: with the
     # previous text as its prompt tiny.en loops on a short buffer (a third of the
     # passes on real calls decoded to the token limit, "yes my name is violet. yes

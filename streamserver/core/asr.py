@@ -263,7 +263,7 @@ class StreamingTranscriber:
         job = AsrJob(self._job_seq, self._buffer_start, end, audio, self._prompt(), final)
         self._in_flight = job
         # A pass that comes late (over a step of new audio) means the model pool
-        # is behind: for the next 10 s of audio buffers are trimmed sooner.
+        # is behind: for the next 10 s of audio long buffers are trimmed.
         if end - self._last_job_end > self._step * 11 // 10:
             self._loaded_until = end + _LOADED_HOLD
         self._late = end < self._loaded_until
@@ -394,14 +394,12 @@ class StreamingTranscriber:
         assert self._buffer_start is not None
         # Measured at the last pass's end, not the frontier: timing-independent.
         if self._last_job_end - self._buffer_start <= self._max_buffer:
-            # Under load, at half the length: each pass is cheaper, so passes come
-            # on time again instead of growing longer and later (pace=asap steps
-            # are never late, so offline results do not depend on timing).
-            after, context = self._trim_after, self._trim_context
-            if self._late:
-                after, context = after // 2, context // 2
-            if after and self._last_job_end - self._buffer_start > after:
-                self._trim_committed_start(context)
+            # Only under load: each pass is then cheaper, so passes come on time
+            # again instead of growing longer and later. pace=asap steps are never
+            # late, so offline results do not depend on timing.
+            if self._late and self._trim_after \
+                    and self._last_job_end - self._buffer_start > self._trim_after:
+                self._trim_committed_start(self._trim_context)
             return []
         cut = self._last_committed_end
         forced: list[Word] = []

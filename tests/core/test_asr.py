@@ -369,16 +369,16 @@ def _run_passes(tr: StreamingTranscriber, spoken: list[TimedWord], seconds: floa
     return jobs
 
 
-def test_long_buffer_lets_go_of_its_committed_start_between_plain_words() -> None:
-    tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=6000,
-                                        trim_context_ms=2500), fixed_steps=True)
+def test_under_load_a_long_buffer_lets_go_of_its_committed_start_between_plain_words() -> None:
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=3000,
+                                        trim_context_ms=1500))
     spoken = _speak(_PLAIN * 3)
     tr.start_utterance(0)
-    jobs = _run_passes(tr, spoken, 18.0, 1.0)
+    jobs = _run_passes(tr, spoken, 18.0, 1.5)  # passes 1.5 s apart: late
     lengths = [(j.buffer_end - j.buffer_start) / SR for j in jobs]
-    # Without trimming the buffer would grow to max_buffer_ms (15 s); it stays
-    # within trim_buffer_ms + a step.
-    assert max(lengths) <= 7.0 and lengths[-1] < lengths[-1 - 1] + 1.01
+    # Without trimming the buffer would grow to max_buffer_ms (15 s). A cut keeps
+    # the uncommitted pass (1.5 s) and some context, and the next pass adds 1.5 s.
+    assert max(lengths) <= 3.0 + 2 * 1.5 + 0.1
     starts = {j.buffer_start for j in jobs} - {0}
     assert starts, "the buffer was never trimmed"
     for start in starts:  # every cut lies in a pause, never inside a word
@@ -386,26 +386,22 @@ def test_long_buffer_lets_go_of_its_committed_start_between_plain_words() -> Non
 
 
 def test_buffer_is_never_trimmed_between_words_of_a_number() -> None:
-    tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=6000,
-                                        trim_context_ms=2500), fixed_steps=True)
+    tr = StreamingTranscriber(AsrConfig(step_ms=1000, trim_buffer_ms=3000,
+                                        trim_context_ms=1500))
     spoken = _speak(["my", "card", "number", "is", *_DIGITS, "and", "then"])
     tr.start_utterance(0)
-    jobs = _run_passes(tr, spoken, 9.0, 1.0)
+    jobs = _run_passes(tr, spoken, 9.0, 1.5)
     first_digit = spoken[4].start
     for j in jobs:  # a cut may only come before the number starts
         assert j.buffer_start == 0 or j.buffer_start <= first_digit
 
 
-def test_late_passes_trim_at_half_the_length_but_fixed_steps_never_are_late() -> None:
-    cfg = AsrConfig(step_ms=1000, min_step_ms=500, trim_buffer_ms=6000, trim_context_ms=2500)
-    spoken = _speak(_PLAIN * 3)
-    lengths = {}
-    for fixed, step_s in ((True, 1.0), (False, 1.5)):  # realtime: passes 1.5 s apart
-        tr = StreamingTranscriber(cfg, fixed_steps=fixed)
-        tr.start_utterance(0)
-        jobs = _run_passes(tr, spoken, 18.0, step_s)
-        lengths[fixed] = max((j.buffer_end - j.buffer_start) / SR for j in jobs[4:])
-    assert lengths[True] > 6.0  # on time: trimmed once past 6 s
-    # Late: trimmed past 3 s; a cut keeps the uncommitted pass (1.5 s) and some
-    # context, and the next pass adds its 1.5 s before the next cut.
-    assert lengths[False] <= 3.0 + 2 * 1.5 + 0.1
+@pytest.mark.parametrize(("fixed_steps", "step_s"), [(True, 1.0), (True, 1.5), (False, 1.0)])
+def test_buffers_are_not_trimmed_when_passes_are_on_time_or_steps_are_fixed(
+    fixed_steps: bool, step_s: float
+) -> None:
+    cfg = AsrConfig(step_ms=1000, trim_buffer_ms=3000, trim_context_ms=1500)
+    tr = StreamingTranscriber(cfg, fixed_steps=fixed_steps)
+    tr.start_utterance(0)
+    jobs = _run_passes(tr, _speak(_PLAIN * 3), 12.0, step_s)
+    assert {j.buffer_start for j in jobs} == {0}  # grows to max_buffer_ms untouched
