@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -51,6 +51,8 @@ _WORD_SLACK = ms_to_samples(100)
 
 class VadStream(Protocol):
     def push(self, samples: np.ndarray) -> list[float]: ...
+
+    def drain(self) -> list[float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,9 @@ class Session:
         )
         preroll = ms_to_samples(self._vad_cfg.speech_pad_ms) + self._vad_lag
         self._word_slack = _WORD_SLACK + ms_to_samples(self._vad_cfg.speech_pad_ms)
-        streams = [vad_stream] if hasattr(vad_stream, "push") else list(vad_stream)  # type: ignore[arg-type]
+        streams: list[VadStream] = (
+            [cast(VadStream, vad_stream)] if hasattr(vad_stream, "push")
+            else list(cast(Sequence[VadStream], vad_stream)))
         channels: list[int | None] = (list(range(cfg.channels)) if cfg.channel_roles
                                       else [None])
         if len(streams) != len(channels):
@@ -224,6 +228,9 @@ class Session:
                     return self.inner.push(samples)
                 finally:
                     observe(time.perf_counter() - t0)
+
+            def drain(self) -> list[float]:
+                return self.inner.drain()
 
         for lane in self._lanes:
             lane.vad_stream = Timed(lane.vad_stream)
@@ -341,8 +348,9 @@ class Session:
         for lane, tail in zip(self._lanes, tails, strict=True):
             if tail.size:
                 lane.asr.push_audio(tail)
-                for ev in lane.vad.push(lane.vad_stream.push(tail)):
-                    self._on_vad(lane, ev)
+            probs = lane.vad_stream.push(tail) if tail.size else []
+            for ev in lane.vad.push(probs + lane.vad_stream.drain()):
+                self._on_vad(lane, ev)
         if self._dtmf is not None:
             self._on_tones(self._dtmf.flush(), end_of_input=True)
         for lane in self._lanes:

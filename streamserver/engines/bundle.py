@@ -20,6 +20,9 @@ from .whisper import WhisperEngine
 
 log = logging.getLogger(__name__)
 
+# Silero windows (32 ms) scored per model call in a live session: see SileroVadStream.
+VAD_WINDOWS_PER_CALL = 4
+
 
 @dataclass
 class Engines:
@@ -51,7 +54,8 @@ class Engines:
 
     def new_session(self, cfg: SessionConfig, session_id: str = "") -> Session:
         # A VAD stream per analysed channel (channel_roles) or one for the mix.
-        streams = [self.vad.new_stream() for _ in range(cfg.channels if cfg.channel_roles else 1)]
+        streams = [self.vad.new_stream(min_windows=VAD_WINDOWS_PER_CALL)
+                   for _ in range(cfg.channels if cfg.channel_roles else 1)]
         return Session(cfg, self.asr_cfg, streams, self.vad_cfg, session_id)
 
     def run_job(self, job: Job) -> Any:

@@ -67,9 +67,9 @@ class SileroVadModel:
                 model = cls._shared[key] = cls(key)
             return model
 
-    def new_stream(self) -> SileroVadStream:
-        """A fresh per-stream state bound to this model."""
-        return SileroVadStream(self)
+    def new_stream(self, min_windows: int = 1) -> SileroVadStream:
+        """A fresh per-stream state bound to this model (see SileroVadStream)."""
+        return SileroVadStream(self, min_windows)
 
     def run(
         self,
@@ -91,10 +91,18 @@ class SileroVadStream:
     between calls, so the result does not depend on how the audio is chunked
     (same as scoring the whole stream at once). Not thread-safe: one stream is
     driven by one worker at a time.
+
+    ``min_windows``: score only once that many windows are complete, then all of
+    them in one call (:meth:`drain` scores the rest). A call costs about as much
+    for one window as for four, and a live session pushes 20 ms at a time: four
+    windows per call cut the VAD's CPU for at most 96 ms more latency.
     """
 
-    def __init__(self, model: SileroVadModel) -> None:
+    def __init__(self, model: SileroVadModel, min_windows: int = 1) -> None:
+        if min_windows < 1:
+            raise ValueError("min_windows must be >= 1")
         self._model = model
+        self._min_windows = min_windows
         self._pending = np.zeros(0, dtype=np.float32)
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._h = np.zeros(_STATE_SHAPE, dtype=np.float32)
@@ -108,18 +116,29 @@ class SileroVadStream:
 
     @property
     def pending(self) -> int:
-        """Samples received but not yet scored (fewer than one window)."""
+        """Samples received but not yet scored (fewer than ``min_windows`` windows)."""
         return int(self._pending.shape[0])
 
     def push(self, samples: npt.NDArray[np.floating]) -> list[float]:
         """Feed float samples in [-1, 1] at 16 kHz; return the new windows' probabilities."""
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
-        if self._pending.shape[0]:
+        owned = self._pending.shape[0] > 0  # a new array, not the caller's
+        if owned:
             x = np.concatenate([self._pending, x])
         complete = x.shape[0] // WINDOW
+        if complete < self._min_windows:
+            self._pending = x if owned else x.copy()
+            return []
         self._pending = x[complete * WINDOW :].copy()
+        return self._score(x[: complete * WINDOW].reshape(complete, WINDOW))
+
+    def drain(self) -> list[float]:
+        """Score every complete window still held back by ``min_windows``."""
+        complete = self._pending.shape[0] // WINDOW
         if complete == 0:
             return []
+        x = self._pending
+        self._pending = x[complete * WINDOW :].copy()
         return self._score(x[: complete * WINDOW].reshape(complete, WINDOW))
 
     def flush(self) -> list[float]:

@@ -244,3 +244,26 @@ def test_silero_on_silence(silero) -> None:  # type: ignore[no-untyped-def]
     seg = VadSegmenter()
     assert seg.push(probs) + seg.flush() == []
     assert seg.speech_intervals(0, seg.frontier, unknown_as_speech=False) == []
+
+
+def test_silero_windows_held_for_one_call_give_the_same_probabilities(silero) -> None:  # type: ignore[no-untyped-def]
+    from streamserver.audio import read_wav, to_mono_float
+
+    samples, _ = read_wav(FIXTURE)
+    audio = to_mono_float(samples)
+    whole = silero.new_stream().push(audio)
+    stream = silero.new_stream(min_windows=4)
+    got: list[float] = []
+    calls = 0
+    for i in range(0, len(audio), 320):  # 20 ms frames, as a live client sends them
+        probs = stream.push(audio[i : i + 320])
+        calls += bool(probs)
+        assert len(probs) in (0, 4, 5)  # nothing until four windows are complete
+        got += probs
+    assert len(whole) - len(got) < 4 and stream.pending >= (len(whole) - len(got)) * W
+    got += stream.drain()  # end of input: the windows held back, not the remainder
+    np.testing.assert_allclose(got, whole, atol=1e-5)
+    assert stream.pending == len(audio) % W
+    assert calls <= len(whole) // 4 + 1
+    with pytest.raises(ValueError, match="min_windows"):
+        silero.new_stream(min_windows=0)

@@ -43,6 +43,9 @@ class ScriptedVad:
             self.windows += 1
         return probs
 
+    def drain(self) -> list[float]:
+        return []
+
 
 def transcribe(job: AsrJob) -> list[TimedWord]:
     """The scripted words whose audio the pass has (cut at the buffer's end)."""
