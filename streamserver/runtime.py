@@ -172,6 +172,10 @@ class LoadGauge:
             self._peaks.popleft()
 
 
+# LoadGauge pressure at which the pool counts as loaded: an idle machine keeps
+# sessions at 0.3-0.6, deadlines are missed at 1.0.
+LOADED_PRESSURE = 0.75
+
 EVENT_BYTES = 256  # what an event counts for in the send buffer (most are smaller)
 
 
@@ -216,6 +220,7 @@ class ModelPool:
         self._sources: dict[int, PassSource] = {}  # idle sessions' early passes
         self._next_source = 0  # pulling starts here, round robin
         self.pulled_passes = 0
+        self._loaded, self._loaded_at = False, -1.0
         self.busy = 0
         self.batch_sizes: list[int] = []  # recent batch sizes, for metrics/benchmarks
         # Admission from measured headroom (server/state.py); 0: never refuses.
@@ -243,6 +248,16 @@ class ModelPool:
             log.debug("detect job", extra={"run_ms": round(1000 * seconds, 1)})
             if self.metrics is not None:
                 self.metrics.observe_stage("pii", seconds)
+
+    @property
+    def loaded(self) -> bool:
+        """Sessions come near their deadlines (LoadGauge pressure, read at most every
+        0.1 s): long Whisper buffers are then trimmed (``AsrConfig.trim_buffer_ms``)."""
+        now = time.monotonic()
+        if now - self._loaded_at >= 0.1:
+            self._loaded_at = now
+            self._loaded = self.load.pressure(now) >= LOADED_PRESSURE
+        return self._loaded
 
     @property
     def _asr_slots(self) -> int:
@@ -447,7 +462,7 @@ class SessionRunner:
         """A pass for a model worker that is free now (see ModelPool), or None."""
         if not self._idle or self._models_failed:
             return None
-        job = self.session.next_job(eager=True)
+        job = self.session.next_job(eager=True, loaded=self.pool.loaded)
         if job is None:
             return None
         assert isinstance(job, AsrJob)  # a session's first job is always a pass
@@ -465,7 +480,8 @@ class SessionRunner:
                 if self._pulled is not None:
                     (job, pulled), self._pulled = self._pulled, None
                 else:
-                    job = self.session.next_job(eager=self.pool.has_room)
+                    job = self.session.next_job(eager=self.pool.has_room,
+                                                loaded=self.pool.loaded)
                 if job is None:
                     if self._check_done():
                         return

@@ -240,11 +240,13 @@ class StreamingTranscriber:
             self._end_pending = max(end, self._buffer_start)
 
     # -- jobs ------------------------------------------------------------------
-    def next_job(self, end_of_stream: bool = False, eager: bool = False) -> AsrJob | None:
+    def next_job(self, end_of_stream: bool = False, eager: bool = False,
+                 loaded: bool = False) -> AsrJob | None:
         """The next Whisper pass due, or None (nothing new, or one in flight).
 
         ``eager`` (the model has room now): ``min_step_ms`` of new audio is
-        enough; ignored with ``fixed_steps``.
+        enough; ignored with ``fixed_steps``. ``loaded`` (the caller's sessions are
+        near their deadlines): long buffers are trimmed, as after a late pass.
         """
         if self._in_flight is not None or self._buffer_start is None:
             return None
@@ -262,9 +264,10 @@ class StreamingTranscriber:
         self._job_seq += 1
         job = AsrJob(self._job_seq, self._buffer_start, end, audio, self._prompt(), final)
         self._in_flight = job
-        # A pass that comes late (over a step of new audio) means the model pool
-        # is behind: for the next 10 s of audio long buffers are trimmed.
-        if end - self._last_job_end > self._step * 11 // 10:
+        # A pass that comes late (over a step of new audio), or the caller saying
+        # so, means the model pool is behind: for the next 10 s of audio long
+        # buffers are trimmed.
+        if loaded or end - self._last_job_end > self._step * 11 // 10:
             self._loaded_until = end + _LOADED_HOLD
         self._late = end < self._loaded_until
         self._last_job_end = end

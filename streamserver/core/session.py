@@ -358,18 +358,20 @@ class Session:
                 self._on_vad(lane, ev)
 
     # -- jobs --------------------------------------------------------------------
-    def next_job(self, eager: bool = False) -> Job | None:
+    def next_job(self, eager: bool = False, loaded: bool = False) -> Job | None:
         """The work that is due now (at most one in flight per session).
 
         ``eager``: the caller's model pool has room, a Whisper pass may come
-        sooner (pace=realtime only, see ``AsrConfig.min_step_ms``).
+        sooner (pace=realtime only, see ``AsrConfig.min_step_ms``). ``loaded``:
+        sessions are near their deadlines, long Whisper buffers are trimmed
+        (``AsrConfig.trim_buffer_ms``).
         """
         if self._job_lane is not None:
             return None
         n = len(self._lanes)
         for k in range(n):  # round robin: one channel's long turn does not starve the other
             lane = self._lanes[(self._next_lane + k) % n]
-            job = lane.asr.next_job(end_of_stream=self._finished, eager=eager)
+            job = lane.asr.next_job(end_of_stream=self._finished, eager=eager, loaded=loaded)
             if job is not None:
                 self._next_lane = (self._next_lane + k + 1) % n
                 self._job_lane = lane

@@ -358,11 +358,11 @@ def _hear(job: AsrJob, spoken: list[TimedWord]) -> list[TimedWord]:
 
 
 def _run_passes(tr: StreamingTranscriber, spoken: list[TimedWord], seconds: float,
-                step_s: float) -> list[AsrJob]:
+                step_s: float, loaded: bool = False) -> list[AsrJob]:
     jobs = []
     for _ in range(int(seconds / step_s)):
         feed(tr, step_s)
-        job = tr.next_job()
+        job = tr.next_job(loaded=loaded)
         if job is not None:
             jobs.append(job)
             tr.complete_job(job, _hear(job, spoken))
@@ -405,3 +405,12 @@ def test_buffers_are_not_trimmed_when_passes_are_on_time_or_steps_are_fixed(
     tr.start_utterance(0)
     jobs = _run_passes(tr, _speak(_PLAIN * 3), 12.0, step_s)
     assert {j.buffer_start for j in jobs} == {0}  # grows to max_buffer_ms untouched
+
+
+def test_a_loaded_pool_trims_long_buffers_even_when_passes_are_on_time() -> None:
+    cfg = AsrConfig(step_ms=1000, trim_buffer_ms=3000, trim_context_ms=1500)
+    tr = StreamingTranscriber(cfg)
+    tr.start_utterance(0)
+    jobs = _run_passes(tr, _speak(_PLAIN * 3), 12.0, 1.0, loaded=True)
+    assert {j.buffer_start for j in jobs} != {0}
+    assert max(j.buffer_end - j.buffer_start for j in jobs) <= 5 * SR
