@@ -270,7 +270,8 @@ class ModelPool:
 
     @property
     def has_room(self) -> bool:
-        """An ASR job submitted now would start at once (nothing waits, a slot is free).
+        """An early ASR pass may start now: nothing waits and no batch runs (beside a
+        running batch, early passes wait to ride along with the next due one).
 
         Not gated on load: holding early passes back under load (only below 0.6
         LoadGauge pressure) made it worse, 8 dense sessions 3.4 % -> 22 %

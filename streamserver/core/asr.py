@@ -191,7 +191,7 @@ class StreamingTranscriber:
         self._max_buffer = ms_to_samples(cfg.max_buffer_ms)
         self._trim_after = ms_to_samples(cfg.trim_buffer_ms)
         self._trim_context = ms_to_samples(cfg.trim_context_ms)
-        self._late = False  # a pass came late recently (pace=realtime under load)
+        # Passes ending before this come under load (pace=realtime): see next_job.
         self._loaded_until = 0
         self._preroll = preroll
         # Audio store: samples [_store_start, frontier) at 16 kHz.
@@ -269,7 +269,6 @@ class StreamingTranscriber:
         # buffers are trimmed.
         if loaded or end - self._last_job_end > self._step * 11 // 10:
             self._loaded_until = end + _LOADED_HOLD
-        self._late = end < self._loaded_until
         self._last_job_end = end
         return job
 
@@ -400,7 +399,7 @@ class StreamingTranscriber:
             # Only under load: each pass is then cheaper, so passes come on time
             # again instead of growing longer and later. pace=asap steps are never
             # late, so offline results do not depend on timing.
-            if self._late and self._trim_after \
+            if self._last_job_end < self._loaded_until and self._trim_after \
                     and self._last_job_end - self._buffer_start > self._trim_after:
                 self._trim_committed_start(self._trim_context)
             return []

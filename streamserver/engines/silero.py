@@ -125,20 +125,21 @@ class SileroVadStream:
         owned = self._pending.shape[0] > 0  # a new array, not the caller's
         if owned:
             x = np.concatenate([self._pending, x])
-        complete = x.shape[0] // WINDOW
-        if complete < self._min_windows:
+        if x.shape[0] // WINDOW < self._min_windows:
             self._pending = x if owned else x.copy()
             return []
-        self._pending = x[complete * WINDOW :].copy()
-        return self._score(x[: complete * WINDOW].reshape(complete, WINDOW))
+        return self._score_complete(x)
 
     def drain(self) -> list[float]:
         """Score every complete window still held back by ``min_windows``."""
-        complete = self._pending.shape[0] // WINDOW
+        return self._score_complete(self._pending)
+
+    def _score_complete(self, x: npt.NDArray[np.float32]) -> list[float]:
+        """Score ``x``'s complete windows; keep the remainder pending."""
+        complete = x.shape[0] // WINDOW
+        self._pending = x[complete * WINDOW :].copy()
         if complete == 0:
             return []
-        x = self._pending
-        self._pending = x[complete * WINDOW :].copy()
         return self._score(x[: complete * WINDOW].reshape(complete, WINDOW))
 
     def flush(self) -> list[float]:
