@@ -19,7 +19,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-SCRIPT = ROOT / "benchmarks" / "quality_vs_delay.py"
 A02 = "a02_fasterwhisper_stereo_diarization_left.wav"
 A02_REF = ("He began a confused complaint against the wizard, who had vanished behind "
            "the curtain on the left.")
@@ -27,6 +26,13 @@ A02_REF = ("He began a confused complaint against the wizard, who had vanished b
 SHARES = ("audio_leak", "entity_leak", "over_redaction", "over_redaction_pii_dev",
           "over_redaction_real_a", "real_b_masked_share", "text_leak",
           "deadline_masked_share_pii_dev")
+
+
+def run_benchmark(script: str, *args: str) -> None:
+    """Run ``benchmarks/<script>`` from the project root; it must exit 0."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_quality_vs_delay_runs_on_fixtures(tmp_path: Path) -> None:
@@ -37,13 +43,9 @@ def test_quality_vs_delay_runs_on_fixtures(tmp_path: Path) -> None:
         f"{A02_REF}\tno PII\n"
     )
     out = tmp_path / "q.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--pii-manifest", str(FIXTURES / "pii_dev_manifest.json"),
-         "--real-manifest", str(manifest), "--real-clips", str(FIXTURES),
-         "--delays", "1000,3000", "--limit", "1", "--jobs", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("quality_vs_delay.py", "--pii-manifest", str(FIXTURES / "pii_dev_manifest.json"),
+                  "--real-manifest", str(manifest), "--real-clips", str(FIXTURES), "--delays",
+                  "1000,3000", "--limit", "1", "--jobs", "1", "--out", str(out))
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
 
@@ -71,12 +73,8 @@ def test_quality_vs_delay_runs_on_fixtures(tmp_path: Path) -> None:
 def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
     """One real-time session for a few seconds through a real server; shape only."""
     out = tmp_path / "cap.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--data", str(tmp_path),
-         "--sessions", "1", "--seconds", "4", "--delay-ms", "500", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("capacity.py", "--data", str(tmp_path), "--sessions", "1", "--seconds", "4",
+                  "--delay-ms", "500", "--out", str(out))
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
     # Where the server's Whisper ran (its /readyz): int8 on CPU is int8_float32.
@@ -93,13 +91,8 @@ def test_capacity_dense_profile_reports_where_the_time_goes(tmp_path: Path) -> N
     """The dense profile (fixtures back to back without shared data) and the
     per-stage profile read from the server's /metrics and /proc."""
     out = tmp_path / "dense.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--data", str(tmp_path),
-         "--profile", "dense", "--sessions", "1", "--seconds", "6", "--delay-ms", "1000",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("capacity.py", "--data", str(tmp_path), "--profile", "dense", "--sessions", "1",
+                  "--seconds", "6", "--delay-ms", "1000", "--out", str(out))
     result = json.loads(out.read_text())
     assert result["profile"] == "dense"
     (level,) = result["levels"]
@@ -113,13 +106,8 @@ def test_capacity_dense_profile_reports_where_the_time_goes(tmp_path: Path) -> N
 
 def test_asr_passes_benchmark_counts_tokens_and_stages(tmp_path: Path) -> None:
     out = tmp_path / "passes.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "asr_passes.py"), "--clips",
-         str(ROOT / "tests" / "fixtures" / "dev_002.wav"), "--asr", "default",
-         "--asr", "prompt_chars=200", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("asr_passes.py", "--clips", str(ROOT / "tests" / "fixtures" / "dev_002.wav"),
+                  "--asr", "default", "--asr", "prompt_chars=200", "--out", str(out))
     runs = json.loads(out.read_text())["runs"]
     assert [r["asr_overrides"] for r in runs] == [{}, {"prompt_chars": 200}]
     for run in runs:
@@ -131,13 +119,8 @@ def test_asr_passes_benchmark_counts_tokens_and_stages(tmp_path: Path) -> None:
 def test_capacity_benchmark_over_twilio_bridges_runs_one_short_level(tmp_path: Path) -> None:
     """Two Twilio legs of one bridge for a few seconds through a real server; shape only."""
     out = tmp_path / "cap_twilio.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "capacity.py"), "--data", str(tmp_path),
-         "--transport", "twilio", "--sessions", "2", "--seconds", "4", "--delay-ms", "500",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("capacity.py", "--data", str(tmp_path), "--transport", "twilio", "--sessions",
+                  "2", "--seconds", "4", "--delay-ms", "500", "--out", str(out))
     result = json.loads(out.read_text())
     assert result["transport"] == "twilio"
     (level,) = result["levels"]
@@ -150,14 +133,9 @@ def test_capacity_benchmark_over_twilio_bridges_runs_one_short_level(tmp_path: P
 def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
     """One slot, ~18 s of short calls (one abrupt, one with a listener); shape only."""
     out = tmp_path / "soak.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--data", str(tmp_path),
-         "--sessions", "1", "--minutes", "0.3", "--sample-s", "1", "--call-min-s", "4",
-         "--call-max-s", "6", "--delay-ms", "500", "--abrupt", "0.3", "--listen", "0.5",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_benchmark("soak.py", "--data", str(tmp_path), "--sessions", "1", "--minutes", "0.3",
+                  "--sample-s", "1", "--call-min-s", "4", "--call-max-s", "6", "--delay-ms", "500",
+                  "--abrupt", "0.3", "--listen", "0.5", "--out", str(out))
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
     assert out.with_suffix(".log").exists()
@@ -186,12 +164,9 @@ def test_soak_benchmark_runs_a_few_short_calls(tmp_path: Path) -> None:
 def test_allocator_benchmark_runs(tmp_path: Path) -> None:
     """jemalloc, glibc's default and tuned glibc, one short session each; shape only."""
     out = tmp_path / "allocator.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "allocator.py"), "--data", str(tmp_path),
-         "--sessions", "1", "--seconds", "4", "--delay-ms", "500", "--repeats", "1",
-         "--configs", "jemalloc", "0:0", "2:4194304", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_benchmark("allocator.py", "--data", str(tmp_path), "--sessions", "1", "--seconds", "4",
+                  "--delay-ms", "500", "--repeats", "1", "--configs", "jemalloc", "0:0",
+                  "2:4194304", "--out", str(out))
     jemalloc, default, tuned = json.loads(out.read_text())["runs"]
     assert jemalloc["allocator"] == "jemalloc" and jemalloc["applied"] == {}
     assert default["allocator"] == tuned["allocator"] == "glibc"
@@ -207,10 +182,7 @@ def test_allocator_benchmark_runs(tmp_path: Path) -> None:
 
 def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "cpu_costs.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cpu_costs.py"),
-                           "--runs", "5", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("cpu_costs.py", "--runs", "5", "--out", str(out))
     figures = json.loads(out.read_text())["figures"]
     for name in ("spoken_rules_window", "spoken_rules_everyday", "person_spans",
                  "detector_detect", "detector_detect_every_entity_40_words"):
@@ -220,10 +192,7 @@ def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
 
 def test_asr_memory_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "asr_memory.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "asr_memory.py"),
-                           "--calls", "4", "--configs", "50:0", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
+    run_benchmark("asr_memory.py", "--calls", "4", "--configs", "50:0", "--out", str(out))
     result = json.loads(out.read_text())
     (run,) = result["results"]
     assert run["step_frames"] == 50 and run["onednn_primitive_cache_capacity"] == 0
@@ -237,11 +206,8 @@ def test_heap_census_benchmark_runs(tmp_path: Path) -> None:
     clips.mkdir(parents=True)
     shutil.copy(ROOT / "tests" / "fixtures" / "dev_008.wav", clips / "dev_008.wav")
     out = tmp_path / "heap.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "heap_census.py"),
-                           "--data", str(tmp_path / "data"), "--warmup", "1", "--sessions", "2",
-                           "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_benchmark("heap_census.py", "--data", str(tmp_path / "data"), "--warmup", "1", "--sessions",
+                  "2", "--out", str(out))
     result = json.loads(out.read_text())
     assert result["sessions"] == 2 and 15 < result["audio_s"] < 20  # dev_008 twice
     assert isinstance(result["python_heap_growth_kib"], float)
@@ -255,10 +221,7 @@ def dialogue_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("espeak-ng is not installed: benchmarks/dialogues.py synthesises with it "
                     "(scripts/test.sh installs espeak-ng and flite)")
     out = tmp_path_factory.mktemp("dialogues")
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dialogues.py"),
-                           "--data-dir", str(out), "--count", "2"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_benchmark("dialogues.py", "--data-dir", str(out), "--count", "2")
     return out
 
 
@@ -317,12 +280,9 @@ def test_dialogue_corpus_manifest_invariants(dialogue_dir: Path,
 def test_redaction_quality_scores_dialogues(dialogue_dir: Path, tmp_path: Path) -> None:
     """One dialogue, stereo over the phone, through redaction_quality.py; shape only."""
     out = tmp_path / "rq.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "redaction_quality.py"), "--sets", "dialogues",
-         "--dialogue-dir", str(dialogue_dir), "--dialogue-count", "2", "--limit", "1",
-         "--layouts", "stereo", "--channels", "phone", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_benchmark("redaction_quality.py", "--sets", "dialogues", "--dialogue-dir",
+                  str(dialogue_dir), "--dialogue-count", "2", "--limit", "1", "--layouts", "stereo",
+                  "--channels", "phone", "--out", str(out))
     report = json.loads(out.read_text())["dialogues"]
     assert (report["device"], report["compute_type"]) == ("cpu", "int8_float32")
     assert set(report["groups"]) == {"dev/stereo/phone"} and set(report["splits"]) == {"dev"}
