@@ -456,7 +456,7 @@ class ServerConfig:
     # undecided audio has reached this share of its delay in the last 5 s, so the
     # machine stops taking calls before running ones miss deadlines. 0: only
     # max_sessions limits.
-    admission_max_pressure: float = 0.8
+    admission_max_pressure: float = 0.6
     # 0 = automatic: with two or more API keys (tenants) one key may hold at most
     # three quarters of max_sessions, so another tenant always finds room; with one
     # key or none, max_sessions only.

@@ -173,8 +173,8 @@ class LoadGauge:
 
 
 # LoadGauge pressure at which the pool counts as loaded: an idle machine keeps
-# sessions at 0.3-0.6, deadlines are missed at 1.0. Below admission's limit (0.8),
-# so the cheaper passes come before newcomers are refused.
+# sessions at 0.3-0.6, deadlines are missed at 1.0. Admission refuses from 0.6;
+# with admission off (or sessions arriving in a burst) this still trims first.
 LOADED_PRESSURE = 0.75
 
 EVENT_BYTES = 256  # what an event counts for in the send buffer (most are smaller)
@@ -203,7 +203,7 @@ class ModelPool:
     """
 
     def __init__(self, engines: Engines, workers: int, max_batch: int = 8,
-                 metrics: Metrics | None = None, max_pressure: float = 0.8) -> None:
+                 metrics: Metrics | None = None, max_pressure: float = 0.6) -> None:
         self.engines = engines
         self.metrics = metrics
         self.workers = workers
