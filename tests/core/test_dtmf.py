@@ -425,3 +425,33 @@ def test_mulaw_telephone_path() -> None:
 
 
 # --- cost -----------------------------------------------------------------------------
+
+
+def test_batched_analysis_finds_the_same_tones_a_little_later() -> None:
+    # The live session analyses 60 ms at a time; the tones (and their spans)
+    # must not depend on it, and each is first reported at most 60 ms later.
+    x, _ = keyed("4096#", [70, 45, 200, 60, 120], 50)
+    frame = ms(20)
+
+    def run(det: DtmfDetector) -> tuple[list[DtmfTone], dict[int, int]]:
+        tones, first_seen, reported_end = [], {}, {}
+        for i in range(0, len(x), frame):
+            settled = det.settled_until
+            for t in det.push(x[i : i + frame]):
+                assert reported_end.get(t.start, t.start) >= settled  # no coverage before it
+                reported_end[t.start] = t.end
+                first_seen.setdefault(t.start, det.pushed)
+                tones.append(t)
+        tones += det.flush()
+        return [t for t in tones if t.final], first_seen
+
+    plain, plain_seen = run(DtmfDetector())
+    batched, batched_seen = run(DtmfDetector(min_batch_ms=60))
+    assert [(t.start, t.end, t.digit) for t in batched] == [
+        (t.start, t.end, t.digit) for t in plain]
+    assert "".join(t.digit for t in plain) == "4096#"
+    assert plain_seen.keys() == batched_seen.keys()
+    for start, seen in plain_seen.items():
+        assert seen <= batched_seen[start] <= seen + ms(60) + frame
+    with pytest.raises(ValueError, match="min_batch_ms"):
+        DtmfDetector(min_batch_ms=-1)
