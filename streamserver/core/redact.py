@@ -200,11 +200,13 @@ class DelayLine:
         """Slew-limited mask level, run by run (few runs per block); per channel
         when channels are masked on their own."""
         n = mask.shape[0]
+        cur = self._level if channel is None else self._channel_levels[channel]
+        if cur == 0.0 and not mask.any():
+            return np.zeros(n, dtype=np.float32)  # the usual block: nothing masked or fading
         level = np.empty(n, dtype=np.float32)
         step = 1.0 / self.fade
         edges = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
         bounds = [0, *edges.tolist(), n]
-        cur = self._level if channel is None else self._channel_levels[channel]
         for lo, hi in itertools.pairwise(bounds):
             target = 1.0 if mask[lo] else 0.0
             k = np.arange(1, hi - lo + 1, dtype=np.float32)

@@ -534,8 +534,19 @@ class Session:
         if n <= 0:
             return
         a0, a1 = self._analysis_sample(start), self._analysis_sample(until) + 1
-        # Everything in analysis samples first, then mapped to client samples.
-        idx = (np.arange(start, until, dtype=np.int64) * ANALYSIS_RATE) // self.rate
+        # Everything in analysis samples first, then mapped to client samples
+        # (at the analysis rate the map is the identity: no index arrays).
+        if self.rate == ANALYSIS_RATE:
+            idx = None
+            a1 -= 1
+
+            def at_client(m: np.ndarray) -> np.ndarray:
+                return m
+        else:
+            idx = (np.arange(start, until, dtype=np.int64) * ANALYSIS_RATE) // self.rate
+
+            def at_client(m: np.ndarray) -> np.ndarray:
+                return m[idx - a0]
         all_decided = self._all_decided_after_finish()
         speech = np.zeros(n, dtype=bool)
         undecided = np.zeros(n, dtype=bool)
@@ -543,14 +554,18 @@ class Session:
         unexplained_masked = np.zeros(n, dtype=bool)
         lane_masks: list[np.ndarray] = []
         for lane in self._lanes:  # each lane's own speech, decisions and words
-            planned = ranges_to_mask(lane.plan.ranges(a0, a1), a0, a1 - a0)[idx - a0]
-            heard_lane = ranges_to_mask(lane.vad.speech_intervals(a0, a1), a0, a1 - a0)[idx - a0]
-            late = heard_lane & (idx >= lane.decided) & ~planned
+            planned = at_client(ranges_to_mask(lane.plan.ranges(a0, a1), a0, a1 - a0))
+            heard_lane = at_client(ranges_to_mask(lane.vad.speech_intervals(a0, a1), a0, a1 - a0))
+            late = heard_lane & ~planned
+            if idx is None:
+                late[: max(0, min(n, lane.decided - a0))] = False
+            else:
+                late &= idx >= lane.decided
             if all_decided or not lane.entities:  # nothing to redact: nothing is late
                 late[:] = False
             worded = lane.heard.ranges(a0, a1) + lane.heard_tentative
-            wordless = heard_lane & ~late & ~ranges_to_mask(worded, a0, a1 - a0)[idx - a0]
-            masked_wordless = self._unexplained_policy(lane, a0, a1)[idx - a0] & wordless
+            wordless = heard_lane & ~late & ~at_client(ranges_to_mask(worded, a0, a1 - a0))
+            masked_wordless = at_client(self._unexplained_policy(lane, a0, a1)) & wordless
             self._report_unexplained(lane, start, masked_wordless)
             speech |= heard_lane
             undecided |= late
