@@ -494,8 +494,10 @@ class ServerConfig:
     # up to this long (above the largest delay_ms, 10 s), then close anyway.
     shutdown_grace_s: float = 15.0
     # Hand memory freed by the model threads back to the OS this often
-    # (streamserver/memory.py); 0 = never.
-    memory_trim_interval_s: float = 60.0
+    # (streamserver/memory.py); 0 = never. None: the allocator's own default,
+    # JEMALLOC_PURGE_INTERVAL_S under jemalloc (which purges nothing by itself,
+    # see memory.JEMALLOC_CONF), GLIBC_TRIM_INTERVAL_S under glibc.
+    memory_trim_interval_s: float | None = None
     # The process's malloc (streamserver/memory.py). "auto": `serve` re-executes
     # itself under jemalloc when libjemalloc2 is installed, else tuned glibc;
     # "jemalloc": the same, but a missing library is an error; "glibc": never.
@@ -646,8 +648,10 @@ class ServerConfig:
             tls_certfile=os.environ.get("STREAMSERVER_CERTFILE", d.tls_certfile),
             tls_keyfile=os.environ.get("STREAMSERVER_KEYFILE", d.tls_keyfile),
             shutdown_grace_s=_env_float("STREAMSERVER_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
-            memory_trim_interval_s=_env_float("STREAMSERVER_MEMORY_TRIM_INTERVAL_S",
-                                              d.memory_trim_interval_s),
+            memory_trim_interval_s=(
+                _env_float("STREAMSERVER_MEMORY_TRIM_INTERVAL_S", 0.0)
+                if os.environ.get("STREAMSERVER_MEMORY_TRIM_INTERVAL_S")
+                else d.memory_trim_interval_s),
             allocator=os.environ.get("STREAMSERVER_ALLOCATOR", d.allocator),
             malloc_arena_max=_env_int("STREAMSERVER_MALLOC_ARENA_MAX", d.malloc_arena_max),
             malloc_mmap_threshold_bytes=_env_int("STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
@@ -758,7 +762,7 @@ class ServerConfig:
             raise ConfigError("TLS needs both certfile and keyfile")
         if not 0 <= self.shutdown_grace_s <= 3600:
             raise ConfigError("shutdown_grace_s must be within 0..3600")
-        if self.memory_trim_interval_s < 0:
+        if self.memory_trim_interval_s is not None and self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s must be >= 0 (0 = never)")
         if self.allocator not in ALLOCATORS:
             raise ConfigError(f"allocator must be one of {', '.join(ALLOCATORS)}")

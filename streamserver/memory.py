@@ -12,8 +12,9 @@ loop) returns whole free pages; glibc capped at two arenas with large blocks in
 their own mappings (:func:`tune_allocator`) shares and unmaps the big buffers;
 both together still left RSS rising ~25 MB/h in glibc's free-but-kept bytes. So
 by default the server runs under jemalloc (:func:`jemalloc_environment`, used by
-``serve``), which purges freed pages by age from a background thread; the other
-two remain for a process on glibc (``allocator=glibc``, or no libjemalloc2).
+``serve``), with its own decay off and a purge of every arena every 2 s (see
+:data:`JEMALLOC_CONF` for why not jemalloc's decay); the other two remain
+for a process on glibc (``allocator=glibc``, or no libjemalloc2).
 On a libc with neither (musl, macOS) every call here is a no-op.
 """
 
@@ -108,10 +109,20 @@ def tune_allocator(arena_max: int, mmap_threshold_bytes: int) -> dict[str, int]:
 # memory freed by the model threads inside its arenas, and even capped at two
 # arenas, with large blocks mapped apart and a trim every minute, RSS under an
 # 8-session soak still rose ~25 MB/h (benchmarks/results/soak_60min_glibc_tuned.json).
-# jemalloc returns the pages of freed runs on its own, by age: with a background
-# thread purging dirty pages after a second and two arenas, the same soak ran
-# flat (benchmarks/results/soak.json).
-JEMALLOC_CONF = "background_thread:true,narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0"
+# jemalloc returns what a purge finds free, whole. It purges nothing on its own
+# here (decay off): the server purges every JEMALLOC_PURGE_INTERVAL_S instead.
+# jemalloc's own decay cost a third of the ASR time: allocations of 8 MiB and up
+# (a batch's encoder activations) go to an arena that purges on free, so every
+# model call faulted its activations in afresh, ~85,000 page faults a call (a
+# decay of 1 s on every arena still faulted a seventh of that). Measured on 60
+# batches of 1-6 utterances: 29.8 s with 9.5 s of kernel time under the old
+# "dirty_decay_ms:1000,muzzy_decay_ms:0", 20.4 s and 0.9 s with decay off. One
+# arena: two kept two high-water marks, and at 16 live sessions peak RSS was
+# 606-636 MB against 547 MB with one (benchmarks/capacity.py).
+JEMALLOC_CONF = "narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+JEMALLOC_PURGE_INTERVAL_S = 2.0
+# glibc's malloc_trim walks every arena; once a minute held RSS flat enough.
+GLIBC_TRIM_INTERVAL_S = 60.0
 # Set in the re-executed process (to the library's path), so it happens once.
 JEMALLOC_PRELOADED_ENV = "STREAMSERVER_JEMALLOC_PRELOADED"
 _JEMALLOC_GLOBS = ("/usr/lib/*-linux-gnu/libjemalloc.so.2", "/usr/lib64/libjemalloc.so.2",
@@ -204,6 +215,11 @@ def heap_stats() -> dict[str, int]:
 
 def trim_supported() -> bool:
     return jemalloc_active() or _malloc_trim is not None
+
+
+def default_trim_interval_s() -> float:
+    """How often :func:`trim` runs when the configuration leaves it to the allocator."""
+    return JEMALLOC_PURGE_INTERVAL_S if jemalloc_active() else GLIBC_TRIM_INTERVAL_S
 
 
 def rss_bytes() -> int:

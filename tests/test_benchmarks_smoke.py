@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from streamserver import memory
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 A02 = "a02_fasterwhisper_stereo_diarization_left.wav"
@@ -188,6 +190,17 @@ def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
                  "detector_detect", "detector_detect_every_entity_40_words"):
         assert figures[name]["runs"] >= 5 and figures[name]["median_ms"] > 0
     assert figures["pathological_worst_ms"] > 0 and figures["dtmf_per_frame_us"]["best"] > 0
+    assert figures["dtmf_per_frame_us_batched_60ms"]["best"] > 0
+
+
+def test_allocator_faults_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "allocator_faults.json"
+    run_benchmark("allocator_faults.py", "--calls", "2", "--out", str(out))
+    configs = json.loads(out.read_text())["configs"]
+    assert len(configs) == 3
+    assert {c["malloc_conf"] for c in configs.values()} >= {memory.JEMALLOC_CONF}
+    for result in configs.values():
+        assert result["minor_faults"] > 0 and result["rss_peak_mb"] >= result["rss_mb"] > 0
 
 
 def test_asr_memory_benchmark_runs(tmp_path: Path) -> None:

@@ -94,10 +94,11 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
         state.archive.metrics = state.metrics
         state.archive.start()
         lag_watch = asyncio.create_task(state.metrics.watch_loop_lag(), name="loop-lag")
+        trim_every = (memory.default_trim_interval_s() if cfg.memory_trim_interval_s is None
+                      else cfg.memory_trim_interval_s)
         trimmer = (asyncio.create_task(
-            memory.trim_forever(cfg.memory_trim_interval_s, state.metrics.memory_trimmed_now),
-            name="memory-trim") if cfg.memory_trim_interval_s and memory.trim_supported()
-            else None)
+            memory.trim_forever(trim_every, state.metrics.memory_trimmed_now),
+            name="memory-trim") if trim_every and memory.trim_supported() else None)
         if cfg.redis_url:  # a cluster: before any session, so every one is registered
             from ..cluster.node import ClusterNode
 
