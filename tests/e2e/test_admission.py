@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 
 FRAME = 320  # 20 ms at 16 kHz
 MAX_ATTEMPTS = 14
-ARRIVAL_GAP_S = 4.0
+ARRIVAL_GAP_S = 2.0
 
 
 def dense_program() -> np.ndarray:
