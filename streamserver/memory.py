@@ -114,9 +114,9 @@ def tune_allocator(arena_max: int, mmap_threshold_bytes: int) -> dict[str, int]:
 # jemalloc's own decay cost a third of the ASR time: allocations of 8 MiB and up
 # (a batch's encoder activations) go to an arena that purges on free, so every
 # model call faulted its activations in afresh, ~85,000 page faults a call (a
-# decay of 1 s on every arena still faulted a seventh of that). Measured on 60
-# batches of 1-6 utterances: 29.8 s with 9.5 s of kernel time under the old
-# "dirty_decay_ms:1000,muzzy_decay_ms:0", 20.4 s and 0.9 s with decay off. One
+# decay of 1 s on every arena still faulted a seventh of that). 60 batches of 1-6
+# utterances (benchmarks/allocator_faults.py): 28.9 s with 9.4 s of kernel time
+# under the old "dirty_decay_ms:1000,muzzy_decay_ms:0", 18.8 s and 0.1 s now. One
 # arena: two kept two high-water marks, and at 16 live sessions peak RSS was
 # 606-636 MB against 547 MB with one (benchmarks/capacity.py).
 JEMALLOC_CONF = "narenas:1,dirty_decay_ms:-1,muzzy_decay_ms:-1"
