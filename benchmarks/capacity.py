@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streamserver import audio as audio_mod  # noqa: E402
+from streamserver.core.pii import may_extend_entity  # noqa: E402
 
 RATE = 16000
 FRAME = RATE // 50  # 20 ms
@@ -147,6 +148,58 @@ def start_server(port: int, workers: int, max_sessions: int, log: Path,
     raise RuntimeError("server did not start")
 
 
+# Final-word lag by the path that made the word final (lag_class).
+LAG_CLASSES = ("utterance_end", "redacted", "held", "plain")
+# A word ending this close before a pause waits for the VAD's end of utterance.
+PAUSE_NEAR_S = 1.0
+PAUSE_MIN_FRAMES = 24  # about 0.5 s of digital silence: the programs' gaps
+
+
+def next_pause_frame(program: np.ndarray) -> np.ndarray:
+    """For each 20 ms frame, the first frame of the next pause (a run of digital
+    silence >= 0.5 s, how the programs join clips) at or after it."""
+    frames = (program.size + FRAME - 1) // FRAME
+    padded = np.zeros(frames * FRAME, dtype=program.dtype)
+    padded[: program.size] = program
+    silent = ~padded.reshape(frames, FRAME).any(axis=1)
+    edges = np.diff(np.concatenate(([0], silent.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    pauses = starts[ends - starts >= PAUSE_MIN_FRAMES]
+    idx = np.searchsorted(pauses, np.arange(frames))
+    return np.append(pauses, frames)[idx]
+
+
+def lag_class(words: list[dict[str, Any]], i: int, end_frame: int,
+              pause_frame: np.ndarray) -> str:
+    """Which rule a final word waited on: ``utterance_end`` (it ends within 1 s
+    before a pause: the VAD's end and the final pass), ``redacted``, ``held``
+    (may extend an entity, or comes just before such a word: three words of right
+    context) or ``plain`` (two passes' agreement only)."""
+    if (pause_frame[end_frame] - end_frame) * 0.02 <= PAUSE_NEAR_S:
+        return "utterance_end"
+    word = words[i]
+    if word["redacted"]:
+        return "redacted"
+    nxt = words[i + 1] if i + 1 < len(words) else None
+    if may_extend_entity(word["text"]) or (
+            nxt is not None and (nxt["redacted"] or may_extend_entity(nxt["text"]))):
+        return "held"
+    return "plain"
+
+
+def lag_breakdown(lags: list[tuple[float, str]]) -> dict[str, dict[str, float | None]]:
+    """Share of final words, and lag p50/p95, per lag class."""
+    out: dict[str, dict[str, float | None]] = {}
+    for cls in LAG_CLASSES:
+        values = np.array([lag for lag, c in lags if c == cls])
+        out[cls] = {
+            "share": round(values.size / len(lags), 3) if lags else None,
+            "p50_s": round(float(np.percentile(values, 50)), 2) if values.size else None,
+            "p95_s": round(float(np.percentile(values, 95)), 2) if values.size else None,
+        }
+    return out
+
+
 async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: float,
                       on_event: Callable[[dict[str, Any]], None] | None = None
                       ) -> dict[str, Any]:
@@ -156,8 +209,10 @@ async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: f
 
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     sent_at = np.zeros((program.size + FRAME - 1) // FRAME)
+    pause_frame = next_pause_frame(program)
     jitter: list[float] = []
     lags: list[float] = []
+    lag_classes: list[tuple[float, str]] = []
     stats: dict[str, Any] = {}
     errors: list[str] = []
     t0 = time.monotonic()
@@ -188,10 +243,12 @@ async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: f
                         on_event(ev)
                     if ev["type"] == "transcript.final" and not task.done():
                         # Every word counts, not just the event's last one.
-                        for word in ev["words"]:
+                        for i, word in enumerate(ev["words"]):
                             end_frame = min(int(word["end"] * 50), sent_at.size - 1)
                             if sent_at[end_frame] > 0:
                                 lags.append(now - sent_at[end_frame])
+                                lag_classes.append((lags[-1], lag_class(
+                                    ev["words"], i, end_frame, pause_frame)))
                     elif ev["type"] == "session.end":
                         stats = ev["stats"]
                     elif ev["type"] == "error":
@@ -199,8 +256,8 @@ async def one_session(url: str, program: np.ndarray, delay_s: float, start_at: f
             await task
         finally:
             task.cancel()  # the server closed early: do not leave the sender behind
-    return {"jitter": jitter, "lags": lags, "stats": stats, "errors": errors,
-            "received": received, "sent": int(program.size)}
+    return {"jitter": jitter, "lags": lags, "lag_classes": lag_classes, "stats": stats,
+            "errors": errors, "received": received, "sent": int(program.size)}
 
 
 TWILIO_RATE = 8000
@@ -455,6 +512,7 @@ async def run_level(url: str, pid: int, n: int, program: np.ndarray | list[np.nd
         "jitter_ms_max": round(float(jitter.max()), 1) if jitter.size else None,
         "final_lag_s_p50": round(float(np.percentile(lags, 50)), 2) if lags.size else None,
         "final_lag_s_p95": round(float(np.percentile(lags, 95)), 2) if lags.size else None,
+        "final_lag_by_class": lag_breakdown([c for r in results for c in r["lag_classes"]]),
         "cpu_s_per_audio_s": round(cpu / audio_s, 3),
         "peak_rss_mb": mem.get("peak_rss_mb"),
         "errors": sorted({e for r in results for e in r["errors"]}),

@@ -104,6 +104,9 @@ def test_capacity_dense_profile_reports_where_the_time_goes(tmp_path: Path) -> N
         assert profile["stages"][stage]["calls"] > 0, stage
     assert profile["thread_cpu_s_per_audio_s"]["asr_runtime"] > 0
     assert profile["asr_jobs_per_audio_s"] > 0
+    by_class = level["final_lag_by_class"]
+    assert set(by_class) == {"utterance_end", "redacted", "held", "plain"}
+    assert sum(c["share"] for c in by_class.values()) == pytest.approx(1.0, abs=0.01)
 
 
 def test_asr_passes_benchmark_counts_tokens_and_stages(tmp_path: Path) -> None:

@@ -1,29 +1,47 @@
 """The text side of a session: committed words, their labels, and finality.
 
-Words become *final* once their utterance ended or enough committed words follow
+Words become *final* once their utterance ended or enough words are known after
 them: ``right_context`` words for a word that could still turn out to be part of
 an entity (a number, a capitalised word, a letter, an email joiner; or the word
-just before one); a plain word as soon as the word after it (committed, or the
-first tentative one) is known to be plain as well. Plain words are then final a
-pass or two sooner, and the detector still sees every risky word with its right
-context before it is released. A redacted span is never cut in two.
-Rendering substitutes redacted words (``hash``: one ``#`` per letter or digit,
-punctuation kept; ``entity_name``: one ``[ENTITY]`` per span) and masks partials
-conservatively. Pure: returns event payloads, emits nothing itself.
+just before one that could take it in: ``may_open_entity``, or that sits between
+two parts of a value); such a word that the detector has labelled already at once,
+since it is shown masked whatever follows; a plain word as soon as the word after
+it (committed, or the first tentative one) is known to be plain as well. The
+detector still sees every unlabelled risky word with its right context before it
+is released. A redacted span may reach the client over
+several ``transcript.final`` events (its later words are still being said), but
+its ``entity_name`` token is written once and its ``redaction`` event comes once,
+when the span is over. Rendering substitutes redacted words (``hash``: one ``#``
+per letter or digit, punctuation kept; ``entity_name``: one ``[ENTITY]`` per span)
+and masks partials conservatively. Pure: returns event payloads, emits nothing
+itself.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .asr import AsrUpdate
-from .pii import may_extend_entity
+from .pii import may_extend_entity, may_open_entity
 from .redact import cover_words
 from .types import Word, WordSpan, samples_to_seconds
 
 Label = tuple[str, float, str]  # (entity, score, reason)
+
+
+@dataclass(slots=True)
+class _OpenRun:
+    """A redacted span whose words are final but which may go on."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+    reasons: list[str]  # in order of the words
+    before_end: int | None  # end of the kept word before it
 
 _HAS_DIGIT_OR_AT = re.compile(r"[\d@]")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
@@ -49,6 +67,7 @@ class Transcript:
         self._final_upto = 0
         self._ended_upto = 0  # words before this index belong to ended utterances
         self.tentative: list[Word] = []
+        self._open_run: _OpenRun | None = None
         self.final_words = 0
         self.redactions = 0
 
@@ -118,35 +137,58 @@ class Transcript:
             if needs and not (final_to + 1 < total and final_to + needs < known):
                 break
             final_to += 1
-        # Do not cut a redacted span in two: hold its words back until it is whole.
-        while final_to > max(self._final_upto, self._ended_upto):
-            left = self._labels.get(final_to - 1)
-            right = self._labels.get(final_to)
-            if left is None or (right is not None and right[0] != left[0]):
-                break
-            if right is None and final_to < total:
-                break
+        # Never between the pieces of one written word ("555" | "-0175"): a
+        # client joins finals with a space.
+        floor = max(self._final_upto, self._ended_upto)
+        while final_to > floor and self._continues_word(final_to):
             final_to -= 1
         return final_to
+
+    def _continues_word(self, i: int) -> bool:
+        """Whether word ``i`` (or the first tentative one, past the committed) is
+        written on to the word before it, with no space."""
+        if i < self.total:
+            text = self._words[i - self._base].text
+        elif self.tentative:
+            text = self.tentative[0].text
+        else:
+            return False
+        return bool(text) and not text[0].isspace()
 
     def _needs_after(self, i: int) -> int:
         """Committed words that must follow word ``i`` before it can be final.
 
-        A plain word is final as soon as the word after it is known to be plain
-        too: the next committed word or, failing that, the first tentative one
-        (the latest hypothesis of what follows). This saves a Whisper pass for
-        the last word each pass commits.
+        A word that may extend an entity waits for ``right_context`` words,
+        unless the detector has labelled it already: it is shown masked whatever
+        comes after it (more context can only widen the span, which reaches the
+        client as the span's next words). A plain word is final as soon as the
+        word after it is known not to make it part of an entity: the next
+        committed word or, failing that, the first tentative one (the latest
+        hypothesis of what follows). This saves a Whisper pass for the last word
+        each pass commits, and a plain word before a number ("is 4111 ...") does
+        not wait for the whole number to be said and agreed on — unless a value
+        comes just before it too ("36 do 1421": a misheard word inside a number).
         """
         word = self._words[i - self._base].text
         if may_extend_entity(word):
-            return self.right_context
+            return 0 if i in self._labels else self.right_context
         if i + 1 < self.total:
             nxt = self._words[i + 1 - self._base].text
         elif self.tentative:
             nxt = self.tentative[0].text
         else:
             return 1  # nothing known after it yet
-        return self.right_context if may_extend_entity(nxt) else 0
+        if not may_extend_entity(nxt):
+            return 0
+        if may_open_entity(word, nxt) or self._after_value(i):
+            return self.right_context
+        return 0
+
+    def _after_value(self, i: int) -> bool:
+        """Whether the word before ``i`` is labelled or may extend an entity."""
+        if i - 1 < self._base:
+            return False
+        return i - 1 in self._labels or may_extend_entity(self._words[i - 1 - self._base].text)
 
     def _partial_word(self, w: Word, label: Label | None, masked: Callable[[Word], bool]) -> str:
         # Partials are masked conservatively: any digit or '@', and any word
@@ -159,11 +201,12 @@ class Transcript:
         self, words: list[Word], labels: list[Label | None], first_index: int
     ) -> list[dict[str, Any]]:
         out_words, parts = [], []
-        prev: str | None = None
+        run = self._open_run
+        prev: str | None = run.entity if run is not None else None
         for w, lab in zip(words, labels, strict=True):
             entity = lab[0] if lab else None
             shown = substitute(w.text, entity, self.substitution) if entity else w.text
-            # entity_name: one [ENTITY] token per run of words.
+            # entity_name: one [ENTITY] per run of words, across events.
             if not (entity and self.substitution == "entity_name" and entity == prev):
                 parts.append(shown)
             prev = entity
@@ -171,34 +214,43 @@ class Transcript:
                               "end": samples_to_seconds(w.end), "redacted": entity is not None,
                               "entity": entity, "confidence": round(w.probability, 3)})
         self.final_words += len(words)
+        # Its text continues the last one's: with entity_name, words that carry on a
+        # span already shown add no token (the text may then be empty).
         events: list[dict[str, Any]] = [{
             "type": "transcript.final", "is_final": True, "text": "".join(parts).strip(),
             "start": samples_to_seconds(words[0].start),
             "end": samples_to_seconds(words[-1].end), "words": out_words,
         }]
         # One redaction event per run of words with the same entity, timed like its
-        # audio mask (between the kept neighbours, never zero-length).
-        i = 0
-        while i < len(words):
-            lab = labels[i]
+        # audio mask (between the kept neighbours, never zero-length), once the run
+        # is over: a later word is final, or its utterance ended.
+        for i, (w, lab) in enumerate(zip(words, labels, strict=True)):
+            if run is not None and (lab is None or lab[0] != run.entity):
+                events.append(self._redaction_event(run, w.start))
+                run = None
             if lab is None:
-                i += 1
                 continue
-            j, score, reasons = i, lab[1], {lab[2]}
-            while j + 1 < len(words) and (nxt := labels[j + 1]) is not None and nxt[0] == lab[0]:
-                j += 1
-                score = max(score, nxt[1])
-                reasons.add(nxt[2])
-            self.redactions += 1
-            start, end = cover_words(words[i].start, max(w.end for w in words[i : j + 1]),
-                                     self._neighbour_end(first_index + i),
-                                     self._neighbour_start(first_index + j))
-            events.append({"type": "redaction", "entity": lab[0],
-                           "start": samples_to_seconds(start), "end": samples_to_seconds(end),
-                           "score": round(score, 3),
-                           "reason": "detector" if "detector" in reasons else lab[2]})
-            i = j + 1
+            if run is None:
+                run = _OpenRun(lab[0], w.start, w.end, lab[1], [lab[2]],
+                               self._neighbour_end(first_index + i))
+            else:
+                run.end = max(run.end, w.end)
+                run.score = max(run.score, lab[1])
+                run.reasons.append(lab[2])
+        if run is not None and first_index + len(words) <= self._ended_upto:
+            events.append(self._redaction_event(run, self._neighbour_start(
+                first_index + len(words) - 1)))
+            run = None
+        self._open_run = run
         return events
+
+    def _redaction_event(self, run: _OpenRun, after_start: int | None) -> dict[str, Any]:
+        self.redactions += 1
+        start, end = cover_words(run.start, run.end, run.before_end, after_start)
+        return {"type": "redaction", "entity": run.entity,
+                "start": samples_to_seconds(start), "end": samples_to_seconds(end),
+                "score": round(run.score, 3),
+                "reason": "detector" if "detector" in run.reasons else run.reasons[0]}
 
     def _neighbour_end(self, index: int) -> int | None:
         """End of the committed word before global ``index``, if it is kept."""

@@ -39,16 +39,43 @@ def test_plain_words_are_final_once_one_word_follows() -> None:
 
 def test_words_that_may_be_an_entity_wait_for_right_context() -> None:
     t = Transcript("hash", right_context=3)
-    # "is" comes just before a number, "4" and "Smith" may belong to an entity.
+    # "4" and "oh" may belong to an entity; "is" cannot, whatever the number is.
     t.take(update([w(" my", 0), w(" number", 1), w(" is", 2), w(" 4", 3), w(" oh", 4)]))
-    assert finals(t.render(never)) == ["my number"]
+    assert finals(t.render(never)) == ["my number is"]
     t.take(update([w(" one", 5), w(" two", 6)]))
-    assert finals(t.render(never)) == ["is 4"]  # three words follow "4" now
+    assert finals(t.render(never)) == ["4"]  # three words follow "4" now
     t.take(update([w(" thanks", 7), w(" Mr", 8), w(" Smith", 9), w(" bye", 10)]))
     # "Mr" still needs three words after it, so the transcript stops before it.
     assert finals(t.render(never)) == ["oh one two thanks"]
     t.take(update([w(" now", 11)], ended=True))
     assert finals(t.render(never)) == ["Mr Smith bye now"]
+
+
+def test_words_a_number_may_take_in_wait_with_it() -> None:
+    """"plus 44 ...", "the 4th of May", "apartment 5": the word before the number
+    may become the start of its span, so it waits for right context too."""
+    for opener in (" plus", " the", " apartment"):
+        t = Transcript("hash", right_context=3)
+        t.take(update([w(" call", 0), w(opener, 1), w(" 4", 2), w(" 4", 3)]))
+        assert finals(t.render(never)) == ["call"], opener
+    # A word between two parts of a value waits: "36 do 1421" is one number
+    # with a misheard word in it, even once "36" is labelled and final.
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" is", 0), w(" 36", 1), w(" do", 2), w(" 1421", 3), w(" 5", 4)]))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(1, 2, "ACCOUNT_NUMBER", 0.6)])
+    assert finals(t.render(never)) == ["is ##"]
+    # A plain word the detector labelled on the way still waits for context: the
+    # label may go as more words come ("this is" before a name).
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" so", 0), w(" is", 1), w(" Bianca.", 2)]))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(1, 3, "PERSON", 0.5)])
+    assert finals(t.render(never)) == ["so"]
+    # Before a capitalised word any word waits ("van Dyke", "next Tuesday").
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" meet", 0), w(" van", 1), w(" Dyke", 2), w(" today", 3)]))
+    assert finals(t.render(never)) == ["meet"]
 
 
 def test_the_hypothesis_tail_counts_as_right_context() -> None:
@@ -71,24 +98,55 @@ def test_email_words_wait_for_their_joiners() -> None:
     assert finals(t.render(never)) == ["write to"]
 
 
-def test_redacted_span_is_not_split_and_yields_one_event() -> None:
-    t = Transcript("entity_name", right_context=1)
+def test_labelled_words_are_final_at_once_and_a_span_yields_one_event() -> None:
+    """A labelled word is shown masked whatever follows, so it need not wait for
+    right context; the span's token (entity_name) and its redaction event still
+    come once, the event when the span is over."""
+    t = Transcript("entity_name", right_context=3)
     words = [w(" call", 0), w(" 412", 1), w(" 555", 2)]
     t.take(update(words))
     _, first, n = t.window(with_tentative=False)
     t.relabel(first, n, [WordSpan(1, 3, "PHONE_NUMBER", 0.8)])
     events = t.render(never)
-    assert finals(events) == ["call"]
+    assert finals(events) == ["call [PHONE_NUMBER]"]
+    assert not [e for e in events if e["type"] == "redaction"]  # the span may go on
     t.take(update([w(" 1234", 3), w(" thanks", 4), w(" bye", 5)], ended=True))
     _, first, n = t.window(with_tentative=False)
     assert first == 0
     t.relabel(first, n, [WordSpan(1, 4, "PHONE_NUMBER", 0.9)])
     events = t.render(never)
     final = [e for e in events if e["type"] == "transcript.final"]
-    assert final[0]["text"] == "[PHONE_NUMBER] thanks bye"
+    # "1234" carries on the span already shown: no second token.
+    assert final[0]["text"] == "thanks bye"
+    assert [x["redacted"] for x in final[0]["words"]] == [True, False, False]
     redactions = [e for e in events if e["type"] == "redaction"]
     assert len(redactions) == 1 and redactions[0]["score"] == 0.9
-    assert [x["redacted"] for x in final[0]["words"]] == [True, True, True, False, False]
+    # The event covers the whole span, "412" to "1234", up to the kept neighbours.
+    assert redactions[0]["start"] <= 1000 / 16000 and redactions[0]["end"] >= 3900 / 16000
+    assert t.redactions == 1
+
+
+def test_a_final_never_ends_inside_a_written_word() -> None:
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" call", 0), w(" 555", 1), w("-0175", 2)], tentative=[w(" now", 3)]))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(1, 2, "PHONE_NUMBER", 0.8)])
+    # "555" is labelled and "-0175" not yet: "555" waits for the piece it is
+    # written with, so no final ends between "555" and "-0175".
+    assert finals(t.render(never)) == ["call"]
+    t.relabel(first, n, [WordSpan(1, 3, "PHONE_NUMBER", 0.8)])
+    assert finals(t.render(never)) == ["###-####"]
+
+
+def test_a_span_at_the_end_of_its_utterance_is_reported_with_it() -> None:
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" I'm", 0), w(" Maria", 1)], ended=True))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(1, 2, "PERSON", 0.85)])
+    events = t.render(never)
+    assert finals(events) == ["I'm #####"]
+    (redaction,) = [e for e in events if e["type"] == "redaction"]
+    assert redaction["entity"] == "PERSON"
 
 
 def test_partials_hide_digits_and_masked_words() -> None:

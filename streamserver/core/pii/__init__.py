@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from streamserver.core.types import WordSpan
 
-from .addresses import address_spans
+from .addresses import UNIT_WORDS, address_spans
 from .dates import date_spans, dob_spans
 from .digits import digit_spans, luhn_ok
 from .emails import email_spans
@@ -49,7 +49,7 @@ from .entities import (
     US_SSN,
     merge_spans,
 )
-from .identifiers import identifier_spans
+from .identifiers import CHAR_WORDS, identifier_spans
 from .names import person_spans, plausible_person
 from .numbers import classify_number
 from .quantities import quantity_spans
@@ -75,6 +75,7 @@ __all__ = [
     "find_spoken_entities",
     "luhn_ok",
     "may_extend_entity",
+    "may_open_entity",
     "merge_spans",
     "plausible_person",
 ]
@@ -102,6 +103,31 @@ def may_extend_entity(word: str) -> bool:
     if "@" in tok.raw or tok.bare in _JOINERS or classify_number(tok) is not None:
         return True
     return len(tok.bare) == 1 and tok.bare.isalpha() and tok.bare not in _COMMON_ONE_LETTER
+
+
+# Plain words that an entity begun by the number after them may take in at its
+# start: "plus 44 20 ...", "the 4th of May", "apartment 5B", "number 5",
+# "hash 7 7" (a password's spoken characters).
+_NUMBER_OPENERS = frozenset({"plus", "the"}) | UNIT_WORDS | CHAR_WORDS
+
+
+def may_open_entity(word: str, next_word: str) -> bool:
+    """Whether a plain ``word`` could become the start of an entity that
+    ``next_word`` (one that :func:`may_extend_entity`) goes on to form.
+
+    Names, places, months, spelled letters and email joiners may take in the
+    word before them ("van Dyke", "next Tuesday", "jane dot doe", "capital T"),
+    so before those it is always True. A number starts its entity itself, except
+    after the few words in ``_NUMBER_OPENERS``: "is" before "4111" stays "is"
+    whatever the digits turn out to be, and need not wait for the number to end.
+    """
+    tok = tokenize([next_word])[0]
+    if not tok.bare:
+        return False
+    if tok.title or "@" in tok.raw or tok.bare in _JOINERS or (
+            len(tok.bare) == 1 and tok.bare.isalpha()):
+        return True
+    return tokenize([word])[0].bare in _NUMBER_OPENERS
 
 
 def find_spoken_entities(

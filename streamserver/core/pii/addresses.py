@@ -27,8 +27,8 @@ _DIRECTIONS = {
     "north", "south", "east", "west", "northeast", "northwest", "southeast", "southwest",
     "n", "s", "e", "w", "ne", "nw", "se", "sw",
 }  # fmt: skip
-_UNIT_WORDS = {"apartment", "apt", "suite", "ste", "unit", "floor", "flat", "room", "#",
-               "number", "no"}  # after a street: "250 Grand Street, number 5"
+UNIT_WORDS = frozenset({"apartment", "apt", "suite", "ste", "unit", "floor", "flat", "room",
+                        "#", "number", "no"})  # after a street: "250 Grand Street, number 5"
 # Words that cannot be part of a street name between a house number and the suffix:
 # they make "3 hours on the road" or "20 minutes down the way" a non-address.
 _NOT_STREET_NAME = (
@@ -205,7 +205,7 @@ def _address_tail(toks: Sequence[Token], nums: Sequence[NumberWord | None], j: i
         return j
     if j < n and toks[j].bare in _DIRECTIONS and len(toks[j].bare) > 2:
         j += 1
-    if j < n and toks[j].bare in _UNIT_WORDS and j + 1 < n:
+    if j < n and toks[j].bare in UNIT_WORDS and j + 1 < n:
         nxt = nums[j + 1]
         if (nxt is not None and nxt.kind in _HOUSE_NUMBER_KINDS) or re.fullmatch(
             r"\d{0,5}[a-z]?", toks[j + 1].bare

@@ -78,14 +78,14 @@ _IBAN_LENGTHS = {
 }  # fmt: skip
 
 # Passwords: words that say how a character is written, and spoken symbols.
-_CHAR_WORDS = {
+CHAR_WORDS = frozenset({
     "capital", "cap", "caps", "uppercase", "upper", "lowercase", "lower", "small", "case",
     "letter", "digit", "number", "exclamation", "mark", "point", "sign", "symbol", "hash",
     "hashtag", "pound", "dollar", "percent", "caret", "ampersand", "asterisk", "star",
     "underscore", "dash", "hyphen", "minus", "plus", "equals", "equal", "dot", "period",
     "comma", "colon", "semicolon", "question", "slash", "forward", "backslash", "back",
     "tilde", "bang", "space", "bracket", "parenthesis", "quote", "apostrophe",
-}  # fmt: skip
+})  # fmt: skip
 # After "password is": a word saying what the password is like, not the password.
 _SECRET_NOT_VALUES = {
     "wrong", "incorrect", "invalid", "expired", "expiring", "locked", "correct", "right",
@@ -574,7 +574,7 @@ def _secret_word(
         return bare not in _SECRET_BREAKS
     if j == first and bare in _SECRET_NOT_VALUES:
         return False  # "password is case sensitive"
-    if entity == PASSWORD and bare in _CHAR_WORDS:
+    if entity == PASSWORD and bare in CHAR_WORDS:
         return True
     if bare in _USER_JOINERS:
         return bare != "at" or nxt in {"sign", "symbol"} or (entity == USERNAME and j == first)
@@ -587,14 +587,14 @@ def _spelled_like(tok: Token, num: NumberWord | None) -> bool:
     """A character said on its own: "S", "7", "dollar sign", "hashtag"."""
     core = tok.raw.strip(EDGE_PUNCTUATION)
     return (num is not None and num.kind <= NumberKind.SEP) or len(core) == 1 or (
-        tok.bare in _CHAR_WORDS or tok.bare in _USER_JOINERS
+        tok.bare in CHAR_WORDS or tok.bare in _USER_JOINERS
     )
 
 
 def _looks_secret(tok: Token, num: NumberWord | None) -> bool:
     """A word that is plainly a password / handle, not an English word."""
     core = tok.raw.strip(EDGE_PUNCTUATION)
-    if num is not None or len(core) == 1 or tok.bare in _CHAR_WORDS:
+    if num is not None or len(core) == 1 or tok.bare in CHAR_WORDS:
         return True
     letters = core.replace("'", "")
     return not letters.isalpha() or (letters[1:] != letters[1:].lower())

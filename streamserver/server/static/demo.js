@@ -69,6 +69,7 @@
     // first final that starts after an utterance end.
     if (r.utteranceEnds.length && typeof ev.start === 'number' && ev.start >= r.utteranceEnds[0]) {
       r.line = null;
+      r.openEntity = null;
       r.utteranceEnds = r.utteranceEnds.filter((t) => t > ev.start);
     }
     let line = r.line;
@@ -91,6 +92,15 @@
       // One <mark> per run of redacted words with the same entity (as the server's text).
       const entityNames = r.config.text_substitution === 'entity_name';
       let i = 0;
+      // A span can reach us over several finals: with entity names, words that go
+      // on with the last final's span add no second mark (the server's text
+      // does not repeat the token either).
+      while (entityNames && i < words.length && words[i].redacted
+             && r.openEntity && words[i].entity === r.openEntity) {
+        i += 1;
+      }
+      const last = words[words.length - 1];
+      r.openEntity = last && last.redacted ? last.entity : null;
       while (i < words.length) {
         const w = words[i];
         if (i > 0) line.append(' ');
@@ -215,7 +225,7 @@
       ctx, rate, ws: null, node: null, source: null, stream: null, queue: [],
       player: new Player(ctx, rate), inputDone: false, errorShown: false,
       sessionId: '', config: { text_substitution: s.text_substitution }, speaking: false,
-      line: null, utteranceEnds: [], sentSamples: 0, receivedSamples: 0, meterTimer: 0,
+      line: null, openEntity: null, utteranceEnds: [], sentSamples: 0, receivedSamples: 0, meterTimer: 0,
     };
     const r = run;
     try {
