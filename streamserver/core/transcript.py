@@ -54,6 +54,10 @@ def substitute(text: str, entity: str, mode: str) -> str:
     return _ALNUM.sub("#", text)
 
 
+def _ends_sentence(text: str) -> bool:
+    return text.rstrip().rstrip("\"')").endswith((".", "?", "!"))
+
+
 class Transcript:
     """Committed words by global index (``base`` + list position), bounded."""
 
@@ -170,7 +174,7 @@ class Transcript:
         comes just before it too ("36 do 1421": a misheard word inside a number).
         """
         word = self._words[i - self._base].text
-        if may_extend_entity(word):
+        if may_extend_entity(word, self._starts_sentence(i)):
             return 0 if i in self._labels else self.right_context
         if i + 1 < self.total:
             nxt = self._words[i + 1 - self._base].text
@@ -178,17 +182,24 @@ class Transcript:
             nxt = self.tentative[0].text
         else:
             return 1  # nothing known after it yet
-        if not may_extend_entity(nxt):
+        if not may_extend_entity(nxt, _ends_sentence(word)):
             return 0
         if may_open_entity(word, nxt) or self._after_value(i):
             return self.right_context
         return 0
 
+    def _starts_sentence(self, i: int) -> bool:
+        """Word ``i`` opens its utterance or follows a sentence's end."""
+        if i == self._ended_upto or i - 1 < self._base:
+            return i == self._ended_upto or i == 0
+        return _ends_sentence(self._words[i - 1 - self._base].text)
+
     def _after_value(self, i: int) -> bool:
         """Whether the word before ``i`` is labelled or may extend an entity."""
         if i - 1 < self._base:
             return False
-        return i - 1 in self._labels or may_extend_entity(self._words[i - 1 - self._base].text)
+        return i - 1 in self._labels or may_extend_entity(
+            self._words[i - 1 - self._base].text, self._starts_sentence(i - 1))
 
     def _partial_word(self, w: Word, label: Label | None, masked: Callable[[Word], bool]) -> str:
         # Partials are masked conservatively: any digit or '@', and any word

@@ -78,6 +78,26 @@ def test_words_a_number_may_take_in_wait_with_it() -> None:
     assert finals(t.render(never)) == ["meet"]
 
 
+def test_a_function_word_capitalised_by_its_sentence_is_plain() -> None:
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" thanks.", 0), w(" So", 1), w(" I'm", 2), w(" calling", 3)],
+                  tentative=[w(" about", 4)]))
+    # "So" opens a sentence and "I'm" is capitalised wherever it stands.
+    assert finals(t.render(never)) == ["thanks. So I'm calling"]
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" thanks.", 0), w(" The", 1), w(" bill", 2)], tentative=[w(" is", 3)]))
+    assert finals(t.render(never)) == ["thanks. The bill"]
+    # Mid-sentence, a capitalised word may be a name ("ask So Yeon"): it waits,
+    # and so does the word before it.
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" ask", 0), w(" So", 1), w(" Yeon", 2)]))
+    assert finals(t.render(never)) == []
+    # "Will" and "May" may be names or a month even when they open a sentence.
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" thanks.", 0), w(" May", 1), w(" is", 2)], tentative=[w(" it", 3)]))
+    assert finals(t.render(never)) == ["thanks."]
+
+
 def test_the_hypothesis_tail_counts_as_right_context() -> None:
     t = Transcript("hash", right_context=3)
     t.take(update([w(" thanks", 0), w(" so", 1)], tentative=[w(" much", 2)]))

@@ -84,22 +84,46 @@ __all__ = [
 _JOINERS = {"at", "dot", "underscore", "dash", "hyphen"}
 # Single letters that are far more often words than spelled-out letters.
 _COMMON_ONE_LETTER = {"a", "i"}
+# Capitalised wherever they stand, and never part of a name.
+_ALWAYS_CAPITALISED = {"i", "i'm", "i've", "i'll", "i'd"}
 
 
-def may_extend_entity(word: str) -> bool:
+# Words Whisper capitalises only because they start a sentence, and that no name,
+# street or date begins with ("The", "So", "I'm"; not "Will", "May", "Next", "First").
+_SENTENCE_WORDS = frozenset({
+    "the", "a", "an", "and", "but", "so", "or", "if", "because", "when", "what", "where",
+    "why", "how", "who", "which", "that", "these", "those", "there", "it", "it's", "i'm",
+    "i've", "i'll", "i'd", "we", "we're", "we'll", "we've", "you", "you're", "you'll",
+    "you've", "he", "he's", "she", "she's", "they", "they're", "my", "your", "our", "their",
+    "his", "is", "are", "was", "were", "does", "did", "can", "could", "would", "should",
+    "have", "has", "had", "not", "no", "yes", "yeah", "yep", "okay", "ok", "oh", "um", "uh",
+    "well", "thanks", "thank", "sorry", "hello", "hi", "hey", "bye", "goodbye", "sure",
+    "alright", "actually", "basically", "anyway", "please", "let's", "let", "just", "also",
+    "then", "now", "maybe", "that's", "what's", "there's", "where's", "don't", "can't",
+    "won't", "isn't", "didn't", "doesn't", "wasn't", "to", "for", "of", "in", "on", "with",
+    "from", "as", "all", "any", "some", "every", "each", "both", "got", "perfect",
+    "absolutely", "exactly",
+})  # fmt: skip
+
+
+def may_extend_entity(word: str, starts_sentence: bool = False) -> bool:
     """Whether words still to come could make this word part of an entity.
 
     True for anything number-like, capitalised (names, months, streets), a
     spelled letter, an ``@`` or an email joiner: the transcript holds such a
     word back until enough right context has arrived. A plain lower-case word
     ("the", "thanks") cannot become personal data because of what follows it
-    (unless the next word is one of these, which the caller checks).
+    (unless the next word is one of these, which the caller checks); nor can a
+    function word that is capitalised because it starts a sentence
+    (``starts_sentence``: "So", "The", "I'm").
     """
     tok = tokenize([word])[0]
     if not tok.bare:
         return False
     if tok.title and tok.bare not in _COMMON_ONE_LETTER:
-        return True
+        if tok.bare in _ALWAYS_CAPITALISED:
+            return False
+        return not (starts_sentence and tok.bare in _SENTENCE_WORDS)
     if "@" in tok.raw or tok.bare in _JOINERS or classify_number(tok) is not None:
         return True
     return len(tok.bare) == 1 and tok.bare.isalpha() and tok.bare not in _COMMON_ONE_LETTER
@@ -124,7 +148,7 @@ def may_open_entity(word: str, next_word: str) -> bool:
     tok = tokenize([next_word])[0]
     if not tok.bare:
         return False
-    if tok.title or "@" in tok.raw or tok.bare in _JOINERS or (
+    if (tok.title and tok.bare not in _COMMON_ONE_LETTER) or "@" in tok.raw or tok.bare in _JOINERS or (
             len(tok.bare) == 1 and tok.bare.isalpha()):
         return True
     return tokenize([word])[0].bare in _NUMBER_OPENERS
