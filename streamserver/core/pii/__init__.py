@@ -148,8 +148,9 @@ def may_open_entity(word: str, next_word: str) -> bool:
     tok = tokenize([next_word])[0]
     if not tok.bare:
         return False
-    if (tok.title and tok.bare not in _COMMON_ONE_LETTER) or "@" in tok.raw or tok.bare in _JOINERS or (
-            len(tok.bare) == 1 and tok.bare.isalpha()):
+    if tok.title and tok.bare not in _COMMON_ONE_LETTER:
+        return True
+    if "@" in tok.raw or tok.bare in _JOINERS or (len(tok.bare) == 1 and tok.bare.isalpha()):
         return True
     return tokenize([word])[0].bare in _NUMBER_OPENERS
 
