@@ -43,6 +43,7 @@ class _OpenRun:
     reasons: list[str]  # in order of the words
     before_end: int | None  # end of the kept word before it
 
+
 _HAS_DIGIT_OR_AT = re.compile(r"[\d@]")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 
@@ -148,16 +149,18 @@ class Transcript:
             final_to -= 1
         return final_to
 
+    def _known_text(self, i: int) -> str | None:
+        """Committed word ``i``'s text; past the committed, the first tentative
+        word's (the latest hypothesis of what follows); None if nothing is known."""
+        if i < self.total:
+            return self._words[i - self._base].text
+        return self.tentative[0].text if self.tentative else None
+
     def _continues_word(self, i: int) -> bool:
         """Whether word ``i`` (or the first tentative one, past the committed) is
         written on to the word before it, with no space."""
-        if i < self.total:
-            text = self._words[i - self._base].text
-        elif self.tentative:
-            text = self.tentative[0].text
-        else:
-            return False
-        return bool(text) and not text[0].isspace()
+        text = self._known_text(i)
+        return text is not None and text != "" and not text[0].isspace()
 
     def _needs_after(self, i: int) -> int:
         """Committed words that must follow word ``i`` before it can be final.
@@ -176,11 +179,8 @@ class Transcript:
         word = self._words[i - self._base].text
         if may_extend_entity(word, self._starts_sentence(i)):
             return 0 if i in self._labels else self.right_context
-        if i + 1 < self.total:
-            nxt = self._words[i + 1 - self._base].text
-        elif self.tentative:
-            nxt = self.tentative[0].text
-        else:
+        nxt = self._known_text(i + 1)
+        if nxt is None:
             return 1  # nothing known after it yet
         if not may_extend_entity(nxt, _ends_sentence(word)):
             return 0
@@ -190,8 +190,10 @@ class Transcript:
 
     def _starts_sentence(self, i: int) -> bool:
         """Word ``i`` opens its utterance or follows a sentence's end."""
-        if i == self._ended_upto or i - 1 < self._base:
-            return i == self._ended_upto or i == 0
+        if i == self._ended_upto or i == 0:
+            return True
+        if i - 1 < self._base:
+            return False  # the word before is trimmed: not known to end a sentence
         return _ends_sentence(self._words[i - 1 - self._base].text)
 
     def _after_value(self, i: int) -> bool:

@@ -53,7 +53,7 @@ from .identifiers import CHAR_WORDS, identifier_spans
 from .names import person_spans, plausible_person
 from .numbers import classify_number
 from .quantities import quantity_spans
-from .text import WordText, build_text, tokenize
+from .text import Token, WordText, build_text, tokenize
 from .triggers import find_triggers
 from .web import web_spans
 
@@ -124,9 +124,13 @@ def may_extend_entity(word: str, starts_sentence: bool = False) -> bool:
         if tok.bare in _ALWAYS_CAPITALISED:
             return False
         return not (starts_sentence and tok.bare in _SENTENCE_WORDS)
-    if "@" in tok.raw or tok.bare in _JOINERS or classify_number(tok) is not None:
-        return True
-    return len(tok.bare) == 1 and tok.bare.isalpha() and tok.bare not in _COMMON_ONE_LETTER
+    return _joins_or_spells(tok) or classify_number(tok) is not None
+
+
+def _joins_or_spells(tok: Token) -> bool:
+    """An ``@``, an email joiner or a spelled letter (not "a" or "i")."""
+    return "@" in tok.raw or tok.bare in _JOINERS or (
+        len(tok.bare) == 1 and tok.bare.isalpha() and tok.bare not in _COMMON_ONE_LETTER)
 
 
 # Plain words that an entity begun by the number after them may take in at its
@@ -148,9 +152,7 @@ def may_open_entity(word: str, next_word: str) -> bool:
     tok = tokenize([next_word])[0]
     if not tok.bare:
         return False
-    if tok.title and tok.bare not in _COMMON_ONE_LETTER:
-        return True
-    if "@" in tok.raw or tok.bare in _JOINERS or (len(tok.bare) == 1 and tok.bare.isalpha()):
+    if (tok.title and tok.bare not in _COMMON_ONE_LETTER) or _joins_or_spells(tok):
         return True
     return tokenize([word])[0].bare in _NUMBER_OPENERS
 
