@@ -534,11 +534,72 @@ class Session:
         if n <= 0:
             return
         a0, a1 = self._analysis_sample(start), self._analysis_sample(until) + 1
+        if self.rate == ANALYSIS_RATE:
+            a1 -= 1  # at the analysis rate the map is the identity
+        counts = self._quiet_block(start, until, a0, a1)
+        if counts is not None:  # the usual 20 ms: nothing masked, late or wordless
+            for lane in self._lanes:
+                self._end_unexplained_run(lane, until)
+            released = self._line.release(
+                until, np.zeros((n, len(self._lanes)) if self._isolated else n, dtype=bool))
+        else:
+            mask, counts = self._block_masks(start, until, a0, a1)
+            released = self._line.release(until, mask)
+        ms = 1000 / self.rate
+        self.stats.audio_out_ms += n * ms
+        self.stats.speech_ms += counts.speech * ms
+        self.stats.masked_ms += counts.masked * ms
+        self.stats.deadline_masked_ms += counts.undecided * ms
+        self.stats.unexplained_speech_ms += counts.unexplained * ms
+        self.stats.unexplained_masked_ms += counts.unexplained_masked * ms
+        # Bounded output frames (200 ms), whatever the size of the release.
+        data, step = audio_mod.encode(released.samples, self.fmt), self._out_frame_bytes
+        for i in range(0, len(data), step):
+            sample = start + i // self.fmt.bytes_per_frame
+            self._outbox.append(AudioOut(data[i : i + step], sample))
+        for lane in self._lanes:
+            lane.plan.forget_before(a0 - self._delay)  # a shared plan: harmless twice
+            lane.heard.forget_before(a0 - self._delay)
+            lane.vad.forget_before(a0 - self._delay)
+        if self._dialogue is not None:
+            self._dialogue.forget_before(a0 - self._delay)
+
+    def _quiet_block(self, start: int, until: int, a0: int, a1: int) -> _BlockCounts | None:
+        """Client samples ``[start, until)`` when none is masked, late or wordless
+        (no plan, every speech sample decided and under a word), else None.
+
+        Interval arithmetic instead of :meth:`_block_masks`'s per-sample arrays:
+        the same counts, at a fraction of the cost of a release per 20 ms frame.
+        """
+        all_decided = self._all_decided_after_finish()
+        speech: list[tuple[int, int]] = []
+        for lane in self._lanes:
+            if lane.plan.ranges(a0, a1):
+                return None
+            heard = lane.vad.speech_intervals(a0, a1)
+            if not heard:
+                continue
+            if lane.entities and not all_decided and lane.decided < a1:
+                return None
+            if not _covers(lane.heard.ranges(a0, a1) + lane.heard_tentative, heard):
+                return None
+            speech += heard
+        clipped = ((max(start, self._client_ceil(lo)), min(until, self._client_ceil(hi)))
+                   for lo, hi in _merge(speech))
+        return _BlockCounts(speech=sum(max(0, hi - lo) for lo, hi in clipped))
+
+    def _client_ceil(self, analysis_sample: int) -> int:
+        """The first client sample whose analysis sample is at or after this one."""
+        return -(-analysis_sample * self.rate // ANALYSIS_RATE)
+
+    def _block_masks(self, start: int, until: int, a0: int,
+                     a1: int) -> tuple[np.ndarray, _BlockCounts]:
+        """Release masks for client samples ``[start, until)``, sample by sample."""
+        n = until - start
         # Everything in analysis samples first, then mapped to client samples
         # (at the analysis rate the map is the identity: no index arrays).
         if self.rate == ANALYSIS_RATE:
             idx = None
-            a1 -= 1
 
             def at_client(m: np.ndarray) -> np.ndarray:
                 return m
@@ -574,30 +635,14 @@ class Session:
             lane_mask = planned | late if self.cfg.on_deadline == "mask" else planned
             lane_masks.append(lane_mask | masked_wordless)
         if self._isolated:  # each channel carries its own lane's masks only
-            per_channel = np.stack(lane_masks, axis=1)
-            released = self._line.release(until, per_channel)
-            mask = per_channel.any(axis=1)
+            mask = np.stack(lane_masks, axis=1)
+            any_masked = mask.any(axis=1)
         else:
-            mask = np.logical_or.reduce(lane_masks)
-            released = self._line.release(until, mask)
-        ms = 1000 / self.rate
-        self.stats.audio_out_ms += n * ms
-        self.stats.speech_ms += float(speech.sum()) * ms
-        self.stats.masked_ms += float(mask.sum()) * ms
-        self.stats.deadline_masked_ms += float(undecided.sum()) * ms
-        self.stats.unexplained_speech_ms += float(unexplained.sum()) * ms
-        self.stats.unexplained_masked_ms += float(unexplained_masked.sum()) * ms
-        # Bounded output frames (200 ms), whatever the size of the release.
-        data, step = audio_mod.encode(released.samples, self.fmt), self._out_frame_bytes
-        for i in range(0, len(data), step):
-            sample = start + i // self.fmt.bytes_per_frame
-            self._outbox.append(AudioOut(data[i : i + step], sample))
-        for lane in self._lanes:
-            lane.plan.forget_before(a0 - self._delay)  # a shared plan: harmless twice
-            lane.heard.forget_before(a0 - self._delay)
-            lane.vad.forget_before(a0 - self._delay)
-        if self._dialogue is not None:
-            self._dialogue.forget_before(a0 - self._delay)
+            mask = any_masked = np.logical_or.reduce(lane_masks)
+        return mask, _BlockCounts(
+            speech=int(speech.sum()), masked=int(any_masked.sum()),
+            undecided=int(undecided.sum()), unexplained=int(unexplained.sum()),
+            unexplained_masked=int(unexplained_masked.sum()))
 
     def _unexplained_policy(self, lane: _Lane, a0: int, a1: int) -> np.ndarray:
         """Where speech no word explains is masked: armed answers, or all of it."""
@@ -627,9 +672,12 @@ class Session:
                     for _lo, _hi, armed in self._dialogue.armed_ranges(s0, s1, lane.channel):
                         entity, reason = armed, CONTEXT_REASON
                 lane.unexplained_run = (s0, s1, entity, reason)
+        self._end_unexplained_run(lane, start + masked.size)
+
+    def _end_unexplained_run(self, lane: _Lane, until: int) -> None:
+        """Close the lane's run of masked wordless speech once released past it."""
         run = lane.unexplained_run
-        if run is not None and (
-                self._analysis_sample(start + masked.size) - run[1] > self._word_slack):
+        if run is not None and self._analysis_sample(until) - run[1] > self._word_slack:
             self._close_unexplained_run(lane)
 
     def _count_redaction_without_words(self) -> None:
@@ -731,3 +779,33 @@ def run_offline(
     session.close()
     outputs.extend(session.take_outputs())
     return outputs
+
+
+@dataclass(frozen=True, slots=True)
+class _BlockCounts:
+    """Client samples of one release that were speech, masked, and so on."""
+
+    speech: int = 0
+    masked: int = 0
+    undecided: int = 0
+    unexplained: int = 0
+    unexplained_masked: int = 0
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted union of ``[lo, hi)`` ranges (touching ranges join)."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1]:
+            if hi > merged[-1][1]:
+                merged[-1] = (merged[-1][0], hi)
+        elif lo < hi:
+            merged.append((lo, hi))
+    return merged
+
+
+def _covers(ranges: list[tuple[int, int]], spans: list[tuple[int, int]]) -> bool:
+    """Whether the union of ``ranges`` holds every ``[lo, hi)`` of ``spans``."""
+    union = _merge(ranges)
+    return all(any(ulo <= lo and hi <= uhi for ulo, uhi in union)
+               for lo, hi in spans if lo < hi)
