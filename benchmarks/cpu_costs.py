@@ -16,7 +16,14 @@ the median and p99 of many calls, single-threaded, after a warm-up:
 * ``pathological``: the worst of the shapes the patterns read (long runs of dots,
   joiners, digits) — a guard against catastrophic backtracking;
 * ``dtmf_per_frame``: the keypad-tone detector per 20 ms frame of speech, analysed
-  frame by frame and batched by 60 ms (``min_batch_ms``, as the live session does).
+  frame by frame and batched by 60 ms (``min_batch_ms``, as the live session does);
+* ``session_per_frame_us``: what the event loop spends in the session core per
+  20 ms frame of a real-time session: ``push_audio`` (decode, resample, Silero VAD,
+  keypad tones) and ``release`` (masks, delay line, encoding), over the
+  ``real/a*`` clips each followed by 90 % of its length in silence (the
+  half-silent profile of ``capacity.py``), 16 kHz PCM and 8 kHz mu-law, with a
+  Whisper pass and detection every 0.5 s run inline (not timed). The rest of the
+  loop's time (WebSocket frames, asyncio, metrics) is not in it.
 
 Writes the JSON (command, date, commit, machine, figures in milliseconds).
 """
@@ -100,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cpu_costs.json")
     ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--session-seconds", type=float, default=90.0,
+                    help="audio per session_per_frame_us line")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
+                    help="real/a*.wav for session_per_frame_us (else a test fixture)")
     args = ap.parse_args(argv)
 
     figures: dict[str, Any] = {}
@@ -145,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         figures[key] = {"median": round(1e6 * statistics.median(per_frame), 1),
                         "best": round(1e6 * min(per_frame), 1)}
 
+    figures["session_per_frame_us"] = session_per_frame(args.data, args.session_seconds)
+
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -156,6 +169,51 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(figures, indent=1))
     return 0
+
+
+def session_per_frame(data: Path, seconds: float) -> dict[str, dict[str, float]]:
+    """Microseconds per 20 ms frame in ``push_audio`` and ``release`` (see above)."""
+    from streamserver import audio as audio_mod
+    from streamserver.config import SessionConfig
+    from streamserver.engines.bundle import Engines
+
+    engines = Engines.load(workers=1)
+    clips = sorted((data / "real").glob("a*.wav")) or [ROOT / "tests" / "fixtures" / "dev_008.wav"]
+    parts = []
+    for clip in clips:
+        samples, rate = audio_mod.read_wav(clip)
+        mono = audio_mod.resample(samples[:, 0].astype(np.float32) / 32768, rate, 16000)
+        parts += [mono, np.zeros(mono.size * 9 // 10, dtype=np.float32)]
+    audio16k = np.concatenate(parts)[: int(seconds * 16000)]
+    out: dict[str, dict[str, float]] = {}
+    for name, encoding, rate in (("pcm16k", "pcm_s16le", 16000), ("mulaw8k", "mulaw", 8000)):
+        cfg = SessionConfig.from_params({"encoding": encoding, "sample_rate": rate,
+                                         "pace": "realtime"})
+        fmt = audio_mod.AudioFormat(encoding, rate, 1)
+        pcm = np.clip(np.rint(audio_mod.resample(audio16k, 16000, rate) * 32767),
+                      -32768, 32767).astype(np.int16)
+        wire = audio_mod.encode(pcm, fmt)
+        step = fmt.bytes_per_frame * rate // 50
+        session = engines.new_session(cfg)
+        push_s = release_s = 0.0
+        frames = 0
+        for k, i in enumerate(range(0, len(wire) - step + 1, step)):
+            now = k * 0.02
+            t0 = time.perf_counter()
+            session.push_audio(wire[i : i + step], now)
+            t1 = time.perf_counter()
+            session.release(now)
+            session.take_outputs()
+            t2 = time.perf_counter()
+            push_s, release_s, frames = push_s + t1 - t0, release_s + t2 - t1, frames + 1
+            if k % 25 == 0:  # a pass (and its detection) every 0.5 s, not timed
+                job = session.next_job(eager=True)
+                while job is not None:
+                    job = session.complete_job(job, engines.run_job(job)) or session.next_job()
+        out[name] = {"push_audio": round(1e6 * push_s / max(1, frames), 1),
+                     "release": round(1e6 * release_s / max(1, frames), 1),
+                     "frames": frames}
+    return out
 
 
 if __name__ == "__main__":

@@ -217,6 +217,9 @@ class StreamingResampler:
     _ATTENUATION_DB = 80.0
     _PASSBAND = 0.8  # passband edge as a fraction of the lower Nyquist frequency
     _BLOCK = 4096  # outputs computed per vectorised step; bounds temporary memory
+    # Mono streams whose ratio has at most this many phases (8 -> 16 kHz: 2; 48 ->
+    # 16 kHz: 1; 24 -> 16 kHz: 2) are filtered phase by phase (_emit_by_phase).
+    _POLYPHASE_MAX_UP = 8
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
         if not (_is_int(from_rate) and _is_int(to_rate)) or from_rate <= 0 or to_rate <= 0:
@@ -318,21 +321,45 @@ class StreamingResampler:
         out = y.astype(np.float32)
         return out[:, 0] if self._mono else out
 
+    def _emit_by_phase(self, end: int) -> npt.NDArray[np.float64]:
+        """Outputs ``[total_out, end)`` of a mono stream, one matrix-vector product
+        per phase: the outputs ``k, k + L, k + 2L, ...`` share their taps and read
+        input windows ``M`` samples apart, a strided view of the buffer (no copy).
+        The same sums as the general path; a 20 ms frame costs a few
+        microseconds instead of ~100 (gathered windows and ``einsum``)."""
+        k0, n = self._total_out, end - self._total_out
+        up, down, taps = self._up, self._down, self._bank.shape[1]
+        buf = np.ascontiguousarray(self._buf[:, 0])
+        step = buf.strides[0]
+        out = np.empty((n, 1))
+        for r in range(min(up, n)):
+            k = k0 + r
+            count = (n - r + up - 1) // up  # outputs k, k + up, ... before end
+            first = (k * down) // up - self.lookahead + 1 - self._buf_start
+            assert first >= 0 and first + (count - 1) * down + taps <= buf.shape[0]
+            rows = np.lib.stride_tricks.as_strided(
+                buf[first:], shape=(count, taps), strides=(down * step, step), writeable=False)
+            out[r::up, 0] = rows @ self._bank[(k * down) % up]
+        return out
+
     def _emit(self, end: int) -> Float32Array:
         taps = self._bank.shape[1]
         half = self.lookahead
         channels = self._buf.shape[1]
         if end <= self._total_out:
             return self._shape_out(np.zeros((0, channels)))
-        out = np.empty((end - self._total_out, channels))
-        windows = np.lib.stride_tricks.sliding_window_view(self._buf, taps, axis=0)
-        for block in range(self._total_out, end, self._BLOCK):
-            ks = np.arange(block, min(block + self._BLOCK, end), dtype=np.int64)
-            first = (ks * self._down) // self._up - half + 1 - self._buf_start
-            coeffs = self._bank[(ks * self._down) % self._up]
-            out[block - self._total_out : ks[-1] + 1 - self._total_out] = np.einsum(
-                "bcj,bj->bc", windows[first], coeffs
-            )
+        if channels == 1 and self._up <= self._POLYPHASE_MAX_UP:
+            out = self._emit_by_phase(end)
+        else:
+            out = np.empty((end - self._total_out, channels))
+            windows = np.lib.stride_tricks.sliding_window_view(self._buf, taps, axis=0)
+            for block in range(self._total_out, end, self._BLOCK):
+                ks = np.arange(block, min(block + self._BLOCK, end), dtype=np.int64)
+                first = (ks * self._down) // self._up - half + 1 - self._buf_start
+                coeffs = self._bank[(ks * self._down) % self._up]
+                out[block - self._total_out : ks[-1] + 1 - self._total_out] = np.einsum(
+                    "bcj,bj->bc", windows[first], coeffs
+                )
         self._total_out = end
         # Drop input no future output can reach.
         keep_from = (self._total_out * self._down) // self._up - half + 1

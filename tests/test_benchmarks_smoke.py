@@ -187,13 +187,17 @@ def test_allocator_benchmark_runs(tmp_path: Path) -> None:
 
 def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "cpu_costs.json"
-    run_benchmark("cpu_costs.py", "--runs", "5", "--out", str(out))
+    run_benchmark("cpu_costs.py", "--runs", "5", "--session-seconds", "4", "--out", str(out))
     figures = json.loads(out.read_text())["figures"]
     for name in ("spoken_rules_window", "spoken_rules_everyday", "person_spans",
                  "detector_detect", "detector_detect_every_entity_40_words"):
         assert figures[name]["runs"] >= 5 and figures[name]["median_ms"] > 0
     assert figures["pathological_worst_ms"] > 0 and figures["dtmf_per_frame_us"]["best"] > 0
     assert figures["dtmf_per_frame_us_batched_60ms"]["best"] > 0
+    for line in ("pcm16k", "mulaw8k"):
+        per_frame = figures["session_per_frame_us"][line]
+        assert per_frame["frames"] >= 150 and per_frame["push_audio"] > 0
+        assert per_frame["release"] > 0
 
 
 def test_allocator_faults_benchmark_runs(tmp_path: Path) -> None:
