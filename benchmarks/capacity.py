@@ -687,6 +687,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="half-silent: pii_dev + real/a* clips, each followed by 80-100 %% of "
                          "its length in silence (a single party's channel); dense: real "
                          "clips of 10 s or more with 0.5-2 s pauses (a mono mix of a call)")
+    ap.add_argument("--lockstep", action="store_true",
+                    help="half-silent: every session plays one program, each 0.49 s behind "
+                         "the one before (the figures before 2026-12-07 evening); default: "
+                         "each session its own order of the clips")
     ap.add_argument("--jitter-limit-ms", type=float, default=50.0,
                     help="release jitter p99 allowed at capacity")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "capacity.json")
@@ -694,12 +698,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile == "dense" and args.transport == "twilio":
         ap.error("--profile dense is for --transport websocket")
-    # Dense: every session its own order of the clips, so calls are not in step
-    # (all of them in the same long utterance at once is not a workload anyone has).
+    # Every session its own order of the clips, so calls are not in step (all of them
+    # in the same long utterance at once is not a workload anyone has). --lockstep:
+    # one program, session i 0.49 s behind session i - 1, as the half-silent figures
+    # before 2026-12-07 (eighth session) were measured; Twilio legs always so.
+    most = max(int(x) for x in args.sessions.split(","))
+    build = build_dense_program if args.profile == "dense" else build_program
     program: np.ndarray | list[np.ndarray] = (
-        [build_dense_program(args.data, args.seconds, seed=1 + i)
-         for i in range(max(int(x) for x in args.sessions.split(",")))]
-        if args.profile == "dense" else build_program(args.data, args.seconds, seed=1))
+        build_program(args.data, args.seconds, seed=1)
+        if args.transport == "twilio" or (args.lockstep and args.profile == "half-silent")
+        else [build(args.data, args.seconds, seed=1 + i) for i in range(most)])
     port = free_port()
     levels_n = [int(x) for x in args.sessions.split(",")]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -747,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         **({"recordings_by_status": recordings} if args.record else {}),
         "transport": args.transport,
         "profile": args.profile,
+        "sessions_in_step": isinstance(program, np.ndarray),
         "rule": f"largest N with deadline-masked speech <= 1% and release jitter p99 <= "
                 f"{args.jitter_limit_ms:g} ms",
         "levels": levels,
