@@ -119,6 +119,11 @@ ZIPS = [
     "Ottawa, Ontario {K1A 0B1.}",
     "It's in London, {SW1A 1AA.}",
     "my zip is {9 0 2}",  # still arriving
+    # Other words between the cue and the code (digits.py claims the run for a ZIP
+    # as far as a trigger reaches: it must not be left unlabelled).
+    "My zip is in Boston, {0 2 1 1 6.}",
+    "The zip code for Boston is {0 2 1 1 6.}",
+    "Zip code? Yeah, it's {02116.}",
 ]
 
 # ---------------------------------------------------------------------------- dates
@@ -306,6 +311,9 @@ HARD_NEGATIVES = [
     "I had an apple for lunch.",
     "My sister lives in Georgia.",
     "Meet me at Victoria station.",
+    # a ZIP cue does not reach past the end of its sentence
+    "I don't know my zip code. I ordered 12345 items.",
+    "My zip code is the same as my office, 10 minutes away.",
 ]
 
 

@@ -12,7 +12,7 @@ from streamserver.core.types import WordSpan
 from .entities import LOCATION, SCORE_CONTEXT, SCORE_SHAPE, SCORE_WEAK, ZIP_CODE
 from .numbers import SPELLED_OUT, DigitRun, NumberKind, NumberWord, digit_runs
 from .text import EDGE_PUNCTUATION, Token, is_plain_word, phrase_at, split_phrases
-from .triggers import LOOKAHEAD, Trigger
+from .triggers import LOOKAHEAD, LOOKBACK, Trigger
 from .vocabulary import MONTHS, QUANTITY_WORDS, STOP_WORDS
 
 _STREET_SUFFIXES = {
@@ -310,7 +310,8 @@ def zip_spans(
     cue_words = {j for a, b in cues for j in range(a, b)}  # "zip plus four" is no digit
     runs = {run.first: run for run in digit_runs(toks, nums, cue_words)}
     out: list[WordSpan] = []
-    for i, j in cues:
+    for i, cue_end in cues:
+        j = cue_end
         while j < n and j - i <= LOOKAHEAD + 1 and bare[j] in _ZIP_CONNECTORS:
             j += 1
         if j >= n:
@@ -321,9 +322,16 @@ def zip_spans(
             if span is not None:
                 out.append(span)
             continue
-        postcode = _postcode_at(toks, nums, j)
+        ended = toks[j - 1].sentence_end and not toks[j - 1].raw.endswith("?")
+        postcode = None if ended else _postcode_at(toks, nums, j)
         if postcode is not None:
             out.append(postcode)
+            continue
+        far = _zip_run_within_reach(toks, runs, j, cue_end + LOOKBACK)
+        if far is not None:
+            span = _zip_from_run(far, n, SCORE_CONTEXT)
+            if span is not None:
+                out.append(span)
     # "90210 is my zip code".
     for run in runs.values():
         if len(run.digits) not in (5, 9):
@@ -374,6 +382,23 @@ def zip_spans(
     return out
 
 
+def _zip_run_within_reach(
+    toks: Sequence[Token], runs: dict[int, DigitRun], j: int, reach: int
+) -> DigitRun | None:
+    """The first digit run from word ``j`` to ``reach``, past other words ("zip is in
+    Boston, 0 2 1 1 6", "Zip code? Yeah, it's 02116"): as far as a ZIP cue claims a
+    run for a ZIP (digits.py), so that a claimed run is never left unlabelled. Not
+    past the end of a sentence that is no question."""
+    for k in range(j, min(reach, len(toks))):
+        before = toks[k - 1]
+        if k > 0 and before.sentence_end and not before.raw.endswith("?"):
+            return None
+        run = runs.get(k)
+        if run is not None:
+            return run
+    return None
+
+
 def _zip_from_run(run: DigitRun, n: int, score: float, partial_ok: bool = True) -> WordSpan | None:
     """A 5-digit ZIP or ZIP+4; a shorter run only when cut off by the window end."""
     count = len(run.digits)
@@ -399,8 +424,9 @@ def _postcode_at(
         core = tok.raw.strip(EDGE_PUNCTUATION)
         if num is not None and num.kind in {NumberKind.SPELLED, NumberKind.WEAK}:
             piece = num.digits
-        elif core.isalnum() and len(core) <= 4 and core.isascii():
-            piece = core.upper()
+        elif core.isalnum() and len(core) <= 4 and core.isascii() and (
+                core.isupper() or core.isdigit()):  # "SW1A", "M", "1"; not "in", "In"
+            piece = core
         else:
             break
         text += piece
