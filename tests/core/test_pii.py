@@ -151,6 +151,8 @@ SPOKEN_POSITIVES = [
 # ------------------------------------------- a call, turn by turn (ASR-style)
 
 CALL_POSITIVES = [
+    # A cue too far to claim the run: it is masked as it would be with no cue.
+    ("The last four of my social, let me check, {9 8 1 7.}", (ANY,)),
     ("Hi this is {John} from the billing department.", (PERSON,)),
     ("I'm {Sarah} and I'll be your server tonight.", (PERSON,)),
     ("Mr. {Thompson} will see you now.", (PERSON,)),

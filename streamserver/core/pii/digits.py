@@ -168,6 +168,11 @@ def digit_spans(
                 # "my number is 880" (the rest still to come), "number is 1 3 here".
                 entity, _ = _entity_for(ctx, run.digits, True, win)
                 score = SCORE_WEAK
+            elif count >= 4 and written_enough and _other_sequence(toks, nums, trig, run):
+                # The trigger is too far to claim the run ("the last four of my social,
+                # let me check, 9 8 1 7"): the run is still what it is without one. A cue
+                # never makes a number less likely to be masked.
+                sequences.append(WordSpan(run.first, run.last, NUMBER_SEQUENCE, SCORE_WEAK))
             if entity == PHONE_NUMBER and ctx == Trigger.GENERIC:
                 if count == 9 and _ssn_shape(toks, nums, run):
                     entity = US_SSN  # "my number is 518-26-4409": grouped 3-2-4
