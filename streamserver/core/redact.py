@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,19 @@ def cover_words(
     if short > 0:
         lo, hi = lo - short // 2, hi + short - short // 2
     return max(0, lo), hi
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted union of ``[lo, hi)`` ranges; touching ranges join, empty ones go."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if lo >= hi:
+            continue
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def ranges_to_mask(ranges: list[tuple[int, int]], start: int, n: int) -> np.ndarray:

@@ -34,7 +34,7 @@ from ..config import AsrConfig, SessionConfig
 from .asr import AsrJob, AsrUpdate, StreamingTranscriber
 from .dialogue import CONTEXT_REASON, DialogueState
 from .dtmf import DtmfDetector, DtmfTone
-from .redact import DelayLine, MaskPlan, cover_words, ranges_to_mask
+from .redact import DelayLine, MaskPlan, cover_words, merge_ranges, ranges_to_mask
 from .transcript import Transcript
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
 from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
@@ -585,7 +585,7 @@ class Session:
                 return None
             speech += heard
         clipped = ((max(start, self._client_ceil(lo)), min(until, self._client_ceil(hi)))
-                   for lo, hi in _merge(speech))
+                   for lo, hi in merge_ranges(speech))
         return _BlockCounts(speech=sum(max(0, hi - lo) for lo, hi in clipped))
 
     def _client_ceil(self, analysis_sample: int) -> int:
@@ -792,20 +792,8 @@ class _BlockCounts:
     unexplained_masked: int = 0
 
 
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted union of ``[lo, hi)`` ranges (touching ranges join)."""
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1]:
-            if hi > merged[-1][1]:
-                merged[-1] = (merged[-1][0], hi)
-        elif lo < hi:
-            merged.append((lo, hi))
-    return merged
-
-
 def _covers(ranges: list[tuple[int, int]], spans: list[tuple[int, int]]) -> bool:
     """Whether the union of ``ranges`` holds every ``[lo, hi)`` of ``spans``."""
-    union = _merge(ranges)
+    union = merge_ranges(ranges)
     return all(any(ulo <= lo and hi <= uhi for ulo, uhi in union)
                for lo, hi in spans if lo < hi)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from streamserver.core.redact import merge_ranges
 from streamserver.core.types import ms_to_samples
 
 
@@ -232,12 +233,4 @@ class VadSegmenter:
 
 
 def _clip_and_merge(spans: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted((max(lo, start), min(hi, end)) for lo, hi in spans):
-        if lo >= hi:
-            continue
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
+    return merge_ranges((max(lo, start), min(hi, end)) for lo, hi in spans)
