@@ -40,30 +40,12 @@ LONG_CALLS = ("b10_ibm_english2_g712_loan_call.wav", "b13_google_commercial_mono
               "b17_aws_pca_auto0_car_call_first120s.wav")
 
 
-class _CountingModel:
-    """The CTranslate2 model with its ``generate`` counted (tokens, limit hits)."""
-
-    def __init__(self, inner: Any, rows: list[tuple[int, int]]) -> None:
-        self._inner = inner
-        self._rows = rows
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def generate(self, encoded: Any, prompts: list[list[int]], **kw: Any) -> Any:
-        results = self._inner.generate(encoded, prompts, **kw)
-        for prompt, res in zip(prompts, results, strict=True):
-            self._rows.append((len(res.sequences_ids[0]), kw["max_length"] - len(prompt)))
-        return results
-
-
 def measure(clips: list[Path], overrides: dict[str, int]) -> dict[str, Any]:
     engines = Engines.load(AsrConfig(cpu_threads=1, **overrides), workers=1)
     stages: dict[str, float] = {}
     engines.asr.on_stage = lambda s, t: stages.__setitem__(s, stages.get(s, 0.0) + t)
-    rows: list[tuple[int, int]] = []
-    model = engines.asr._model  # the faster-whisper model holding the CTranslate2 one
-    model.model = _CountingModel(model.model, rows)
+    rows: list[tuple[int, int]] = []  # (tokens decoded, token limit) per buffer
+    engines.asr.on_decoded = lambda tokens, limit: rows.append((tokens, limit))
     words = 0
     audio_s = 0.0
     t0 = time.perf_counter()

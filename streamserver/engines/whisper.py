@@ -157,6 +157,9 @@ class WhisperEngine:
         # Told (stage, seconds) for each part of a model call: the per-stage profile
         # in /metrics (asr_features, asr_encode, asr_decode, asr_align).
         self.on_stage: Callable[[str, float], None] | None = None
+        # Told (tokens decoded, token limit) for each buffer of a model call
+        # (benchmarks/asr_passes.py: how often the decoder runs to its limit).
+        self.on_decoded: Callable[[int, int], None] | None = None
 
     def _timed(self, stage: str, t0: float) -> float:
         now = time.perf_counter()
@@ -229,7 +232,9 @@ class WhisperEngine:
             suppress_blank=True, suppress_tokens=self._suppress,
         )
         tokens = []
-        for res in results:
+        for prompt, res in zip(prompts, results, strict=True):
+            if self.on_decoded is not None:
+                self.on_decoded(len(res.sequences_ids[0]), len(prompts[0]) + max_new - len(prompt))
             seq = [t for t in res.sequences_ids[0] if t < tok.eot]
             seq_len = max(1, len(res.sequences_ids[0]))
             avg_logprob = res.scores[0] * seq_len / (seq_len + 1)
