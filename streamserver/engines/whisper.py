@@ -232,9 +232,9 @@ class WhisperEngine:
             suppress_blank=True, suppress_tokens=self._suppress,
         )
         tokens = []
-        for prompt, res in zip(prompts, results, strict=True):
-            if self.on_decoded is not None:
-                self.on_decoded(len(res.sequences_ids[0]), len(prompts[0]) + max_new - len(prompt))
+        for res in results:
+            if self.on_decoded is not None:  # a group's prompts are of one length
+                self.on_decoded(len(res.sequences_ids[0]), max_new)
             seq = [t for t in res.sequences_ids[0] if t < tok.eot]
             seq_len = max(1, len(res.sequences_ids[0]))
             avg_logprob = res.scores[0] * seq_len / (seq_len + 1)

@@ -11,7 +11,14 @@ from streamserver.core.types import WordSpan
 
 from .entities import LOCATION, SCORE_CONTEXT, SCORE_SHAPE, SCORE_WEAK, ZIP_CODE
 from .numbers import SPELLED_OUT, DigitRun, NumberKind, NumberWord, digit_runs
-from .text import EDGE_PUNCTUATION, Token, is_plain_word, phrase_at, split_phrases
+from .text import (
+    EDGE_PUNCTUATION,
+    Token,
+    ends_statement,
+    is_plain_word,
+    phrase_at,
+    split_phrases,
+)
 from .triggers import LOOKAHEAD, LOOKBACK, Trigger
 from .vocabulary import MONTHS, QUANTITY_WORDS, STOP_WORDS
 
@@ -322,8 +329,9 @@ def zip_spans(
             if span is not None:
                 out.append(span)
             continue
-        ended = toks[j - 1].sentence_end and not toks[j - 1].raw.endswith("?")
-        postcode = None if ended else _postcode_at(toks, nums, j)
+        if ends_statement(toks[j - 1]):
+            continue  # "I don't know my zip code. I ...": the cue's sentence is over
+        postcode = _postcode_at(toks, nums, j)
         if postcode is not None:
             out.append(postcode)
             continue
@@ -390,12 +398,11 @@ def _zip_run_within_reach(
     run for a ZIP (digits.py), so that a claimed run is never left unlabelled. Not
     past the end of a sentence that is no question."""
     for k in range(j, min(reach, len(toks))):
-        before = toks[k - 1]
-        if k > 0 and before.sentence_end and not before.raw.endswith("?"):
-            return None
         run = runs.get(k)
         if run is not None:
             return run
+        if ends_statement(toks[k]):
+            return None
     return None
 
 

@@ -41,7 +41,7 @@ from .entities import (
     VEHICLE_ID,
 )
 from .numbers import DigitRun, NumberKind, NumberWord, digit_runs
-from .text import EDGE_PUNCTUATION, Token, is_capital_letter
+from .text import EDGE_PUNCTUATION, Token, ends_statement, is_capital_letter
 from .triggers import LOOKAHEAD, LOOKBACK, NON_HEALTH_INSURANCE, Trigger
 from .vocabulary import QUANTITY_WORDS, STOP_WORDS
 
@@ -646,7 +646,7 @@ def context_before(
     while j >= 0 and start - j <= LOOKBACK:
         if blocked[j]:
             break
-        if j < start - 1 and toks[j].sentence_end and not toks[j].raw.endswith("?"):
+        if j < start - 1 and ends_statement(toks[j]):
             break  # a question's trigger reaches into the answer
         cat = trig[j]
         if cat is not None and cat != Trigger.EMAIL:

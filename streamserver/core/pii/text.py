@@ -83,6 +83,12 @@ def tokenize(words: Sequence[str]) -> list[Token]:
     return toks
 
 
+def ends_statement(tok: Token) -> bool:
+    """Whether ``tok`` ends a sentence that is no question: a cue in a question
+    reaches into its answer ("Zip code? Yeah, it's 02116"), one in a statement not."""
+    return tok.sentence_end and not tok.raw.endswith("?")
+
+
 def is_capital_letter(tok: Token) -> bool:
     """A single spoken capital ("W 1 2 3", "K -Shabel"); not the pronoun "I"."""
     core = tok.raw.strip(EDGE_PUNCTUATION)
