@@ -153,6 +153,9 @@ SPOKEN_POSITIVES = [
 CALL_POSITIVES = [
     # A cue too far to claim the run: it is masked as it would be with no cue.
     ("The last four of my social, let me check, {9 8 1 7.}", (ANY,)),
+    # ... also the start of a number still being said, misheard words between
+    # ("eight three oh" as "a free year"): as with no cue, a phone number's start.
+    ("and my number is a free year {5, 5, 0, 1, 7, 5}", (ANY,)),
     ("Hi this is {John} from the billing department.", (PERSON,)),
     ("I'm {Sarah} and I'll be your server tonight.", (PERSON,)),
     ("Mr. {Thompson} will see you now.", (PERSON,)),

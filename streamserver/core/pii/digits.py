@@ -119,7 +119,6 @@ def digit_spans(
     for run in runs:
         count = len(run.digits)
         at_end = run.last == n
-        written_enough = run.groups > 0 or run.spelled >= 4
         after = toks[run.last] if run.last < n else None
         quantity = after is not None and (
             after.bare in QUANTITY_WORDS or after.bare in _COUNTED or (after.raw[:1] == "%")
@@ -148,9 +147,6 @@ def digit_spans(
 
         entity: str | None = None
         score = SCORE_CONTEXT
-        # "7 7 7 7 7 2 3 1" with nothing asking for a number: the ASR looping.
-        if ctx is None and _repeats(toks, run) >= 5 and not _card_like(toks, run):
-            continue
         if ctx is not None:
             single = run.last - run.first == 1
             ending_in = run.first >= 2 and toks[run.first - 2].bare in {"ending", "ends", "ended"}
@@ -168,11 +164,12 @@ def digit_spans(
                 # "my number is 880" (the rest still to come), "number is 1 3 here".
                 entity, _ = _entity_for(ctx, run.digits, True, win)
                 score = SCORE_WEAK
-            elif count >= 4 and written_enough and _other_sequence(toks, nums, trig, run):
+            else:
                 # The trigger is too far to claim the run ("the last four of my social,
-                # let me check, 9 8 1 7"): the run is still what it is without one. A cue
-                # never makes a number less likely to be masked.
-                sequences.append(WordSpan(run.first, run.last, NUMBER_SEQUENCE, SCORE_WEAK))
+                # let me check, 9 8 1 7"; "my number is a free year 5, 5, 0, 1, 7, 5"): the
+                # run is still what it is without one. A cue never makes a number less
+                # likely to be masked.
+                entity, score = _by_shape(toks, nums, trig, run, at_end, quantity)
             if entity == PHONE_NUMBER and ctx == Trigger.GENERIC:
                 if count == 9 and _ssn_shape(toks, nums, run):
                     entity = US_SSN  # "my number is 518-26-4409": grouped 3-2-4
@@ -183,34 +180,11 @@ def digit_spans(
                     # number 5.": a complete short run right after "number" is a rank,
                     # a route or a unit; a phone number has 7 digits or more.
                     entity = None
-        elif at_end and count == 6 and run.groups >= 2 and not quantity:
-            # Probably the start of a long number whose trigger the ASR misheard
-            # ("my home is 759-595"): mask now, the rest arrives in a moment.
-            if not _is_year_list(nums, run) and not run.thousands and not _in_code(toks, run):
-                entity, score = PHONE_NUMBER, SCORE_WEAK
-        elif count >= 7 and written_enough and not quantity:
-            single = run.last - run.first == 1
-            if (single and (run.thousands or run.decimal)) or _is_year_list(nums, run):
-                continue
-            if _in_code(toks, run, letters=False) or (single and _ipv4(toks[run.first])):
-                continue  # "GB29 NWBK 6016 1331 9268 19": an IBAN's; "10.0.0.1" (web.py)
-            if _international(toks, run) and 8 <= count <= 15:
-                entity, score = PHONE_NUMBER, SCORE_SHAPE  # "plus 44 20 7946 0958"
-            elif count in (10, 11):
-                entity, score = PHONE_NUMBER, SCORE_SHAPE
-            elif 13 <= count <= 19 and luhn_ok(run.digits):
-                entity, score = CREDIT_CARD, SCORE_SHAPE
-            elif _tax_id_shape(toks, run):
-                entity, score = TAX_ID, SCORE_SHAPE
-            elif count == 9 and _ssn_shape(toks, nums, run):
-                entity, score = US_SSN, SCORE_SHAPE  # "five one eight, two six, 4409"
-            else:
-                entity, score = ACCOUNT_NUMBER, SCORE_WEAK + 0.05
-        elif count >= 4 and written_enough and not quantity and (
-            _other_sequence(toks, nums, trig, run)
-        ):
-            sequences.append(WordSpan(run.first, run.last, NUMBER_SEQUENCE, SCORE_WEAK))
-        if entity is not None and run.digits not in _SERVICE_NUMBERS:
+        else:
+            entity, score = _by_shape(toks, nums, trig, run, at_end, quantity)
+        if entity == NUMBER_SEQUENCE:
+            sequences.append(WordSpan(run.first, run.last, NUMBER_SEQUENCE, score))
+        elif entity is not None and run.digits not in _SERVICE_NUMBERS:
             first = run.first
             if ctx is not None:  # "member ID is W 1 2 3 4": spoken letters of the ID
                 while (
@@ -229,6 +203,51 @@ def digit_spans(
             out.append(WordSpan(first, run.last, entity, score))
             out_digits.append(count)
     return out + sequences
+
+
+def _by_shape(
+    toks: Sequence[Token],
+    nums: Sequence[NumberWord | None],
+    trig: Sequence[Trigger | None],
+    run: DigitRun,
+    at_end: bool,
+    quantity: bool,
+) -> tuple[str | None, float]:
+    """(entity, score) of a digit run that no trigger claims, by its shape alone:
+    length, grouping, checksum; ``NUMBER_SEQUENCE`` for any other digit sequence."""
+    count = len(run.digits)
+    written_enough = run.groups > 0 or run.spelled >= 4
+    if quantity:
+        return None, 0.0
+    # "7 7 7 7 7 2 3 1" with nothing asking for a number: the ASR looping.
+    if _repeats(toks, run) >= 5 and not _card_like(toks, run):
+        return None, 0.0
+    if at_end and count == 6 and run.groups >= 2:
+        # Probably the start of a long number whose trigger the ASR misheard
+        # ("my home is 759-595"): mask now, the rest arrives in a moment.
+        if not _is_year_list(nums, run) and not run.thousands and not _in_code(toks, run):
+            return PHONE_NUMBER, SCORE_WEAK
+        return None, 0.0
+    if count >= 7 and written_enough:
+        single = run.last - run.first == 1
+        if (single and (run.thousands or run.decimal)) or _is_year_list(nums, run):
+            return None, 0.0
+        if _in_code(toks, run, letters=False) or (single and _ipv4(toks[run.first])):
+            return None, 0.0  # "GB29 NWBK 6016 1331 9268 19": an IBAN's; "10.0.0.1" (web.py)
+        if _international(toks, run) and 8 <= count <= 15:
+            return PHONE_NUMBER, SCORE_SHAPE  # "plus 44 20 7946 0958"
+        if count in (10, 11):
+            return PHONE_NUMBER, SCORE_SHAPE
+        if 13 <= count <= 19 and luhn_ok(run.digits):
+            return CREDIT_CARD, SCORE_SHAPE
+        if _tax_id_shape(toks, run):
+            return TAX_ID, SCORE_SHAPE
+        if count == 9 and _ssn_shape(toks, nums, run):
+            return US_SSN, SCORE_SHAPE  # "five one eight, two six, 4409"
+        return ACCOUNT_NUMBER, SCORE_WEAK + 0.05
+    if count >= 4 and written_enough and _other_sequence(toks, nums, trig, run):
+        return NUMBER_SEQUENCE, SCORE_WEAK
+    return None, 0.0
 
 
 # Hesitations said inside a number: "4147 2003, um, 1122 8896" is one number.
