@@ -35,7 +35,7 @@ from .asr import AsrJob, AsrUpdate, StreamingTranscriber
 from .dialogue import CONTEXT_REASON, DialogueState
 from .dtmf import DtmfDetector, DtmfTone
 from .redact import DelayLine, MaskPlan, cover_words, merge_ranges, ranges_to_mask
-from .transcript import Transcript
+from .transcript import Transcript, shown_masked_while_partial
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
 from .vad import SpeechEnded, SpeechStarted, VadConfig, VadSegmenter
 
@@ -135,6 +135,9 @@ class _Lane:
         # and the latest hypothesis' (replaced every pass).
         self.heard = MaskPlan(word_slack)
         self.heard_tentative: list[tuple[int, int]] = []
+        # The latest hypothesis' words with a digit or '@' (the partial shows them
+        # masked): speech under one is undecided until the word is committed.
+        self.unsure_values: list[tuple[int, int]] = []
         self.unexplained_run: tuple[int, int, str, str] | None = None  # open event
         self.decided = 0  # analysis samples decided (ASR + detection done)
 
@@ -424,6 +427,10 @@ class Session:
             lane.heard.add(w.start, max(w.end, w.start + 1))
         lane.heard_tentative = [(w.start - self._word_slack, w.end + self._word_slack)
                                 for w in update.tentative]
+        if self.cfg.use_hypothesis_evidence:
+            lane.unsure_values = [r for r, w in zip(lane.heard_tentative, update.tentative,
+                                                    strict=True)
+                                  if shown_masked_while_partial(w.text)]
         window, first, n_committed = lane.text.window(self.cfg.use_hypothesis_evidence)
         texts = tuple(w.text for w in window)
         self._job_seq += 1
@@ -579,7 +586,8 @@ class Session:
             heard = lane.vad.speech_intervals(a0, a1)
             if not heard:
                 continue
-            if lane.entities and not all_decided and lane.decided < a1:
+            if lane.entities and not all_decided and (
+                    lane.decided < a1 or _overlaps(lane.unsure_values, a0, a1)):
                 return None
             if not _covers(lane.heard.ranges(a0, a1) + lane.heard_tentative, heard):
                 return None
@@ -622,6 +630,12 @@ class Session:
                 late[: max(0, min(n, lane.decided - a0))] = False
             else:
                 late &= idx >= lane.decided
+            if lane.unsure_values:
+                # A digit the latest pass heard but has not committed ("my number is
+                # A3 -0", the number still being said) is not decided either: the
+                # audio is never less masked than the partial transcript shows it.
+                late |= heard_lane & ~planned & at_client(
+                    ranges_to_mask(lane.unsure_values, a0, a1 - a0))
             if all_decided or not lane.entities:  # nothing to redact: nothing is late
                 late[:] = False
             worded = lane.heard.ranges(a0, a1) + lane.heard_tentative
@@ -790,6 +804,11 @@ class _BlockCounts:
     undecided: int = 0
     unexplained: int = 0
     unexplained_masked: int = 0
+
+
+def _overlaps(ranges: list[tuple[int, int]], lo: int, hi: int) -> bool:
+    """Whether any of ``ranges`` reaches into ``[lo, hi)``."""
+    return any(a < hi and lo < b for a, b in ranges)
 
 
 def _covers(ranges: list[tuple[int, int]], spans: list[tuple[int, int]]) -> bool:

@@ -55,6 +55,12 @@ def substitute(text: str, entity: str, mode: str) -> str:
     return _ALNUM.sub("#", text)
 
 
+def shown_masked_while_partial(text: str) -> bool:
+    """A word the partial transcript masks before the detector is sure of it: any
+    digit or '@'. Its audio is held to the same rule (``Session``)."""
+    return _HAS_DIGIT_OR_AT.search(text) is not None
+
+
 def _ends_sentence(text: str) -> bool:
     return text.rstrip().rstrip("\"')").endswith((".", "?", "!"))
 
@@ -206,7 +212,7 @@ class Transcript:
     def _partial_word(self, w: Word, label: Label | None, masked: Callable[[Word], bool]) -> str:
         # Partials are masked conservatively: any digit or '@', and any word
         # whose audio is masked, even before the detector is sure.
-        if label is None and (_HAS_DIGIT_OR_AT.search(w.text) or masked(w)):
+        if label is None and (shown_masked_while_partial(w.text) or masked(w)):
             label = ("REDACTED", 0.0, "partial")
         return substitute(w.text, label[0], self.substitution) if label else w.text
 

@@ -151,3 +151,47 @@ def test_union_of_evidence_masks_hypothesis_spans(vad_model, clip) -> None:
     region = slice(int(1.5 * RATE), int(2.5 * RATE))  # inside the "number" word, released early
     assert not with_hyp[region].any()
     assert without[region].any()
+
+
+@pytest.mark.parametrize("heard", [(" A3", " A8"), (" 8-", " 3-"), (" jo@", " joe@"),
+                                   (" apple", " maple")])
+def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
+        vad_model, clip, heard: tuple[str, str]) -> None:
+    """The latest pass hears a digit (or '@') no detector span claims ("my number is
+    A3 -0" while the number is still being said): the partial shows it masked, and
+    its audio is not released in clear before the word is committed. A plain word in
+    the same place is released as before."""
+
+    def drive(use_hyp: bool) -> tuple[np.ndarray, Session]:
+        s = make_session(vad_model, pace="asap", delay_ms=1000, audio_redaction="silence",
+                         use_hypothesis_evidence=str(use_hyp).lower(), mask_padding_ms=0)
+        outs: list[AudioOut | Event] = []
+        calls = 0
+
+        def transcribe(job: AsrJob) -> list[AsrWord]:
+            nonlocal calls
+            calls += 1
+            # Two passes never agree on the word, so it stays tentative.
+            word = heard[calls % 2]
+            end = min(job.audio.size, 40000)
+            return [AsrWord(" call", 0, 4000, 0.9), AsrWord(word, 4000, end, 0.5)]
+
+        for f in frames(clip):
+            s.push_audio(f)
+            while (job := s.next_job()) is not None:
+                while job is not None:
+                    res = transcribe(job) if isinstance(job, AsrJob) else []
+                    job = s.complete_job(job, res)
+            s.release()
+            outs += s.take_outputs()
+        return np.frombuffer(collect_audio(outs), dtype=np.int16), s
+
+    region = slice(int(1.5 * RATE), int(2.5 * RATE))  # inside the word, released early
+    held, session = drive(True)
+    unused, _ = drive(False)
+    assert unused[region].any()  # use_hypothesis_evidence=false: committed words only
+    if heard[0] == " apple":
+        assert held[region].any() and session.stats.deadline_masked_ms == 0
+    else:
+        assert not held[region].any()
+        assert session.stats.deadline_masked_ms > 500  # counted as undecided speech
