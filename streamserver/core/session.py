@@ -135,8 +135,8 @@ class _Lane:
         # and the latest hypothesis' (replaced every pass).
         self.heard = MaskPlan(word_slack)
         self.heard_tentative: list[tuple[int, int]] = []
-        # The latest hypothesis' words with a digit or '@' (the partial shows them
-        # masked): speech under one is undecided until the word is committed.
+        # The words with a digit or '@' that end the latest hypothesis (the partial
+        # shows them masked): speech under one is undecided until it is committed.
         self.unsure_values: list[tuple[int, int]] = []
         self.unexplained_run: tuple[int, int, str, str] | None = None  # open event
         self.decided = 0  # analysis samples decided (ASR + detection done)
@@ -427,10 +427,15 @@ class Session:
             lane.heard.add(w.start, max(w.end, w.start + 1))
         lane.heard_tentative = [(w.start - self._word_slack, w.end + self._word_slack)
                                 for w in update.tentative]
+        lane.unsure_values = []
         if self.cfg.use_hypothesis_evidence:
-            lane.unsure_values = [r for r, w in zip(lane.heard_tentative, update.tentative,
-                                                    strict=True)
-                                  if shown_masked_while_partial(w.text)]
+            # Only at the hypothesis' end: a number still being said. One with a word
+            # after it ("45 dollars") the detector has judged with its right context.
+            for heard, w in zip(reversed(lane.heard_tentative), reversed(update.tentative),
+                                strict=True):
+                if not shown_masked_while_partial(w.text):
+                    break
+                lane.unsure_values.append(heard)
         window, first, n_committed = lane.text.window(self.cfg.use_hypothesis_evidence)
         texts = tuple(w.text for w in window)
         self._job_seq += 1

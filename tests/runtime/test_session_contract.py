@@ -154,13 +154,14 @@ def test_union_of_evidence_masks_hypothesis_spans(vad_model, clip) -> None:
 
 
 @pytest.mark.parametrize("heard", [(" A3", " A8"), (" 8-", " 3-"), (" jo@", " joe@"),
-                                   (" apple", " maple")])
+                                   (" apple", " maple"), (" 45 dollars", " 46 dollars")])
 def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
         vad_model, clip, heard: tuple[str, str]) -> None:
-    """The latest pass hears a digit (or '@') no detector span claims ("my number is
+    """The latest pass ends on a digit (or '@') no detector span claims ("my number is
     A3 -0" while the number is still being said): the partial shows it masked, and
     its audio is not released in clear before the word is committed. A plain word in
-    the same place is released as before."""
+    the same place, or a number with a word after it ("45 dollars": the detector has
+    judged it with its right context), is released as before."""
 
     def drive(use_hyp: bool) -> tuple[np.ndarray, Session]:
         s = make_session(vad_model, pace="asap", delay_ms=1000, audio_redaction="silence",
@@ -172,9 +173,12 @@ def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
             nonlocal calls
             calls += 1
             # Two passes never agree on the word, so it stays tentative.
-            word = heard[calls % 2]
+            words = heard[calls % 2].split(" ")[1:]
             end = min(job.audio.size, 40000)
-            return [AsrWord(" call", 0, 4000, 0.9), AsrWord(word, 4000, end, 0.5)]
+            if len(words) == 1:
+                return [AsrWord(" call", 0, 4000, 0.9), AsrWord(" " + words[0], 4000, end, 0.5)]
+            return [AsrWord(" call", 0, 4000, 0.9), AsrWord(" " + words[0], 4000, 36000, 0.5),
+                    AsrWord(" " + words[1], 36000, end, 0.5)]
 
         for f in frames(clip):
             s.push_audio(f)
@@ -192,6 +196,8 @@ def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
     assert unused[region].any()  # use_hypothesis_evidence=false: committed words only
     if heard[0] == " apple":
         assert held[region].any() and session.stats.deadline_masked_ms == 0
+    elif heard[0] == " 45 dollars":
+        assert held[region].any()  # (while no pass had heard "dollars" yet, it was held)
     else:
         assert not held[region].any()
         assert session.stats.deadline_masked_ms > 500  # counted as undecided speech
