@@ -34,6 +34,7 @@ from ..config import AsrConfig, SessionConfig
 from .asr import AsrJob, AsrUpdate, StreamingTranscriber
 from .dialogue import CONTEXT_REASON, DialogueState
 from .dtmf import DtmfDetector, DtmfTone
+from .pii.entities import WORDS_ONLY
 from .redact import DelayLine, MaskPlan, cover_words, merge_ranges, ranges_to_mask
 from .transcript import Transcript, shown_masked_while_partial
 from .types import ANALYSIS_RATE, Word, WordSpan, ms_to_samples, samples_to_seconds
@@ -428,7 +429,7 @@ class Session:
         lane.heard_tentative = [(w.start - self._word_slack, w.end + self._word_slack)
                                 for w in update.tentative]
         lane.unsure_values = []
-        if self.cfg.use_hypothesis_evidence:
+        if self.cfg.use_hypothesis_evidence and not WORDS_ONLY.issuperset(lane.entities):
             # Only at the hypothesis' end: a number still being said. One with a word
             # after it ("45 dollars") the detector has judged with its right context.
             for heard, w in zip(reversed(lane.heard_tentative), reversed(update.tentative),

@@ -163,9 +163,10 @@ def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
     the same place, or a number with a word after it ("45 dollars": the detector has
     judged it with its right context), is released as before."""
 
-    def drive(use_hyp: bool) -> tuple[np.ndarray, Session]:
+    def drive(use_hyp: bool, entities: str = "default") -> tuple[np.ndarray, Session]:
         s = make_session(vad_model, pace="asap", delay_ms=1000, audio_redaction="silence",
-                         use_hypothesis_evidence=str(use_hyp).lower(), mask_padding_ms=0)
+                         use_hypothesis_evidence=str(use_hyp).lower(), mask_padding_ms=0,
+                         entities=entities)
         outs: list[AudioOut | Event] = []
         calls = 0
 
@@ -194,6 +195,8 @@ def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
     held, session = drive(True)
     unused, _ = drive(False)
     assert unused[region].any()  # use_hypothesis_evidence=false: committed words only
+    names_only, _ = drive(True, "person_name")
+    assert names_only[region].any()  # no digit is part of a name: the policy wants none
     if heard[0] == " apple":
         assert held[region].any() and session.stats.deadline_masked_ms == 0
     elif heard[0] == " 45 dollars":

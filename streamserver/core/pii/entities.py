@@ -69,6 +69,8 @@ CATALOGUE: dict[str, str] = {
     DTMF: "keypad (DTMF) tones in the audio",
 }
 ENTITIES: frozenset[str] = frozenset(CATALOGUE)
+# Kinds no digit or '@' is ever part of (DTMF is tones, not words).
+WORDS_ONLY: frozenset[str] = frozenset({PERSON, ORGANIZATION, DTMF})
 # Redacted unless a session says otherwise: personal identifiers, and any other run
 # of 4+ digits (on a support call a bare digit run is a ZIP, a last four, a member
 # or order id whose cue the ASR lost; quantities, prices, times and years are not
