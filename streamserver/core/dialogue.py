@@ -20,6 +20,7 @@ unsure of, and for names, emails and addresses any word that is not a filler or
 function word — are masked and labelled as the armed entity (runs of them with
 short gaps are one span), and so is speech the ASR wrote no word for
 (``Session`` asks :meth:`DialogueState.armed_ranges`). It only ever adds masks.
+A *declaration* ("my number is …") arms the speaker's own value the same way.
 
 Mono mixes carry no speaker labels: a question and its answer are consecutive
 words. With channel roles, a request on one channel arms the other channels
@@ -192,6 +193,9 @@ class ArmedWindow:
     # A self-introduction ("this is Leah", "my name is ..."): the speaker's own name
     # follows at once, on the speaker's own channel; no answer, no next turn.
     intro: bool = False
+    # A declaration ("my number is ..."): the speaker's own value follows at once, on
+    # the speaker's own channel; otherwise it is an answer like any other.
+    declared: bool = False
 
     def close(self, at: int) -> None:
         self.end = min(self.end, max(self.start, at))
@@ -202,10 +206,11 @@ class ArmedWindow:
 
     def answers(self, channel: int | None) -> bool:
         """Whether speech on ``channel`` may answer: another party's (mono: any); for
-        an introduction, the speaker's own."""
+        an introduction or a declaration, the speaker's own."""
         if self.channel is None or channel is None:
             return True
-        return channel == self.channel if self.intro else channel != self.channel
+        own = self.intro or self.declared
+        return channel == self.channel if own else channel != self.channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +220,7 @@ class Request:
     cue: int  # index of the cue's first word ("social")
     end_word: int  # index of the request's last word
     weak: bool = False  # only a weak cue ("the last four digits?"): may refine the one before
+    declared: bool = False  # "my number is ...": the speaker gives the value, no one asks
 
 
 def find_requests(words: Sequence[Word], entities: Iterable[str],
@@ -232,24 +238,29 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
         # value: only a finished one may arm on how it ends.
         finished = last < len(toks) or toks[last - 1].sentence_end
         found = _requested_entity(toks, first, last, wanted, finished)
-        if found is not None:
-            entity, cue, cue_end, weak = found
-            # "... your last name for me, please?": small words after the cue belong to it.
-            end = cue_end
-            while (end + 1 < last and end - cue_end < _REQUEST_TAIL_WORDS
-                   and toks[end + 1].bare in _NEUTRAL and len(toks[end + 1].bare) > 1):
-                end += 1
-            if toks[last - 1].raw.endswith("?") and last - 1 - cue_end <= 2 * _REQUEST_TAIL_WORDS:
-                end = last - 1  # "... card number you'd like to use?": all of it asks
-            # The asking begins at the nearest frame word before the cue ("what's the ...").
-            ask = cue
-            bare = [t.bare for t in toks]
-            for k in range(cue, max(first, cue - _REQUEST_TAIL_WORDS - 1) - 1, -1):
-                if any(_at(bare, k, f) for f in _REQUEST_FRAMES):
-                    ask = k
-            while ask > first and bare[ask - 1] in _LEAD_INS:
-                ask -= 1  # "and could you ...", "okay, so what's ..."
-            out.append(Request(entity, ask, cue, end, weak))
+        if found is None:
+            declared = _declared_entity(toks, first, last, wanted)
+            if declared is not None:
+                entity, own, cue, verb = declared
+                out.append(Request(entity, own, cue, verb, declared=True))
+            continue
+        entity, cue, cue_end, weak = found
+        # "... your last name for me, please?": small words after the cue belong to it.
+        end = cue_end
+        while (end + 1 < last and end - cue_end < _REQUEST_TAIL_WORDS
+               and toks[end + 1].bare in _NEUTRAL and len(toks[end + 1].bare) > 1):
+            end += 1
+        if toks[last - 1].raw.endswith("?") and last - 1 - cue_end <= 2 * _REQUEST_TAIL_WORDS:
+            end = last - 1  # "... card number you'd like to use?": all of it asks
+        # The asking begins at the nearest frame word before the cue ("what's the ...").
+        ask = cue
+        bare = [t.bare for t in toks]
+        for k in range(cue, max(first, cue - _REQUEST_TAIL_WORDS - 1) - 1, -1):
+            if any(_at(bare, k, f) for f in _REQUEST_FRAMES):
+                ask = k
+        while ask > first and bare[ask - 1] in _LEAD_INS:
+            ask -= 1  # "and could you ...", "okay, so what's ..."
+        out.append(Request(entity, ask, cue, end, weak))
     # "My name is Marcus, how can I help?": "name" there introduces, it does not ask.
     intros = find_introductions(words)
     return [r for r in out if not any(i.cue <= r.cue <= i.end_word for i in intros)]
@@ -351,6 +362,39 @@ def _requested_entity(toks: Sequence[Token], first: int, last: int, wanted: froz
     return None
 
 
+# "my card number is ...": a speaker about to say a value of their own.
+_POSSESSIVES = frozenset({"my", "our"})
+_DECLARING_VERBS = frozenset({"is", "was", "are"})
+
+
+def _declared_entity(toks: Sequence[Token], first: int, last: int,
+                     wanted: frozenset[str]) -> tuple[str, int, int, int] | None:
+    """(entity, index of "my", of the cue's first word, of the verb) when the sentence
+    declares a number-like value of the speaker's: "my number is", "my card number
+    is", "our zip code is". Names have their introductions; other word values (an
+    email, an address) are left to the detector: their words are ordinary ones."""
+    bare = [t.bare for t in toks]
+    for i in range(first, last - 2):
+        if bare[i] not in _POSSESSIVES:
+            continue
+        for weak, index in ((False, _CUE_INDEX), (True, _WEAK_INDEX)):
+            for phrase, entity in index:
+                if not _at(bare, i + 1, phrase):
+                    continue
+                verb = i + 1 + len(phrase)
+                # "my cell phone number is": cue words run on to the verb.
+                while (verb < last - 1 and bare[verb] in _CUE_WORDS
+                       and bare[verb] not in _DECLARING_VERBS):
+                    verb += 1
+                if verb >= last or bare[verb] not in _DECLARING_VERBS:
+                    continue
+                if weak and phrase == ("number",):
+                    entity = PHONE_NUMBER  # "my number is ...": whose else
+                if entity in wanted and entity not in _WORD_VALUES:
+                    return entity, i, i + 1, verb
+    return None
+
+
 def _beside_value(toks: Sequence[Token], i: int) -> bool:
     """Whether a neighbour of word ``i`` is a spelled letter or a number ("I 8 1 7")."""
     return any(0 <= k < len(toks) and (
@@ -417,7 +461,7 @@ class DialogueState:
             self._seen.append((entity, cue_start, channel))
             start = words[req.end_word].end
             window = ArmedWindow(entity, start, start + self._max, request_start, channel,
-                                 limit=start + self._max)
+                                 limit=start + self._max, declared=req.declared)
             # A newer request ends the window before it (one question at a time).
             for other in self._windows:
                 if other.start <= request_start < other.end:
@@ -432,6 +476,8 @@ class DialogueState:
             if window.answers(channel) and not window.intro:  # the answering party's turn
                 self._close_on_decline(window, words)
                 self._close_on_next_turn(window, words)
+                if window.declared:
+                    self._close_on_plain_word(window, words)
 
     def _arm_introductions(self, words: Sequence[Word], channel: int | None) -> None:
         """A speaker saying their own name arms PERSON right after the phrase, until
@@ -616,6 +662,18 @@ class DialogueState:
             if toks[last - 1].raw.endswith("?") and (answered is None or first > answered):
                 window.close(said[first].start)
                 return
+
+    def _close_on_plain_word(self, window: ArmedWindow, words: Sequence[Word]) -> None:
+        """A declaration whose first word past the fillers is a sure, plain one
+        ("my card is expired", "my account is locked") declared no value."""
+        said = [w for w in words if window.start <= w.start < window.end]
+        toks = tokenize([w.text for w in said])
+        for i, (tok, w) in enumerate(zip(toks, said, strict=True)):
+            if tok.bare in _NEUTRAL or not tok.bare:
+                continue
+            if not self._value_like(toks, i, w, window.entity):
+                window.close(w.start)
+            return
 
     def _close_on_decline(self, window: ArmedWindow, words: Sequence[Word]) -> None:
         said = [w for w in words if window.start <= w.start < window.end]

@@ -302,3 +302,58 @@ def test_an_unsure_common_word_after_this_is_is_a_name() -> None:
     words[5] = Word(words[5].text, words[5].start, words[5].end, 0.3, True)
     state.observe(words)
     assert masked_texts(state, words) == ["three."]
+
+
+# ------------------------------------------------ "my number is ...": declarations
+
+@pytest.mark.parametrize(("said", "entity"), [
+    ("and my number is", "PHONE_NUMBER"),
+    ("my cell phone number is", "PHONE_NUMBER"),
+    ("okay my card number is", "CREDIT_CARD"),
+    ("our zip code is", "ZIP_CODE"),
+    ("my social is", "US_SSN"),
+    ("my member id is", "ACCOUNT_NUMBER"),
+])
+def test_a_speaker_declaring_a_value_arms_it(said: str, entity: str) -> None:
+    (request,) = find_requests(words_at(said), DEFAULT_ENTITIES)
+    assert request.declared and request.entity == entity
+
+
+@pytest.mark.parametrize("remark", [
+    "my email is",  # word values are the detector's: their words are ordinary ones
+    "the card number is on the back",  # not the speaker's own
+    "what is my card number",
+])
+def test_what_is_no_declaration(remark: str) -> None:
+    assert not [r for r in find_requests(words_at(remark), DEFAULT_ENTITIES) if r.declared]
+
+
+def test_digits_heard_as_words_after_a_declaration_are_masked() -> None:
+    """'and my number is eight three oh' as Whisper hears it on a phone line: "A Free
+    Year", the digits after it fine. Homophones and unsure words count, and speech
+    with no word in the window is armed; the speaker's own channel is armed."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = [*words_at("My name is Slinger and my number is"),
+             Word(" A", 40000, 44000, 0.4), Word(" Free", 44000, 48000, 0.6),
+             Word(" Year", 48000, 52000, 0.3), *words_at("5 5 0 1 7 5", start_s=3.3)]
+    state.observe(words, channel=1)
+    spans = state.answer_spans(words, channel=1)
+    by_entity = {s.entity: [w.text.strip() for w in words[s.first : s.last]] for s in spans}
+    # ("A" alone is the article: masked only beside letters or digits.)
+    assert by_entity == {"PHONE_NUMBER": ["Free", "Year", "5", "5", "0", "1", "7", "5"],
+                         "PERSON": ["Slinger"]}  # (the introduction before it)
+    assert state.armed_ranges(0, 10 * RATE, channel=0) == []
+    armed = {e: lo for lo, _, e in state.armed_ranges(0, 10 * RATE, channel=1)}
+    assert armed["PHONE_NUMBER"] == words[7].end  # from the end of "is"
+
+
+@pytest.mark.parametrize("remark", ["my account is locked again", "my card is expired",
+                                    "my phone number is changing soon"])
+def test_a_declaration_followed_by_a_plain_word_closes_at_once(remark: str) -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(remark)
+    state.observe(words)
+    assert masked_texts(state, words) == []
+    verb = next(i for i, w in enumerate(words) if w.text.strip() == "is")
+    assert state.armed_ranges(0, 10 * RATE) in ([], [(words[verb].end, words[verb + 1].start,
+                                                      state.windows[0].entity)])
