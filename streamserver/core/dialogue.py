@@ -528,10 +528,12 @@ class DialogueState:
                 if run and w.start - words[run[-1]].end > self._join:
                     spans.append(self._span(run, window))
                     run = []
-                if (self._value_like(toks, i, w, window.entity, window.intro)
-                        or (run and not window.intro)):
-                    run.append(i)
-                elif run:  # an introduction's name ends at the first other word
+                value = self._value_like(toks, i, w, window.entity, window.intro)
+                if value or (run and not (window.intro or window.declared)) or (
+                        run and window.declared and i + 1 < len(words)
+                        and self._value_like(toks, i + 1, words[i + 1], window.entity)):
+                    run.append(i)  # (a declared value goes on over one odd word: "A3 do 5")
+                elif run:  # a name introduced, a value declared ends at the first other word
                     spans.append(self._span(run, window))
                     run = []
             if run:

@@ -357,3 +357,12 @@ def test_a_declaration_followed_by_a_plain_word_closes_at_once(remark: str) -> N
     verb = next(i for i, w in enumerate(words) if w.text.strip() == "is")
     assert state.armed_ranges(0, 10 * RATE) in ([], [(words[verb].end, words[verb + 1].start,
                                                       state.windows[0].entity)])
+
+
+def test_a_declared_value_ends_at_the_first_other_word() -> None:
+    """"My card number is 4111 ... and it expires next year": the value is masked, not
+    the rest of the sentence (an answer to a question runs on to its end instead)."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("my card number is 4111 1111 A1 1111 and it expires next year")
+    state.observe(words)
+    assert masked_texts(state, words) == ["4111", "1111", "A1", "1111"]
