@@ -530,9 +530,13 @@ class DialogueState:
                     run = []
                 value = self._value_like(toks, i, w, window.entity, window.intro)
                 if value or (run and not (window.intro or window.declared)) or (
-                        run and window.declared and i + 1 < len(words)
-                        and self._value_like(toks, i + 1, words[i + 1], window.entity)):
-                    run.append(i)  # (a declared value goes on over one odd word: "A3 do 5")
+                        run and window.declared and (
+                            w.probability < self.cfg.low_probability
+                            or (i + 1 < len(words) and self._value_like(
+                                toks, i + 1, words[i + 1], window.entity)))):
+                    # (A declared value goes on over unsure words and over one odd word
+                    # before more of it: "8 free year old", "A3 do 5".)
+                    run.append(i)
                 elif run:  # a name introduced, a value declared ends at the first other word
                     spans.append(self._span(run, window))
                     run = []
@@ -570,8 +574,11 @@ class DialogueState:
             return False
         if (not intro and word.probability < self.cfg.low_probability
                 and not any(c.isdigit() for c in toks[i].raw)
-                and toks[i].bare in common_words()):
-            return False  # (after "this is", an unsure common word is a name misheard)
+                and toks[i].bare in common_words()
+                and not (entity not in _WORD_VALUES and toks[i].bare in _HOMOPHONES)):
+            # (After "this is", an unsure common word is a name misheard; and a digit's
+            # homophone is one where a number is due, however unsure: "a free" = "8 3".)
+            return False
         # "a" / "I" are the article and the pronoun unless beside other letters or digits.
         return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
 
@@ -671,8 +678,8 @@ class DialogueState:
         said = [w for w in words if window.start <= w.start < window.end]
         toks = tokenize([w.text for w in said])
         for i, (tok, w) in enumerate(zip(toks, said, strict=True)):
-            if tok.bare in _NEUTRAL or not tok.bare:
-                continue
+            if tok.bare in _NEUTRAL or not tok.bare or w.probability < self.cfg.low_probability:
+                continue  # (an unsure word may be the value misheard: "a free year")
             if not self._value_like(toks, i, w, window.entity):
                 window.close(w.start)
             return

@@ -366,3 +366,19 @@ def test_a_declared_value_ends_at_the_first_other_word() -> None:
     words = words_at("my card number is 4111 1111 A1 1111 and it expires next year")
     state.observe(words)
     assert masked_texts(state, words) == ["4111", "1111", "A1", "1111"]
+
+
+def test_unsure_homophones_keep_a_declaration_open_and_are_masked() -> None:
+    """A real-time pass over 'and my number is eight three oh ...' on a phone line:
+    'my number is a free year old', every word after "is" unsure."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = [*words_at("and my number is"), Word(" a", 20000, 24000, 0.4),
+             Word(" free,", 24000, 28000, 0.4)]
+    state.observe(words)
+    (window,) = state.windows
+    assert not window.closed  # an unsure word is no sure "no value" ("my card is expired")
+    assert masked_texts(state, words) == ["free,"]
+    words = [*words[:4], Word(" a", 20000, 24000, 0.5), Word(" free", 24000, 28000, 0.6),
+             Word(" year", 28000, 32000, 0.3), Word(" old", 32000, 36000, 0.4)]
+    state.observe(words)
+    assert masked_texts(state, words) == ["free", "year", "old"]
