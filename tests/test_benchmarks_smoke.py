@@ -201,6 +201,17 @@ def test_cpu_costs_benchmark_runs(tmp_path: Path) -> None:
         assert per_frame["release"] > 0
 
 
+def test_realtime_leaks_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "realtime_leaks.json"
+    run_benchmark("realtime_leaks.py", "--clips", "dev_014.wav", "--sessions", "1",
+                  "--rounds", "1", "--out", str(out))
+    clip = json.loads(out.read_text())["clips"]["dev_014.wav"]
+    assert clip["entities"] == ["US_SSN"] and clip["sessions_run"] == 1
+    # One real-time session on an idle machine: the SSN is masked.
+    assert clip["sessions_with_a_value_25pct_audible"] == 0
+    assert len(clip["sessions"][0]["audible"]) == 1
+
+
 def test_allocator_faults_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "allocator_faults.json"
     run_benchmark("allocator_faults.py", "--calls", "2", "--out", str(out))
