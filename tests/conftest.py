@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aioice.ice
 import pytest
@@ -116,6 +117,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     srv = start_server(tmp_path_factory.mktemp("server"))
     yield srv
     stop_server(srv)
+
+
+async def read_all(ws: Any, audio: bytearray, events: list[dict[str, Any]]) -> None:
+    """Every message until the server closes the WebSocket: audio into ``audio``,
+    JSON events into ``events``, filled as they come (a reader beside the sender)."""
+    async for msg in ws:
+        if isinstance(msg, bytes):
+            audio.extend(msg)
+        else:
+            events.append(json.loads(msg))
+
+
+async def received(ws: Any) -> tuple[bytes, list[dict[str, Any]]]:
+    """Everything a WebSocket client receives until the server closes: (audio, events)."""
+    audio: bytearray = bytearray()
+    events: list[dict[str, Any]] = []
+    await read_all(ws, audio, events)
+    return bytes(audio), events
 
 
 def scrape_metrics(http: str) -> str:

@@ -36,6 +36,8 @@ from tests.conftest import (
     RunningServer,
     fixture_manifest,
     metric_value,
+    read_all,
+    received,
     scrape_metrics,
     session_token,
     start_server,
@@ -201,24 +203,10 @@ async def open_when_allowed(node: RunningServer, timeout: float = 5.0,
         await asyncio.sleep(0.1)
 
 
-async def read_all(ws: Any, audio: bytearray, events: list[dict[str, Any]]) -> None:
-    async for msg in ws:
-        if isinstance(msg, bytes):
-            audio.extend(msg)
-        else:
-            events.append(json.loads(msg))
-
-
 async def finish(ws: Any) -> tuple[bytes, list[dict[str, Any]]]:
     """Close the input; everything the client receives until the server closes."""
     await ws.send(json.dumps({"type": "close"}))
-    audio, events = bytearray(), []
-    async for msg in ws:
-        if isinstance(msg, bytes):
-            audio.extend(msg)
-        else:
-            events.append(json.loads(msg))
-    return bytes(audio), events
+    return await received(ws)
 
 
 async def send_clip(ws: Any, samples: np.ndarray, rate: int, realtime: bool,

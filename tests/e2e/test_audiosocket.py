@@ -26,6 +26,7 @@ from tests.conftest import (
     RunningServer,
     _free_port,
     fixture_manifest,
+    received,
     start_server,
     stop_server,
 )
@@ -95,16 +96,6 @@ async def join_listener(url: str, headers: dict[str, str] | None = None,
     raise AssertionError("the call's session never appeared")
 
 
-async def collect(ws: Any) -> tuple[bytes, list[dict[str, Any]]]:
-    audio, events = bytearray(), []
-    async for msg in ws:
-        if isinstance(msg, bytes):
-            audio.extend(msg)
-        else:
-            events.append(json.loads(msg))
-    return bytes(audio), events
-
-
 async def good_call(server: RunningServer, port: int, name: str,
                     key: str | None = None) -> tuple[bytes, bytes, list[dict[str, Any]],
                                                      dict[str, Any], np.ndarray]:
@@ -123,7 +114,7 @@ async def good_call(server: RunningServer, port: int, name: str,
     await writer.drain()
     headers = {"Authorization": f"Bearer {key}"} if key else None
     listen, begin = await join_listener(body["listen_url"], headers)
-    heard = asyncio.create_task(collect(listen))
+    heard = asyncio.create_task(received(listen))
     loop = asyncio.get_running_loop()
     start = loop.time()
     for n, i in enumerate(range(0, len(raw), FRAME)):
@@ -228,7 +219,7 @@ def test_keyed_server_refuses_a_call_nobody_registered(keyed_server) -> None:
         await writer.drain()
         listen, begin = await join_listener(body["listen_url"],
                                             {"Authorization": f"Bearer {KEY}"})
-        heard = asyncio.create_task(collect(listen))
+        heard = asyncio.create_task(received(listen))
         for _ in range(25):  # half a second of silence, then hang up
             writer.write(frame(0x10, bytes(FRAME)))
             await writer.drain()
@@ -271,7 +262,7 @@ def test_sigterm_drains_a_call_then_hangs_up(tmp_path_factory: pytest.TempPathFa
             writer.write(uuid_frame(call))
             await writer.drain()
             listen, _ = await join_listener(body["listen_url"])
-            heard = asyncio.create_task(collect(listen))
+            heard = asyncio.create_task(received(listen))
             back = asyncio.create_task(reader.read())  # until the server closes
             for n, i in enumerate(range(0, len(raw), FRAME)):
                 if n == 100:  # 2 s in, the server is told to stop
