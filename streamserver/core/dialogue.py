@@ -528,16 +528,10 @@ class DialogueState:
                 if run and w.start - words[run[-1]].end > self._join:
                     spans.append(self._span(run, window))
                     run = []
-                value = self._value_like(toks, i, w, window.entity, window.intro)
-                if value or (run and not (window.intro or window.declared)) or (
-                        run and window.declared and (
-                            w.probability < self.cfg.low_probability
-                            or (i + 1 < len(words) and self._value_like(
-                                toks, i + 1, words[i + 1], window.entity)))):
-                    # (A declared value goes on over unsure words and over one odd word
-                    # before more of it: "8 free year old", "A3 do 5".)
+                if (self._value_like(toks, i, w, window.entity, window.intro)
+                        or (run and self._run_goes_on(window, toks, words, i))):
                     run.append(i)
-                elif run:  # a name introduced, a value declared ends at the first other word
+                elif run:
                     spans.append(self._span(run, window))
                     run = []
             if run:
@@ -557,6 +551,20 @@ class DialogueState:
                 out.append(WordSpan(intro.end_word, intro.end_word + 1, PERSON, CONTEXT_SCORE,
                                     CONTEXT_REASON))
         return out
+
+    def _run_goes_on(self, window: ArmedWindow, toks: Sequence[Token],
+                     words: Sequence[Word], i: int) -> bool:
+        """Whether a run of masked words goes on over word ``i``, which is not
+        value-like itself. An answer's runs to its end (what Whisper wrote after the
+        first value may be the rest of it misheard); an introduced name ends at the
+        first other word; a declared value goes on over unsure words and over one odd
+        word before more of it ("8 free year old", "A3 do 5")."""
+        if window.intro:
+            return False
+        if not window.declared:
+            return True
+        return words[i].probability < self.cfg.low_probability or (
+            i + 1 < len(words) and self._value_like(toks, i + 1, words[i + 1], window.entity))
 
     @staticmethod
     def _span(run: list[int], window: ArmedWindow) -> WordSpan:
