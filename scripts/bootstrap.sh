@@ -3,6 +3,7 @@
 # Usage: scripts/bootstrap.sh [EXTRAS]   e.g. scripts/bootstrap.sh test,bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/apt.sh
 extras="${1:-}"
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
@@ -16,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
     # Debian ships venv/ensurepip separately.
     rm -rf .venv
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      apt_install python3-venv || exit 1
     else
       echo "bootstrap: '$PY -m venv' failed; install python3-venv" >&2; exit 1
     fi
@@ -40,10 +41,5 @@ fi
 # Without root or apt the server falls back to tuned glibc malloc.
 if ! .venv/bin/python -c "import sys; from streamserver.memory import find_jemalloc; \
 sys.exit(find_jemalloc() is None)" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  log=$(mktemp)
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-         apt-get install -y -qq libjemalloc2; } >"$log" 2>&1; then
-    cat "$log" >&2; rm -f "$log"; exit 1
-  fi
-  rm -f "$log"
+  apt_install libjemalloc2 || exit 1
 fi

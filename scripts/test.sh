@@ -2,6 +2,7 @@
 # Install what is needed and run the whole test suite (lint, types, tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/apt.sh
 bash scripts/bootstrap.sh test,bench
 # Debian packages some tests need: headless Chromium for the demo page's browser
 # test (Selenium), espeak-ng and flite for the dialogue corpus smoke test.
@@ -15,12 +16,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log=$(mktemp)
-    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-           apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
-      cat "$log" >&2; rm -f "$log"; exit 1
-    fi
-    rm -f "$log"
+    apt_install "${need[@]}" || exit 1
   else
     echo "test: tests/e2e/test_demo_page.py, tests/test_benchmarks_smoke.py and tests/cluster need" \
          "${need[*]} (apt-get install ${need[*]})" >&2
