@@ -76,6 +76,10 @@ def check(detector: PresidioPiiDetector, case: str, entities: tuple[str, ...]) -
 
 WHISPER_POSITIVES = [
     ("You can reach me at {23 0 5 5 0 1 4 9} anytime after 5", (PHONE_NUMBER,)),
+    # A number that runs into a loop of its last digit is still a number (only a
+    # loop with under 4 other digits is the ASR looping: "Channel 7 7 7 7 7 2 3 1").
+    ("One second. {6 ~,5 ~,000 ~,1 ~,5 ~,5 ~,5 ~,5 ~,5 ~,5 ~,5 ~,5}", (ANY,)),
+    ("One second. {6 5 0 0 1 5 5 5 5 5 5}", (ANY,)),
     ("My card number is {5129141777631703} and it expires next year.", (CREDIT_CARD,)),
     ("Sure, my social security number is {1 ~-3 ~-0 ~-77 ~-4 ~-6 ~-3 ~-2.}", (US_SSN,)),
     ("Sure, my social security number is {69536635}", (US_SSN,)),

@@ -220,7 +220,7 @@ def _by_shape(
     if quantity:
         return None, 0.0
     # "7 7 7 7 7 2 3 1" with nothing asking for a number: the ASR looping.
-    if _repeats(toks, run) >= 5 and not _card_like(toks, run):
+    if _only_a_loop(toks, run, 5) and not _card_like(toks, run):
         return None, 0.0
     if at_end and count == 6 and run.groups >= 2:
         # Probably the start of a long number whose trigger the ASR misheard
@@ -452,7 +452,7 @@ def _other_sequence(
     not a year, time, price, score, model/version/flight number, counting ("one two
     three four"), the digits of an alphanumeric code, or a service number."""
     digits = run.digits
-    if digits in _SERVICE_NUMBERS or _repeats(toks, run) >= 4:
+    if digits in _SERVICE_NUMBERS or _only_a_loop(toks, run, 4):
         return False
     words = [nums[j] for j in range(run.first, run.last)]
     if any(w is not None and w.kind == NumberKind.SCALE for w in words):
@@ -539,16 +539,25 @@ def _is_year_list(nums: Sequence[NumberWord | None], run: DigitRun) -> bool:
     )
 
 
-def _repeats(toks: Sequence[Token], run: DigitRun) -> int:
-    """The longest streak of one word repeated inside ``run``."""
-    best = streak = 0
+def _only_a_loop(toks: Sequence[Token], run: DigitRun, streak: int) -> bool:
+    """Whether ``run`` is the ASR looping on one word (``streak`` times or more) with
+    fewer than 4 digits besides the loop: "7 7 7 7 7 2 3 1". A number that runs
+    into a loop is still a number: "6,5,000,1,5,5,5,5,5,5,5,5" (a phone line's
+    address number, the decoder looping on its last digit)."""
+    best = length = 0
+    best_end = run.first
     prev = None
     for j in range(run.first, run.last):
         word = toks[j].bare
-        streak = streak + 1 if word == prev else 1
-        best = max(best, streak)
+        length = length + 1 if word == prev else 1
+        if length > best:
+            best, best_end = length, j + 1
         prev = word
-    return best
+    if best < streak:
+        return False
+    besides = [toks[j].raw for j in (*range(run.first, best_end - best),
+                                     *range(best_end, run.last))]
+    return sum(c.isdigit() for raw in besides for c in raw) < 4
 
 
 def _entity_for(ctx: str, digits: str, partial: bool, win: Window) -> tuple[str | None, float]:
