@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from datetime import date
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     proc = start_server(port, workers=2, max_sessions=args.sessions + 1, log=tmp / "server.log")
     url = f"ws://127.0.0.1:{port}/v1/stream"
     report: dict[str, Any] = {}
+    finished = False
     try:
         for name in args.clips.split(","):
             path, pcm, spans = clip_at_8k(name, tmp)
@@ -97,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
                 "sessions": rows,
             }
             print(name, {k: v for k, v in report[name].items() if k != "sessions"})
+        finished = True
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if not finished:  # the server's (redacted) log says why
+            sys.stderr.write((tmp / "server.log").read_text(errors="replace")[-4000:])
+        shutil.rmtree(tmp, ignore_errors=True)  # the 8 kHz copies and the log
     out = {
         "command": "python benchmarks/realtime_leaks.py " + " ".join(argv or sys.argv[1:]),
         "date": date.today().isoformat(),
