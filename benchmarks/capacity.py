@@ -578,7 +578,8 @@ _METRIC = re.compile(r"^([a-z][a-z0-9_]*?)(?:_total)?(\{[^}]*\})?\s+([0-9.eE+-]+
 _TUNING_ENV = ("STREAMSERVER_ALLOCATOR", "MALLOC_CONF",
                "STREAMSERVER_MALLOC_ARENA_MAX", "STREAMSERVER_MALLOC_MMAP_THRESHOLD_BYTES",
                "STREAMSERVER_MEMORY_TRIM_INTERVAL_S", "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
-               "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+               "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES",
+               "STREAMSERVER_EVENT_LOOP", "STREAMSERVER_ASR_MIN_STEP_MS")
 
 
 def server_allocator(pid: int) -> str:
@@ -652,11 +653,14 @@ def result_header(script: str, argv: list[str] | None,
 
 def server_asr(port: int) -> dict[str, str]:
     """The device and compute type the server's Whisper runs on, from its /readyz
-    (CTranslate2's own names: "int8" on CPU runs as int8_float32)."""
+    (CTranslate2's own names: "int8" on CPU runs as int8_float32), and the event
+    loop that runs its sessions ("uvloop" or "asyncio")."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-        asr = json.loads(r.read()).get("asr") or {}
+        body = json.loads(r.read())
+    asr = body.get("asr") or {}
     return {"device": str(asr.get("device", "unknown")),
-            "compute_type": str(asr.get("compute_type", "unknown"))}
+            "compute_type": str(asr.get("compute_type", "unknown")),
+            "event_loop": str(body.get("event_loop", "unknown"))}
 
 
 def recordings_stored(port: int) -> dict[str, float]:

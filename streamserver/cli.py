@@ -493,6 +493,7 @@ def _run_uvicorn(app: Any, cfg: ServerConfig) -> int:
         host=cfg.host,
         port=cfg.port,
         ws="websockets-sansio",
+        loop=cfg.event_loop,  # "auto": uvloop when installed
         ws_max_size=cfg.max_message_bytes,
         ws_per_message_deflate=cfg.ws_per_message_deflate,
         log_config=None,

@@ -10,6 +10,7 @@ with a message that is safe to send to the client.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import ipaddress
 import os
 import re
@@ -30,6 +31,9 @@ ALLOCATORS = ("auto", "jemalloc", "glibc")
 # cpu; engines/device.py) and the compute types it knows. Those in
 # GPU_COMPUTE_TYPES have no efficient CPU kernels: CTranslate2 refuses them there.
 DEVICES = ("cpu", "cuda", "auto")
+# The server's asyncio event loop: "auto" = uvloop when it is installed (a
+# dependency on Linux and macOS), else the standard library's.
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 COMPUTE_TYPES = ("default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
                  "int16", "float16", "bfloat16", "float32")
 GPU_COMPUTE_TYPES = ("int8_float16", "int8_bfloat16", "float16", "bfloat16")
@@ -468,6 +472,10 @@ class ServerConfig:
     # permessage-deflate on WebSockets. Off: 20 ms audio frames barely compress,
     # and compressing every frame both ways is event-loop CPU (release jitter).
     ws_per_message_deflate: bool = False
+    # The event loop runs every session's 20 ms frames in and out, VAD, release
+    # and JSON: with uvloop ("auto") it costs less of a core than asyncio's own
+    # (docs/benchmarks.md); "asyncio" is the fallback if uvloop ever misbehaves.
+    event_loop: str = "auto"
     allowed_encodings: tuple[str, ...] = ENCODINGS
     # How much input audio (seconds) a session may hold before the server pushes
     # back (asap: stops reading; realtime: error "too_fast").
@@ -629,6 +637,8 @@ class ServerConfig:
             max_message_bytes=_env_int("STREAMSERVER_MAX_MESSAGE_BYTES", d.max_message_bytes),
             ws_per_message_deflate=_env_bool("STREAMSERVER_WS_PER_MESSAGE_DEFLATE",
                                              d.ws_per_message_deflate),
+            event_loop=os.environ.get("STREAMSERVER_EVENT_LOOP", "").strip().lower()
+            or d.event_loop,
             allowed_encodings=tuple(
                 e.strip().lower() for e in os.environ.get(
                     "STREAMSERVER_ALLOWED_ENCODINGS", ",".join(d.allowed_encodings)).split(",")
@@ -764,6 +774,10 @@ class ServerConfig:
             raise ConfigError("shutdown_grace_s must be within 0..3600")
         if self.memory_trim_interval_s is not None and self.memory_trim_interval_s < 0:
             raise ConfigError("memory_trim_interval_s must be >= 0 (0 = never)")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
+        if self.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ConfigError("event_loop uvloop: the uvloop package is not installed")
         if self.allocator not in ALLOCATORS:
             raise ConfigError(f"allocator must be one of {', '.join(ALLOCATORS)}")
         if not 0 <= self.malloc_arena_max <= 64:

@@ -81,8 +81,10 @@ def test_capacity_benchmark_runs_one_short_level(tmp_path: Path) -> None:
                   "--delay-ms", "500", "--out", str(out))
     result = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
-    # Where the server's Whisper ran (its /readyz): int8 on CPU is int8_float32.
+    # Where the server's Whisper ran (its /readyz): int8 on CPU is int8_float32; and
+    # the event loop that ran the sessions (uvloop, a dependency, by default).
     assert (result["device"], result["compute_type"]) == ("cpu", "int8_float32")
+    assert result["event_loop"] == "uvloop"
     assert result["sessions_in_step"] is False  # each session its own order of the clips
     (level,) = result["levels"]
     assert level["sessions"] == 1 and level["all_audio_back"] is True

@@ -148,6 +148,8 @@ def create_app(cfg: ServerConfig, engines: Engines | None = None,
                 # sessions only (storage_unavailable); live redaction goes on.
                 body["storage"] = state.archive.describe()
             body["max_sessions"] = state.cfg.max_sessions
+            # What runs the sessions' I/O ("uvloop" or "asyncio"): event_loop=auto.
+            body["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
             asr = state.engines.asr if state.engines is not None else None
             if asr is not None and hasattr(asr, "device"):  # what CTranslate2 runs on
                 body["asr"] = {"device": asr.device, "compute_type": asr.compute_type}

@@ -140,3 +140,34 @@ def test_buffer_trim_settings_are_validated(
     else:
         with pytest.raises(ConfigError, match="trim_buffer_ms"):
             ServerConfig.from_env()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("", "auto"), ("uvloop", "uvloop"), ("AsyncIO", "asyncio"), ("trio", None),
+])
+def test_event_loop_setting(monkeypatch: pytest.MonkeyPatch, value: str,
+                            expected: str | None) -> None:
+    from streamserver.config import ServerConfig
+
+    monkeypatch.setenv("STREAMSERVER_EVENT_LOOP", value)
+    if expected is None:
+        with pytest.raises(ConfigError, match="event_loop must be one of"):
+            ServerConfig.from_env()
+    else:
+        assert ServerConfig.from_env().event_loop == expected
+
+
+def test_uvloop_asked_for_but_not_installed_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from streamserver.config import ServerConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvloop" else real(name, *a))
+    monkeypatch.setenv("STREAMSERVER_EVENT_LOOP", "uvloop")
+    with pytest.raises(ConfigError, match="uvloop package is not installed"):
+        ServerConfig.from_env()
+    monkeypatch.setenv("STREAMSERVER_EVENT_LOOP", "auto")  # falls back quietly
+    assert ServerConfig.from_env().event_loop == "auto"

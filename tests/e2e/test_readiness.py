@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.conftest import readyz, start_server, stop_server
+from streamserver.audio import read_wav
+from tests.conftest import FIXTURES, readyz, received, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +34,7 @@ def test_readyz_is_503_while_full_and_names_the_device(tmp_path: Path) -> None:
         assert status == 200 and body["ready"] is True
         assert body["asr"] == {"device": "cpu", "compute_type": "int8_float32"}
         assert (body["sessions"], body["max_sessions"]) == (0, 1)
+        assert body["event_loop"] == "uvloop"  # event_loop=auto, uvloop a dependency
 
         async def hold_the_only_slot() -> tuple[int, dict[str, Any], str | None]:
             url = f"{srv.url}?encoding=pcm_s16le&sample_rate=16000&pace=realtime"
@@ -80,3 +82,33 @@ def test_cuda_without_a_cuda_device_stops_serve_before_it_binds(tmp_path: Path) 
                            "--device", "cuda"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "sees no CUDA device" in done.stderr, done.stderr
+
+
+def test_the_standard_event_loop_still_serves_a_session(tmp_path: Path) -> None:
+    """STREAMSERVER_EVENT_LOOP=asyncio, the fallback should uvloop ever misbehave:
+    a real session on it comes back whole, with its transcript."""
+    srv = start_server(tmp_path, env={"STREAMSERVER_EVENT_LOOP": "asyncio"})
+    try:
+        assert readyz(srv.http)[1]["event_loop"] == "asyncio"
+        pcm, rate = read_wav(FIXTURES / "dev_014.wav")  # "... my SSN is ..."
+        pcm = pcm[:, 0].astype("<i2")
+
+        async def one_session() -> tuple[bytes, list[dict[str, Any]]]:
+            url = f"{srv.url}?encoding=pcm_s16le&sample_rate={rate}&pace=asap"
+            async with websockets.connect(url) as ws:
+                reader = asyncio.create_task(received(ws))
+                for k in range(0, pcm.size, 320):
+                    await ws.send(pcm[k : k + 320].tobytes())
+                await ws.send(json.dumps({"type": "close"}))
+                return await reader
+
+        audio, events = asyncio.run(one_session())
+        assert len(audio) == pcm.size * 2
+        kinds = [e["type"] for e in events]
+        assert kinds[0] == "session.begin" and kinds[-1] == "session.end"
+        assert "error" not in kinds
+        finals = [e for e in events if e["type"] == "transcript.final"]
+        assert sum(len(e["words"]) for e in finals) >= 5
+        assert any(w["redacted"] for e in finals for w in e["words"])  # the SSN
+    finally:
+        stop_server(srv)
