@@ -34,7 +34,7 @@ from streamserver.core.pii import (
     merge_spans,
     plausible_person,
 )
-from streamserver.core.pii.entities import DEFAULT_ENTITIES
+from streamserver.core.pii.entities import DEFAULT_ENTITIES, NUMBER_SEQUENCE
 from streamserver.core.types import WordSpan
 from streamserver.engines.presidio import PresidioPiiDetector
 from tests.core.pii_cases import parse
@@ -80,6 +80,10 @@ WHISPER_POSITIVES = [
     # loop with under 4 other digits is the ASR looping: "Channel 7 7 7 7 7 2 3 1").
     ("One second. {6 ~,5 ~,000 ~,1 ~,5 ~,5 ~,5 ~,5 ~,5 ~,5 ~,5 ~,5}", (ANY,)),
     ("One second. {6 5 0 0 1 5 5 5 5 5 5}", (ANY,)),
+    # A capital after the number's sentence ends is the next sentence, not a street:
+    # the run stays masked when "Perfect." follows it (a real-time final read "41 3 5").
+    ("Hold on. Okay, {41 3 5.} Perfect. Not 10.", (NUMBER_SEQUENCE,)),
+    ("Okay, {4135.} Perfect.", (NUMBER_SEQUENCE,)),
     ("My card number is {5129141777631703} and it expires next year.", (CREDIT_CARD,)),
     ("Sure, my social security number is {1 ~-3 ~-0 ~-77 ~-4 ~-6 ~-3 ~-2.}", (US_SSN,)),
     ("Sure, my social security number is {69536635}", (US_SSN,)),

@@ -489,7 +489,9 @@ def _other_sequence(
             return False
     if run.last < len(toks):
         after = toks[run.last]
-        if after.title and after.bare not in STOP_WORDS:
+        # (After a sentence's end a capital is the next sentence: "41 3 5. Perfect.")
+        if (after.title and after.bare not in STOP_WORDS
+                and not toks[run.last - 1].sentence_end):
             return False  # "6015 Sunset Ridge Drive", "1204 Main"
         if any(cat in {Trigger.ZIP, Trigger.ADDRESS} for cat in trig[run.last : run.last + 2]):
             return False  # "the 60614 zip code"
