@@ -367,6 +367,12 @@ def test_redis_killed_mid_call_then_back(nodes: tuple[RunningServer, RunningServ
         received["b_events"] = on_b.events
         received["b_close"] = on_b.close_code
         received["b_audio"] = len(on_b.audio)
+        # A learns of it on its own next Redis call, which may come a moment after
+        # B's: wait for it (bounded), then read.
+        deadline = time.monotonic() + 10
+        while (readyz(a).get("cluster") or {}).get("redis") != "down" \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         received["ready_down"] = readyz(a)
         received["up_down"] = metric_value(scrape_metrics(a.http), "streamserver_redis_up")
         # While Redis is down a listener on B cannot know: try later.
