@@ -19,7 +19,8 @@ import pytest
 import websockets
 
 from streamserver.audio import read_wav
-from tests.conftest import FIXTURES, readyz, received, start_server, stop_server
+from streamserver.client import stream_file
+from tests.conftest import FIXTURES, readyz, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -90,20 +91,10 @@ def test_the_standard_event_loop_still_serves_a_session(tmp_path: Path) -> None:
     srv = start_server(tmp_path, env={"STREAMSERVER_EVENT_LOOP": "asyncio"})
     try:
         assert readyz(srv.http)[1]["event_loop"] == "asyncio"
-        pcm, rate = read_wav(FIXTURES / "dev_014.wav")  # "... my SSN is ..."
-        pcm = pcm[:, 0].astype("<i2")
-
-        async def one_session() -> tuple[bytes, list[dict[str, Any]]]:
-            url = f"{srv.url}?encoding=pcm_s16le&sample_rate={rate}&pace=asap"
-            async with websockets.connect(url) as ws:
-                reader = asyncio.create_task(received(ws))
-                for k in range(0, pcm.size, 320):
-                    await ws.send(pcm[k : k + 320].tobytes())
-                await ws.send(json.dumps({"type": "close"}))
-                return await reader
-
-        audio, events = asyncio.run(one_session())
-        assert len(audio) == pcm.size * 2
+        clip = FIXTURES / "dev_014.wav"  # "... my SSN is ..."
+        out, _, events = asyncio.run(stream_file(clip, srv.url, {"encoding": "pcm_s16le"},
+                                                 pace="asap"))
+        assert out.shape == read_wav(clip)[0].shape  # every sample back
         kinds = [e["type"] for e in events]
         assert kinds[0] == "session.begin" and kinds[-1] == "session.end"
         assert "error" not in kinds
