@@ -372,10 +372,17 @@ class StreamHandler:
         self.host.too_long |= left <= 0
         if draining.done() or self.host.too_long:
             return None
-        timeout = min(self.state.cfg.idle_timeout_s, left)
+        # Which limit ends the wait is decided here, not by re-reading the clock
+        # after it: uvloop's timers have millisecond resolution and can wake a
+        # hair before the deadline they were set for.
+        timeout, reason = self.state.cfg.idle_timeout_s, "idle"
+        if left <= timeout:
+            timeout, reason = left, "too_long"
         if self.runner is None:
             self._check_configure_deadline()
-            timeout = min(timeout, self.configure_by - time.monotonic())
+            configure_left = self.configure_by - time.monotonic()
+            if configure_left <= timeout:
+                timeout, reason = configure_left, "configure"
         receive = asyncio.ensure_future(self.ws.receive())
         waiters: set[asyncio.Future[Any]] = {receive, draining}
         try:
@@ -386,17 +393,20 @@ class StreamHandler:
             return receive.result()  # arrived before the drain: accepted
         if draining.done():
             return None
-        if time.monotonic() >= self.expires_at:
+        if reason == "too_long":
             self.host.too_long = True
             return None
-        if self.runner is None:
-            self._check_configure_deadline()
+        if reason == "configure":
+            raise self._config_timeout()
         raise IdleTimeout("no message within the idle timeout")
 
     def _check_configure_deadline(self) -> None:
         if time.monotonic() >= self.configure_by:
-            raise ConfigTimeout(f"no configuration within "
-                                f"{self.state.cfg.configure_timeout_s:g} s")
+            raise self._config_timeout()
+
+    def _config_timeout(self) -> ConfigTimeout:
+        return ConfigTimeout(f"no configuration within "
+                             f"{self.state.cfg.configure_timeout_s:g} s")
 
     async def _end_for_shutdown(self) -> None:
         """Server draining: end the input as a client ``close`` would, release all

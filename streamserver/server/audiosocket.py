@@ -564,11 +564,15 @@ class AudioSocketCall:
         while not ended and not host.too_long:
             if host.runner is not None and not host.runner.realtime:
                 await self._wait_room()
-            left = min(cfg.idle_timeout_s, self.expires_at - time.monotonic())
-            if left <= 0:
+            to_limit = self.expires_at - time.monotonic()
+            if to_limit <= 0:
                 host.too_long = True
                 break
-            got = await self._read_frames(time.monotonic() + left, idle=True)
+            # Which limit ends the wait is decided now: uvloop's millisecond timers
+            # can wake a hair before the deadline they were set for.
+            got = await self._read_frames(
+                time.monotonic() + min(cfg.idle_timeout_s, to_limit), idle=True,
+                at_limit=to_limit <= cfg.idle_timeout_s)
             if got is None:
                 break
             ended = self._handle(got)
@@ -640,9 +644,11 @@ class AudioSocketCall:
         # be an echo. It needs no frames from us to keep the call up.
         return
 
-    async def _read_frames(self, deadline: float, idle: bool = False) -> list[Frame] | None:
+    async def _read_frames(self, deadline: float, idle: bool = False,
+                           at_limit: bool = False) -> list[Frame] | None:
         """The next frames from Asterisk; None once the input ended (EOF, or the
-        server drains); raises IdleTimeout / ConfigTimeout past ``deadline``."""
+        server drains) or, with ``at_limit``, at ``deadline`` (max_session_s);
+        raises IdleTimeout / ConfigTimeout past ``deadline`` otherwise."""
         draining = self.state.drain_signal()
         if draining.done() or (self.leg is not None and self.leg.done.done()):
             return None
@@ -664,7 +670,7 @@ class AudioSocketCall:
         if draining.done() or (self.leg is not None and self.leg.done.done()):
             return None
         if idle:
-            if time.monotonic() >= self.expires_at:
+            if at_limit:
                 self._too_long()
                 return None
             raise IdleTimeout("no AudioSocket message within the idle timeout")
