@@ -66,7 +66,12 @@ def test_server_hands_freed_memory_back(tmp_path, allocator: str) -> None:
         assert "streamserver_memory_trimmed_bytes_total" in text
         rss = metric_value(text, "process_resident_memory_bytes")
         in_use = metric_value(text, 'streamserver_heap_bytes{kind="in_use"}')
-        assert 10 << 20 < in_use < rss
+        # Allocated bytes are mapped, not necessarily resident: CTranslate2 4.8
+        # mallocs ~0.7 GB at model load that it never touches (docs/benchmarks.md).
+        status = Path(f"/proc/{srv.proc.pid}/status").read_text()
+        mapped = 1024 * int(next(line.split()[1] for line in status.splitlines()
+                                 if line.startswith("VmSize:")))
+        assert 10 << 20 < in_use < mapped and 0 < rss < mapped
         assert metric_value(text, 'streamserver_heap_bytes{kind="free"}') >= 0
         said = [json.loads(line) for line in srv.log_text().splitlines()
                 if '"msg":"allocator"' in line]
@@ -81,7 +86,7 @@ def test_server_hands_freed_memory_back(tmp_path, allocator: str) -> None:
             assert "libjemalloc" not in maps
             assert said and said[0] == {**said[0], "allocator": "glibc", "arena_max": 2,
                                         "mmap_threshold_bytes": 4 << 20}
-            assert 0 < metric_value(text, 'streamserver_heap_bytes{kind="mmapped"}') < rss
+            assert 0 < metric_value(text, 'streamserver_heap_bytes{kind="mmapped"}') < mapped
         assert srv.proc.poll() is None
     finally:
         stop_server(srv)
