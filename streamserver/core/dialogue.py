@@ -193,6 +193,7 @@ class ArmedWindow:
     # A self-introduction ("this is Leah", "my name is ..."): the speaker's own name
     # follows at once, on the speaker's own channel; no answer, no next turn.
     intro: bool = False
+    whole_name: bool = False  # after "my name is": every word is the name (Introduction.whole)
     # A declaration ("my number is ..."): the speaker's own value follows at once, on
     # the speaker's own channel; otherwise it is an answer like any other.
     declared: bool = False
@@ -271,16 +272,26 @@ class Introduction:
     cue: int  # index of the phrase's first word ("this", "my")
     end_word: int  # index of its last word ("is"): the name follows
     stop: int | None  # index of the first word after the name (None: not said yet)
+    # "My name is ...": whatever follows is the name, however Whisper wrote it
+    # ("my name is please" for "my name's Leah"). After "this is" only name-like
+    # words are ("this is the billing team" is no name).
+    whole: bool = False
 
 
 # A speaker saying their own name: it follows the phrase at once. "This is" only
 # counts in a greeting ("thank you for calling ..., this is Leah, how can I help?").
-_INTRO_PHRASES = split_phrases(
-    "my name is | my name's | you're speaking with | you are speaking with"
-    " | you're speaking to | you are speaking to")
-_GREETING_INTRO = split_phrases("this is | here is")
+_NAME_IS = split_phrases("my name is | my name's | my name was")
+_INTRO_PHRASES = (*_NAME_IS, *split_phrases(
+    "you're speaking with | you are speaking with | you're speaking to | you are speaking to"))
+_GREETING_INTRO = split_phrases(
+    "this is | here is | you're through to | you are through to | you're with | you are with"
+    " | you've got | you have got")
+# "My name's" on a phone line often comes out "my name and": in a greeting only
+# ("I need my name and address updated" introduces no one).
+_GREETING_NAME_IS = split_phrases("my name and | my name in | my name as")
 _GREETINGS = frozenset({"calling", "reached", "welcome", "morning", "afternoon", "evening",
-                        "hi", "hello", "thank", "thanks", "holding", "support", "billing"})
+                        "hi", "hello", "thank", "thanks", "holding", "support", "billing",
+                        "care", "service", "waiting"})
 # How far back a greeting word makes "this is" an introduction.
 _GREETING_WORDS_BEFORE = 10
 # The name is at most this many words (a first and a last name, a title).
@@ -295,17 +306,55 @@ def find_introductions(words: Sequence[Word]) -> list[Introduction]:
     i = 0
     while i < len(bare):
         phrase = next((p for p in _INTRO_PHRASES if _at(bare, i, p)), None)
-        if phrase is None:
-            greeting = next((p for p in _GREETING_INTRO if _at(bare, i, p)), None)
-            if greeting is not None and _GREETINGS & set(
-                    bare[max(0, i - _GREETING_WORDS_BEFORE) : i]):
-                phrase = greeting
+        whole = phrase in _NAME_IS
+        if phrase is None and _GREETINGS & set(bare[max(0, i - _GREETING_WORDS_BEFORE) : i]):
+            phrase = next((p for p in _GREETING_NAME_IS if _at(bare, i, p)), None)
+            whole = phrase is not None
+            if phrase is None:
+                phrase = next((p for p in _GREETING_INTRO if _at(bare, i, p)), None)
         if phrase is None:
             i += 1
             continue
         end = i + len(phrase) - 1
-        out.append(Introduction(i, end, _name_stop(toks, bare, end)))
+        out.append(Introduction(i, end, _name_stop(toks, bare, end), whole))
         i = end + 1
+    return out
+
+
+# "Dana speaking, how can I help?": the name comes before the cue, at most this many
+# words of it, back to the clause before ("Hello, Dana speaking").
+_SPEAKING_NAME_WORDS = 2
+# Not a name before "speaking": "who am I speaking with", "I was speaking",
+# "generally speaking", "Spanish speaking".
+_NOT_SPEAKERS = frozenset({
+    "i", "i'm", "me", "you", "you're", "we", "we're", "he", "he's", "she", "she's", "they",
+    "they're", "who", "who's", "it", "it's", "that", "this", "am", "is", "are", "was", "were",
+    "be", "been", "being", "not", "no", "and", "or", "but", "the", "for", "of", "to", "with",
+    "generally", "roughly", "strictly", "technically", "broadly", "honestly", "frankly",
+    "legally", "spanish", "english", "french", "public", "still", "currently", "now", "just",
+    "while", "when", "after", "before", "about"})
+
+
+def names_before_speaking(toks: Sequence[Token]) -> list[tuple[int, int]]:
+    """``(first, end)`` word ranges of a name said before "speaking" in a greeting
+    ("Hello, Dana speaking", "Customer care, Jorge speaking"). Whatever Whisper wrote
+    there is masked: it is the name however garbled ("done a speaking")."""
+    bare = [t.bare for t in toks]
+    out = []
+    for i, word in enumerate(bare):
+        if word != "speaking" or i == 0 or (i + 1 < len(bare) and bare[i + 1] in {"with", "to"}):
+            continue
+        first = i
+        while (first > 0 and i - first < _SPEAKING_NAME_WORDS
+               and not toks[first - 1].raw.rstrip().endswith((",", ".", "!", "?", ":", ";"))
+               and bare[first - 1] not in _GREETINGS and bare[first - 1] not in _NOT_SPEAKERS):
+            first -= 1
+        if first == i:
+            continue
+        # In a greeting: a greeting word before the name, or the name opening the words.
+        before = set(bare[max(0, first - _GREETING_WORDS_BEFORE) : first])
+        if _GREETINGS & before or first == 0:
+            out.append((first, i))
     return out
 
 
@@ -424,6 +473,7 @@ class DialogueState:
         self._same_request = ms_to_samples(700)
         self._follow_up = ms_to_samples(8000)  # a weak request this soon refines the last
         self._intro = ms_to_samples(self.cfg.intro_window_ms)
+        self._pause = ms_to_samples(300)  # between sentences (find_requests)
         self._stretched = ms_to_samples(450)  # "is" takes ~0.2 s; longer holds more
         self._seen: deque[tuple[str, int, int | None]] = deque(maxlen=64)  # requests armed
         self._windows: deque[ArmedWindow] = deque(maxlen=16)
@@ -494,7 +544,8 @@ class DialogueState:
                     known.close(max(stop, known.start))
                 continue
             window = ArmedWindow(PERSON, start, start + self._intro, cue_start, channel,
-                                 limit=start + self._intro, answered=True, intro=True)
+                                 limit=start + self._intro, answered=True, intro=True,
+                                 whole_name=intro.whole)
             if stop is not None:
                 window.close(stop)
             self._windows.append(window)
@@ -515,6 +566,13 @@ class DialogueState:
         requests = (self._requests[1] if self._requests and self._requests[0] is words
                     else find_requests(words, self.entities))
         asking = {i for req in requests for i in range(req.first, req.end_word + 1)}
+        # Questions and requests ("can you read me the last four digits?", a garbled
+        # one included) are the asking party's: no answer starts in them on words alone.
+        bare = [t.bare for t in toks]
+        asked = {i for first, last in sentences(words, toks, self._pause)
+                 if toks[last - 1].raw.endswith("?")
+                 or any(_at(bare, k, f) for k in range(first, last) for f in _REQUEST_FRAMES)
+                 for i in range(first, last)}
         for window in self._windows:
             # From the first word that may be the value to the end of the answer,
             # everything is masked: what Whisper wrote after it ("I hate one
@@ -528,7 +586,10 @@ class DialogueState:
                 if run and w.start - words[run[-1]].end > self._join:
                     spans.append(self._span(run, window))
                     run = []
-                if (self._value_like(toks, i, w, window.entity, window.intro)
+                if (window.whole_name
+                        or self._value_like(toks, i, w, window.entity, window.intro,
+                                            answer=not (window.intro or window.declared
+                                                        or i in asked))
                         or (run and self._run_goes_on(window, toks, words, i))):
                     run.append(i)
                 elif run:
@@ -538,6 +599,8 @@ class DialogueState:
                 spans.append(self._span(run, window))
         if PERSON in self.entities:
             spans += self._swallowed_names(words)
+            spans += [WordSpan(a, b, PERSON, CONTEXT_SCORE, CONTEXT_REASON)
+                      for a, b in names_before_speaking(toks)]
         return spans
 
     def _swallowed_names(self, words: Sequence[Word]) -> list[WordSpan]:
@@ -571,13 +634,19 @@ class DialogueState:
         return WordSpan(run[0], run[-1] + 1, window.entity, CONTEXT_SCORE, CONTEXT_REASON)
 
     def _value_like(self, toks: Sequence[Token], i: int, word: Word, entity: str,
-                    intro: bool = False) -> bool:
+                    intro: bool = False, answer: bool = False) -> bool:
         """Whether an answer may start at word ``i``: not a cue ("last four", "social"),
         not merely a word Whisper was unsure of. (Right after an introduction no cue
-        is said: "this is three" is a name misheard.)"""
+        is said: "this is three" is a name misheard.) In the ``answer`` to a request
+        any word but small talk may: Whisper on a phone line writes a value's first
+        digits as ordinary words ("a mirror, mirror" for "eight thousand"), and the
+        question said what comes."""
         if (not intro and toks[i].bare in _CUE_WORDS
                 and not any(c.isdigit() for c in toks[i].raw)):
             return False
+        if answer and toks[i].bare and toks[i].bare not in _NEUTRAL and not any(
+                _at([t.bare for t in toks[i : i + 3]], 0, a) for a in _ACKNOWLEDGEMENTS):
+            return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
         if not self._candidate(toks[i], word, entity):
             return False
         if (not intro and word.probability < self.cfg.low_probability

@@ -83,6 +83,42 @@ def test_garbled_digits_and_unsure_words_count() -> None:
     assert masked_texts(state, words) == ["one", "night", "for", "a", "six", "blorp"]
 
 
+@pytest.mark.parametrize(("said", "masked"), [
+    # "eight thousand" heard as "a mirror, mirror, mirror": no digit, no homophone.
+    ("can I get the last four of your social? A mirror, mirror, mirror.",
+     ["mirror,", "mirror,", "mirror."]),
+    # The value's start garbled into words, its end heard: masked from the start.
+    ("go ahead with the card number. Kill all done L-486", ["Kill", "all", "done", "L-486"]),
+    # Small talk before the value is no part of it.
+    ("what's the zip code on the account? uh, yeah, sure, it's 9 8 1 7", ["9", "8", "1", "7"]),
+])
+def test_an_answer_is_masked_from_its_first_word_that_is_not_small_talk(
+        said: str, masked: list[str]) -> None:
+    """A request says a value comes: the answer's first word that is not small talk
+    ("uh", "sure", "it's") starts the mask, however Whisper wrote it."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(said)
+    state.observe(words)
+    assert masked_texts(state, words) == masked
+
+
+def test_a_follow_up_question_in_the_window_is_no_answer() -> None:
+    """A second question (garbled or not) while the first is armed is the asking
+    party's: its words start no answer; the digits after it do."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("which card would you like to use? can you read me the last four "
+                     "digits? go ahead whenever ready. 4 1 2 1")
+    state.observe(words)
+    assert masked_texts(state, words) == ["4", "1", "2", "1"]
+
+
+def test_an_acknowledgement_after_a_request_starts_no_answer() -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("what's the best number to reach you? okay, thank you")
+    state.observe(words)
+    assert masked_texts(state, words) == []
+
+
 def test_spelled_name_and_spoken_email() -> None:
     state = DialogueState(DEFAULT_ENTITIES)
     words = words_at("could you spell your last name for me? D E L G A D O")
@@ -382,3 +418,37 @@ def test_unsure_homophones_keep_a_declaration_open_and_are_masked() -> None:
              Word(" year", 28000, 32000, 0.3), Word(" old", 32000, 36000, 0.4)]
     state.observe(words)
     assert masked_texts(state, words) == ["free", "year", "old"]
+
+
+# ------------------------------------------------ introductions as call centres say them
+
+@pytest.mark.parametrize(("said", "name"), [
+    # "my name is": whatever follows is the name, however garbled.
+    ("Hi, you've reached billing, my name is please. How can I help?", ["please."]),
+    # "my name's Leah" heard as "my name and please" (in a greeting only).
+    ("Hi, you reached billing, my name and please.", ["please."]),
+    ("Hello, Dana speaking, what can I do for you today?", ["Dana"]),
+    ("Customer care, done a speaking. How may I help?", ["done", "a"]),
+    ("Hey there, thanks for waiting, you're with Jorge.", ["Jorge."]),
+    ("Thanks for calling, you're through to Marcus, how can I help?", ["Marcus,"]),
+])
+def test_a_greeting_introduction_masks_the_name(said: str, name: list[str]) -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(said)
+    state.observe(words)
+    assert masked_texts(state, words) == name
+
+
+@pytest.mark.parametrize("remark", [
+    "I need my name and address updated on the account.",
+    "Who am I speaking with?",
+    "Sorry, I was speaking to my husband.",
+    "Generally speaking the bill is higher in winter.",
+    "Do you have a Spanish speaking agent?",
+])
+def test_what_is_no_introduction_masks_nothing(remark: str) -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(remark)
+    state.observe(words)
+    assert masked_texts(state, words) == []
+    assert not [w for w in state.windows if w.intro]
