@@ -116,6 +116,8 @@ _DECLINES = split_phrases(
     "don't have | do not have | dont have | don't know | do not know | dont know | not sure"
     " | can't remember | cannot remember | don't remember | can't find | not with me"
     " | i have no | there's no | there is no | no idea | rather not"
+    " | have to find | have to look | have to check | go find | go look | not on me"
+    " | can't recall | cannot recall | don't recall"
 )
 # An utterance of only these is not the answer yet ("hold on, let me see").
 _FILLERS = {"um", "uh", "er", "erm", "hmm", "ah", "oh", "okay", "ok", "yeah", "yes", "sure",
@@ -194,6 +196,7 @@ class ArmedWindow:
     # follows at once, on the speaker's own channel; no answer, no next turn.
     intro: bool = False
     whole_name: bool = False  # after "my name is": every word is the name (Introduction.whole)
+    framed: bool = True  # armed by a framed request (Request.framed): any word may answer
     # A declaration ("my number is ..."): the speaker's own value follows at once, on
     # the speaker's own channel; otherwise it is an answer like any other.
     declared: bool = False
@@ -222,6 +225,9 @@ class Request:
     end_word: int  # index of the request's last word
     weak: bool = False  # only a weak cue ("the last four digits?"): may refine the one before
     declared: bool = False  # "my number is ...": the speaker gives the value, no one asks
+    # Asked with a question mark or a frame ("can I get"), not only a sentence that
+    # ends on a cue ("... on my account."), which a caller's remark can be too.
+    framed: bool = True
 
 
 def find_requests(words: Sequence[Word], entities: Iterable[str],
@@ -245,7 +251,7 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
                 entity, own, cue, verb = declared
                 out.append(Request(entity, own, cue, verb, declared=True))
             continue
-        entity, cue, cue_end, weak = found
+        entity, cue, cue_end, weak, framed = found
         # "... your last name for me, please?": small words after the cue belong to it.
         end = cue_end
         while (end + 1 < last and end - cue_end < _REQUEST_TAIL_WORDS
@@ -261,7 +267,7 @@ def find_requests(words: Sequence[Word], entities: Iterable[str],
                 ask = k
         while ask > first and bare[ask - 1] in _LEAD_INS:
             ask -= 1  # "and could you ...", "okay, so what's ..."
-        out.append(Request(entity, ask, cue, end, weak))
+        out.append(Request(entity, ask, cue, end, weak, framed=framed))
     # "My name is Marcus, how can I help?": "name" there introduces, it does not ask.
     intros = find_introductions(words)
     return [r for r in out if not any(i.cue <= r.cue <= i.end_word for i in intros)]
@@ -385,13 +391,21 @@ def sentences(words: Sequence[Word], toks: Sequence[Token], pause: int) -> list[
     return bounds
 
 
+def _wish(bare: Sequence[str], after: int) -> bool:
+    """"I need to update my account": a wish of the speaker's, not a request (the
+    frame's last word "need" followed by "to")."""
+    return 0 < after < len(bare) and bare[after - 1] == "need" and bare[after] == "to"
+
+
 def _requested_entity(toks: Sequence[Token], first: int, last: int, wanted: frozenset[str],
-                      finished: bool = True) -> tuple[str, int, int, bool] | None:
+                      finished: bool = True) -> tuple[str, int, int, bool, bool] | None:
     """(entity asked for, index of its cue's first word, of the last cue's last word,
-    whether the cue was a weak one), or None."""
+    whether the cue was a weak one, whether it was asked with a question mark or a
+    frame), or None."""
     bare = [t.bare for t in toks[first:last]]
     question = toks[last - 1].raw.endswith("?")
-    framed = question or any(_at(bare, i, f) for i in range(len(bare)) for f in _REQUEST_FRAMES)
+    framed = question or any(_at(bare, i, f) and not _wish(bare, i + len(f))
+                             for i in range(len(bare)) for f in _REQUEST_FRAMES)
     # A finished sentence that ends on a specific cue is a question Whisper
     # garbled: "I'm going to walk the street address." ("my name is ..." is not:
     # its value follows in the same sentence, where the detector reads it.)
@@ -407,7 +421,7 @@ def _requested_entity(toks: Sequence[Token], first: int, last: int, wanted: froz
         if hits:
             i, _, entity = min(hits)
             last_cue = max(j - neg_len - 1 for j, neg_len, _ in hits)
-            return entity, first + i, first + last_cue, weak
+            return entity, first + i, first + last_cue, weak, framed
     return None
 
 
@@ -511,7 +525,8 @@ class DialogueState:
             self._seen.append((entity, cue_start, channel))
             start = words[req.end_word].end
             window = ArmedWindow(entity, start, start + self._max, request_start, channel,
-                                 limit=start + self._max, declared=req.declared)
+                                 limit=start + self._max, declared=req.declared,
+                                 framed=req.framed)
             # A newer request ends the window before it (one question at a time).
             for other in self._windows:
                 if other.start <= request_start < other.end:
@@ -568,6 +583,9 @@ class DialogueState:
         asking = {i for req in requests for i in range(req.first, req.end_word + 1)}
         # Questions and requests ("can you read me the last four digits?", a garbled
         # one included) are the asking party's: no answer starts in them on words alone.
+        # (A request Whisper ran on into its answer, "... the social to pull it up A
+        # mirror, mirror", is all asking: measured, starting the answer after the
+        # request's last word there masked more of the agent's words than it saved.)
         bare = [t.bare for t in toks]
         asked = {i for first, last in sentences(words, toks, self._pause)
                  if toks[last - 1].raw.endswith("?")
@@ -588,8 +606,9 @@ class DialogueState:
                     run = []
                 if (window.whole_name
                         or self._value_like(toks, i, w, window.entity, window.intro,
-                                            answer=not (window.intro or window.declared
-                                                        or i in asked))
+                                            answer=window.framed and not (
+                                                window.intro or window.declared
+                                                or i in asked))
                         or (run and self._run_goes_on(window, toks, words, i))):
                     run.append(i)
                 elif run:

@@ -112,6 +112,21 @@ def test_a_follow_up_question_in_the_window_is_no_answer() -> None:
     assert masked_texts(state, words) == ["4", "1", "2", "1"]
 
 
+def test_a_wish_is_no_request_and_an_unframed_cue_arms_only_values() -> None:
+    """"I need to update my account" asks nothing; a sentence that only ends on a
+    cue ("... the street address.", a garbled question, or a remark) arms the
+    answer's value-like words, not every word."""
+    assert find_requests(words_at("I need to update something on my account."),
+                         DEFAULT_ENTITIES) == []
+    (request,) = find_requests(words_at("I need your date of birth."), DEFAULT_ENTITIES)
+    assert request.framed
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at("I'm going to walk the street address. sure, twelve oh four main")
+    state.observe(words)
+    assert [r.framed for r in find_requests(words, DEFAULT_ENTITIES)] == [False]
+    assert masked_texts(state, words) == ["twelve", "oh", "four", "main"]
+
+
 def test_an_acknowledgement_after_a_request_starts_no_answer() -> None:
     state = DialogueState(DEFAULT_ENTITIES)
     words = words_at("what's the best number to reach you? okay, thank you")
@@ -128,6 +143,18 @@ def test_spelled_name_and_spoken_email() -> None:
     words = words_at("what email should I send it to? yolanda dot castillo at yahoo dot com")
     state.observe(words)
     assert masked_texts(state, words) == ["yolanda", "dot", "castillo", "at", "yahoo", "dot", "com"]
+
+
+@pytest.mark.parametrize("decline", [
+    "Hmm, I'd have to go find it.",
+    "Uh, I don't know it offhand, sorry.",
+    "I'd have to look it up, it's not on me.",
+])
+def test_a_decline_masks_nothing_even_though_any_word_may_start_an_answer(decline: str) -> None:
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(f"What's the card number? {decline}")
+    state.observe(words)
+    assert masked_texts(state, words) == []
 
 
 def test_a_clear_decline_closes_the_window() -> None:
