@@ -324,6 +324,9 @@ def test_a_dropped_name_in_a_greeting_is_armed_speech() -> None:
     "This is the third time I have called about it.",
     "this is great, thanks",
     "I think this is wrong on my bill",
+    "Sorry, I was speaking to my husband.",
+    "Generally speaking the bill is higher in winter.",
+    "Do you have a Spanish speaking agent?",
 ])
 def test_this_is_outside_a_greeting_arms_nothing(remark: str) -> None:
     state = DialogueState(DEFAULT_ENTITIES)
@@ -466,16 +469,12 @@ def test_a_greeting_introduction_masks_the_name(said: str, name: list[str]) -> N
     assert masked_texts(state, words) == name
 
 
-@pytest.mark.parametrize("remark", [
-    "I need my name and address updated on the account.",
-    "Who am I speaking with?",
-    "Sorry, I was speaking to my husband.",
-    "Generally speaking the bill is higher in winter.",
-    "Do you have a Spanish speaking agent?",
-])
-def test_what_is_no_introduction_masks_nothing(remark: str) -> None:
-    state = DialogueState(DEFAULT_ENTITIES)
-    words = words_at(remark)
-    state.observe(words)
-    assert masked_texts(state, words) == []
-    assert not [w for w in state.windows if w.intro]
+def test_asking_for_a_name_is_no_introduction() -> None:
+    """These ask for a name (the answer is armed), they introduce no one."""
+    for remark in ("I need my name and address updated on the account.",
+                   "Who am I speaking with?"):
+        state = DialogueState(DEFAULT_ENTITIES)
+        words = words_at(remark)
+        state.observe(words)
+        assert masked_texts(state, words) == [], remark
+        assert not [w for w in state.windows if w.intro], remark
