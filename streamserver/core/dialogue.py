@@ -161,7 +161,7 @@ _CUE_INDEX = _index(_CUES)
 # "I'm going to walk the street address."); "account" or "card" alone are not.
 _TRAILING_CUES = split_phrases(
     "social | social security | social security number | ssn | zip code | postal code"
-    " | date of birth | birth date | email address | street address | card number"
+    " | date of birth | birth date | email address | address | card number"
     " | account number | member id | member number | phone number | security code"
     " | expiration date | routing number | spell that | spell it")
 _CUE_WORDS = frozenset(w for phrase, _ in (*_CUE_INDEX, *_index(_WEAK_CUES)) for w in phrase)
@@ -409,8 +409,12 @@ def _requested_entity(toks: Sequence[Token], first: int, last: int, wanted: froz
     # A finished sentence that ends on a specific cue is a question Whisper
     # garbled: "I'm going to walk the street address." ("my name is ..." is not:
     # its value follows in the same sentence, where the detector reads it.)
-    trailing = finished and bool(bare) and any(
-        _at(bare, len(bare) - len(phrase), phrase) for phrase in _TRAILING_CUES)
+    # "And the service address, please." asks as plainly: a framed request.
+    polite = len(bare) > 1 and bare[-1] == "please"
+    cued = bare[:-1] if polite else bare
+    trailing = finished and bool(cued) and any(
+        _at(cued, len(cued) - len(phrase), phrase) for phrase in _TRAILING_CUES)
+    framed = framed or (trailing and polite)
     if not (framed or trailing):
         return None
     if any(_at(bare, i, d) for i in range(len(bare)) for d in _DECLINES):
@@ -605,7 +609,7 @@ class DialogueState:
                     spans.append(self._span(run, window))
                     run = []
                 if (window.whole_name
-                        or self._value_like(toks, i, w, window.entity, window.intro,
+                        or self._value_like(toks, i, w, window.entity, window.intro, masking=True,
                                             answer=window.framed and not (
                                                 window.intro or window.declared
                                                 or i in asked))
@@ -653,15 +657,18 @@ class DialogueState:
         return WordSpan(run[0], run[-1] + 1, window.entity, CONTEXT_SCORE, CONTEXT_REASON)
 
     def _value_like(self, toks: Sequence[Token], i: int, word: Word, entity: str,
-                    intro: bool = False, answer: bool = False) -> bool:
+                    intro: bool = False, answer: bool = False, masking: bool = False) -> bool:
         """Whether an answer may start at word ``i``: not a cue ("last four", "social"),
         not merely a word Whisper was unsure of. (Right after an introduction no cue
         is said: "this is three" is a name misheard.) In the ``answer`` to a request
         any word but small talk may: Whisper on a phone line writes a value's first
         digits as ordinary words ("a mirror, mirror" for "eight thousand"), and the
-        question said what comes."""
+        question said what comes. When ``masking`` (not when deciding whether the
+        answer came), a number word that is also a cue word ("four") is a digit
+        unless beside another cue word ("the last four")."""
         if (not intro and toks[i].bare in _CUE_WORDS
-                and not any(c.isdigit() for c in toks[i].raw)):
+                and not any(c.isdigit() for c in toks[i].raw)
+                and not (masking and self._lone_number(toks, i))):
             return False
         if answer and toks[i].bare and toks[i].bare not in _NEUTRAL and not any(
                 _at([t.bare for t in toks[i : i + 3]], 0, a) for a in _ACKNOWLEDGEMENTS):
@@ -677,6 +684,17 @@ class DialogueState:
             return False
         # "a" / "I" are the article and the pronoun unless beside other letters or digits.
         return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
+
+    @staticmethod
+    def _lone_number(toks: Sequence[Token], i: int) -> bool:
+        """A number word that is part of a cue only beside another cue word ("the
+        last four", "four digits"); alone it is a digit ("it's four one one one")."""
+        if classify_number(toks[i]) is None:
+            return False
+        before = i > 0 and not toks[i - 1].sentence_end
+        after = i + 1 < len(toks) and not toks[i].sentence_end
+        return not any(toks[j].bare in _CUE_WORDS and classify_number(toks[j]) is None
+                       for j, beside in ((i - 1, before), (i + 1, after)) if beside)
 
     def armed_ranges(self, start: int, end: int,
                      channel: int | None = None) -> list[tuple[int, int, str]]:

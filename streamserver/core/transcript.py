@@ -106,9 +106,14 @@ class Transcript:
         return words, first, n_committed
 
     def relabel(self, first: int, n_committed: int, spans: Sequence[WordSpan]) -> None:
-        """Replace the labels of the committed words in a detector window."""
-        for i in range(first, first + n_committed):
-            self._labels.pop(i, None)
+        """Label the committed words in a detector window.
+
+        A label is never taken back, only replaced by another: the audio plan keeps
+        every range it was given (fail closed), so a word whose audio was masked
+        for an earlier window's span must not come out in clear because a later
+        window, with more words after it, found nothing there ("The last four or
+        51-36." masked, then "… 51-36. or" judged a list). Text and audio agree.
+        """
         # Where spans of different entities overlap, a word takes the label of the
         # surest span, and of the longer one on a tie: "Michael.Johnson at
         # example.com" is one email, not a name and an email.

@@ -127,6 +127,37 @@ def test_a_wish_is_no_request_and_an_unframed_cue_arms_only_values() -> None:
     assert masked_texts(state, words) == ["twelve", "oh", "four", "main"]
 
 
+def test_a_cue_then_please_is_a_request() -> None:
+    (request,) = find_requests(words_at("And the service address, please."), DEFAULT_ENTITIES)
+    assert request.entity == "LOCATION" and request.framed
+
+
+@pytest.mark.parametrize("said", [
+    "Okay and the card number please. Yeah it's four one one one",
+    "can I get the last four of your social? four one one one",
+])
+def test_four_is_a_digit_unless_it_is_part_of_the_cue(said: str) -> None:
+    """"four" is a cue word ("the last four") and a digit: as the answer's first
+    digit it is masked with the rest."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    words = words_at(said)
+    state.observe(words)
+    assert masked_texts(state, words)[-4:] == ["four", "one", "one", "one"]
+
+
+def test_a_number_word_ending_the_question_is_not_its_answer() -> None:
+    """"What's the house number and three[street]": a hypothesis of the question
+    with a number word in it must not count as the answer given in the question's
+    own utterance, which would close the window before the real answer."""
+    state = DialogueState(DEFAULT_ENTITIES)
+    question = words_at("What's the house number and three")
+    state.observe(question)
+    state.utterance_ended(question[0].start, question[-1].end)
+    answer = words_at("All right, 82 Harmon Road.", start_s=3.0)
+    state.observe(question + answer)
+    assert "82" in masked_texts(state, question + answer)
+
+
 def test_an_acknowledgement_after_a_request_starts_no_answer() -> None:
     state = DialogueState(DEFAULT_ENTITIES)
     words = words_at("what's the best number to reach you? okay, thank you")

@@ -84,6 +84,9 @@ WHISPER_POSITIVES = [
     # the run stays masked when "Perfect." follows it (a real-time final read "41 3 5").
     ("Hold on. Okay, {41 3 5.} Perfect. Not 10.", (NUMBER_SEQUENCE,)),
     ("Okay, {4135.} Perfect.", (NUMBER_SEQUENCE,)),
+    # Nor does a word after it that would count it ("5 or 6"): a real-time window
+    # read "The last four or 51-36. or" as a quantity.
+    ("The last four or {51 -36.} or", ("*",)),
     ("My card number is {5129141777631703} and it expires next year.", (CREDIT_CARD,)),
     ("Sure, my social security number is {1 ~-3 ~-0 ~-77 ~-4 ~-6 ~-3 ~-2.}", (US_SSN,)),
     ("Sure, my social security number is {69536635}", (US_SSN,)),

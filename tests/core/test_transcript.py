@@ -193,3 +193,26 @@ def test_a_name_inside_an_email_is_labelled_as_the_email() -> None:
     events = t.render(never)
     assert finals(events) == ["to [EMAIL_ADDRESS]"]
     assert [e["entity"] for e in events if e["type"] == "redaction"] == ["EMAIL_ADDRESS"]
+
+
+def test_a_label_is_never_taken_back_by_a_later_window() -> None:
+    """The audio plan keeps every range it was given; the text keeps every label,
+    so a later window that finds nothing ("… 51-36. or": a list?) cannot show in
+    clear a value whose audio was masked (a real-time text leak on a phone call)."""
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" four", 0), w(" or", 1), w(" 51", 2), w("-36.", 3)]))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(2, 4, "NUMBER_SEQUENCE", 0.6)])
+    t.take(update([w(" or", 4)], ended=True))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [])
+    assert finals(t.render(never)) == ["four or ##-##. or"]
+    # Another label may replace it.
+    t = Transcript("hash", right_context=3)
+    t.take(update([w(" is", 0), w(" 4111", 1), w(" 1111", 2)]))
+    _, first, n = t.window(with_tentative=False)
+    t.relabel(first, n, [WordSpan(1, 2, "NUMBER_SEQUENCE", 0.6)])
+    t.relabel(first, n, [WordSpan(1, 3, "CREDIT_CARD", 0.9)])
+    t.take(update([], ended=True))
+    events = t.render(never)
+    assert [x["entity"] for x in events[0]["words"]] == [None, "CREDIT_CARD", "CREDIT_CARD"]

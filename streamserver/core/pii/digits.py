@@ -120,7 +120,9 @@ def digit_spans(
         count = len(run.digits)
         at_end = run.last == n
         after = toks[run.last] if run.last < n else None
-        quantity = after is not None and (
+        # (A word after the number's sentence has ended counts nothing: "51-36. Or
+        # …" is a number, then a new sentence.)
+        quantity = after is not None and not toks[run.last - 1].sentence_end and (
             after.bare in QUANTITY_WORDS or after.bare in _COUNTED or (after.raw[:1] == "%")
         )
         before = toks[run.first - 1].bare if run.first else ""
