@@ -230,8 +230,13 @@ class Request:
     framed: bool = True
 
 
+# A pause this long between words ends a sentence (tiny.en often leaves a call
+# unpunctuated).
+_SENTENCE_PAUSE = ms_to_samples(300)
+
+
 def find_requests(words: Sequence[Word], entities: Iterable[str],
-                  pause: int = ms_to_samples(300)) -> list[Request]:
+                  pause: int = _SENTENCE_PAUSE) -> list[Request]:
     """Requests for a value among ``words``, one per sentence that asks for one.
 
     Sentences end at ``.?!`` or at a ``pause`` between words (tiny.en often writes
@@ -491,7 +496,6 @@ class DialogueState:
         self._same_request = ms_to_samples(700)
         self._follow_up = ms_to_samples(8000)  # a weak request this soon refines the last
         self._intro = ms_to_samples(self.cfg.intro_window_ms)
-        self._pause = ms_to_samples(300)  # between sentences (find_requests)
         self._stretched = ms_to_samples(450)  # "is" takes ~0.2 s; longer holds more
         self._seen: deque[tuple[str, int, int | None]] = deque(maxlen=64)  # requests armed
         self._windows: deque[ArmedWindow] = deque(maxlen=16)
@@ -591,7 +595,7 @@ class DialogueState:
         # mirror, mirror", is all asking: measured, starting the answer after the
         # request's last word there masked more of the agent's words than it saved.)
         bare = [t.bare for t in toks]
-        asked = {i for first, last in sentences(words, toks, self._pause)
+        asked = {i for first, last in sentences(words, toks, _SENTENCE_PAUSE)
                  if toks[last - 1].raw.endswith("?")
                  or any(_at(bare, k, f) for k in range(first, last) for f in _REQUEST_FRAMES)
                  for i in range(first, last)}
@@ -670,9 +674,10 @@ class DialogueState:
                 and not any(c.isdigit() for c in toks[i].raw)
                 and not (masking and self._lone_number(toks, i))):
             return False
-        if answer and toks[i].bare and toks[i].bare not in _NEUTRAL and not any(
-                _at([t.bare for t in toks[i : i + 3]], 0, a) for a in _ACKNOWLEDGEMENTS):
-            return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
+        if answer and toks[i].bare and toks[i].bare not in _NEUTRAL:
+            ahead = [t.bare for t in toks[i : i + 3]]
+            if not any(_at(ahead, 0, a) for a in _ACKNOWLEDGEMENTS):
+                return toks[i].bare not in {"a", "i"} or _beside_value(toks, i)
         if not self._candidate(toks[i], word, entity):
             return False
         if (not intro and word.probability < self.cfg.low_probability
@@ -781,7 +786,7 @@ class DialogueState:
                     return
         # Before any value: only a question is the next turn ("hold on. okay, 4135"
         # is still the answer).
-        for first, last in sentences(said, toks, ms_to_samples(300))[1:]:
+        for first, last in sentences(said, toks, _SENTENCE_PAUSE)[1:]:
             if toks[last - 1].raw.endswith("?") and (answered is None or first > answered):
                 window.close(said[first].start)
                 return

@@ -66,7 +66,8 @@ def test_words_a_number_may_take_in_wait_with_it() -> None:
     t.relabel(first, n, [WordSpan(1, 2, "ACCOUNT_NUMBER", 0.6)])
     assert finals(t.render(never)) == ["is ##"]
     # A plain word the detector labelled on the way still waits for context: the
-    # label may go as more words come ("this is" before a name).
+    # span may yet be widened or relabelled as more words come ("this is" before a
+    # name); a label is never taken back.
     t = Transcript("hash", right_context=3)
     t.take(update([w(" so", 0), w(" is", 1), w(" Bianca.", 2)]))
     _, first, n = t.window(with_tentative=False)
