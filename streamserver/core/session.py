@@ -465,7 +465,7 @@ class Session:
                   and s.score >= cfg.score_threshold]
         for span in wanted:
             lane.plan.add(*self._cover(job.words, span))
-        lane.text.relabel(job.first_index, job.n_committed, wanted)
+        lane.text.relabel(job.first_index, job.n_committed, wanted, job.words)
         if update is not None:
             lane.decided = max(lane.decided, update.analysed_until)
             for payload in lane.text.render(lambda w: bool(lane.plan.ranges(w.start, w.end))):

@@ -44,6 +44,8 @@ class _OpenRun:
     before_end: int | None  # end of the kept word before it
 
 
+# Bounds the hypothesis labels kept between finals (a few per pass at most).
+_MAX_HEARD_LABELS = 256
 _HAS_DIGIT_OR_AT = re.compile(r"[\d@]")
 _ALNUM = re.compile(r"[A-Za-z0-9]")
 
@@ -75,6 +77,8 @@ class Transcript:
         self._words: list[Word] = []
         self._base = 0
         self._labels: dict[int, Label] = {}
+        # Labels given to words of a hypothesis, by time: (start, end, label).
+        self._heard_labels: list[tuple[int, int, Label]] = []
         self._final_upto = 0
         self._ended_upto = 0  # words before this index belong to ended utterances
         self.tentative: list[Word] = []
@@ -105,21 +109,46 @@ class Transcript:
             words = words + self.tentative
         return words, first, n_committed
 
-    def relabel(self, first: int, n_committed: int, spans: Sequence[WordSpan]) -> None:
-        """Label the committed words in a detector window.
+    def relabel(self, first: int, n_committed: int, spans: Sequence[WordSpan],
+                words: Sequence[Word] = ()) -> None:
+        """Label the committed words in a detector window (``words``: the window,
+        committed then tentative; only needed for spans over tentative words).
 
         A label is never taken back, only replaced by another: the audio plan keeps
         every range it was given (fail closed), so a word whose audio was masked
         for an earlier window's span must not come out in clear because a later
         window, with more words after it, found nothing there ("The last four or
         51-36." masked, then "… 51-36. or" judged a list). Text and audio agree.
+        For the same reason a span over words of the hypothesis is remembered by
+        time: the audio under it is masked at once, and the words committed there
+        later ("3 -5 cameras" heard, "3 5 7 7." committed and judged plain, as
+        "in" before a number reads as a time) carry its label.
         """
         # Where spans of different entities overlap, a word takes the label of the
         # surest span, and of the longer one on a tie: "Michael.Johnson at
         # example.com" is one email, not a name and an email.
         for span in sorted(spans, key=lambda s: (s.score, s.last - s.first)):
+            label = (span.entity, span.score, span.reason)
             for i in range(span.first, min(span.last, n_committed)):
-                self._labels[first + i] = (span.entity, span.score, span.reason)
+                self._labels[first + i] = label
+            heard = words[max(span.first, n_committed) : span.last]
+            if heard:
+                self._heard_labels.append((heard[0].start, max(w.end for w in heard), label))
+        del self._heard_labels[:-_MAX_HEARD_LABELS]
+        for i in range(max(first, self._final_upto), first + n_committed):
+            if i not in self._labels and (label := self._heard_label(i)) is not None:
+                self._labels[i] = label
+
+    def _heard_label(self, i: int) -> Label | None:
+        """The surest label heard over most of committed word ``i``'s time."""
+        w = self._words[i - self._base]
+        length = max(1, w.end - w.start)
+        best: Label | None = None
+        for start, end, label in self._heard_labels:
+            overlap = min(end, max(w.end, w.start + 1)) - max(start, w.start)
+            if 2 * overlap >= length and (best is None or label[1] > best[1]):
+                best = label
+        return best
 
     def render(self, masked: Callable[[Word], bool]) -> list[dict[str, Any]]:
         """Events for what became final since last time, then the partial."""
@@ -295,3 +324,6 @@ class Transcript:
             del self._words[:drop]
             self._labels = {k: v for k, v in self._labels.items() if k >= keep_from}
             self._base = keep_from
+        # A hypothesis label over final words only can label nothing any more.
+        final_end = self._words[self._final_upto - 1 - self._base].end
+        self._heard_labels = [h for h in self._heard_labels if h[1] > final_end]

@@ -233,6 +233,8 @@ HARD_NEGATIVES = [
     "I'll be there in 30 minutes.",
     "The call took 45 minutes and I waited 2 hours.",
     "I waited 20 minutes on hold.",
+    "The offer ends in 10 days.",  # "ends in" + digits is a last four only without a unit
+    "The promotion ended in 2024.",
     "She ran a mile in 5:30.",
     "I'll reverse them, you should see the credit in 3 to 5 business days.",
     "We'll take a 15 minute break.",

@@ -236,6 +236,9 @@ SEQUENCES = [
     ("ticket {5 5 9 2 1}", (NUMBER_SEQUENCE,)),
     ("it says {0 7 7 4} on the box", (NUMBER_SEQUENCE,)),
     ("they sent {88213} by text", (NUMBER_SEQUENCE,)),
+    # "in" before the last digits of something is no time: "ends in 3577".
+    ("It ends in {3 5 7 7.}", (NUMBER_SEQUENCE,)),
+    ("Is it the one ending in {4817?}", (NUMBER_SEQUENCE,)),
     # Order, ticket and tracking numbers are digit sequences, not phone numbers.
     ("The invoice number is {7 7 4 0 1 2.}", (NUMBER_SEQUENCE,)),
     ("The tracking number is {9400 1118 9922 3344 5566 77.}", (NUMBER_SEQUENCE,)),

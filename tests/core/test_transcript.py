@@ -217,3 +217,40 @@ def test_a_label_is_never_taken_back_by_a_later_window() -> None:
     t.take(update([], ended=True))
     events = t.render(never)
     assert [x["entity"] for x in events[0]["words"]] == [None, "CREDIT_CARD", "CREDIT_CARD"]
+
+
+def at(text: str, start_ms: int, end_ms: int) -> Word:
+    return Word(text, start_ms * 16, end_ms * 16, 0.9, True)
+
+
+def test_words_committed_where_a_hypothesis_was_labelled_keep_its_label() -> None:
+    """A span over the hypothesis masks its audio at once; the words later committed
+    over that audio must not come out in clear because the window they are judged in
+    finds nothing ("3 -5 cameras" heard and masked as a card, "It ends in 3 5 7 7."
+    committed, "in" + four digits read as a time: the real-time text leak of a
+    phone dialogue, audio fully masked, digits in the transcript)."""
+    t = Transcript("hash", right_context=3)
+    heard = [at(" 3", 1250, 1450), at(" -5", 1450, 1700), at(" cameras", 1700, 2400)]
+    t.take(update([at(" please.", 0, 800)], heard))
+    words, first, n = t.window(with_tentative=True)
+    t.relabel(first, n, [WordSpan(1, 3, "CREDIT_CARD", 0.6)], words)
+    said = [at(" It", 900, 1000), at(" ends", 1000, 1100), at(" in", 1100, 1200),
+            at(" 3", 1250, 1450), at(" 5", 1450, 1650), at(" 7", 1700, 1900),
+            at(" 7.", 1900, 2200)]
+    t.take(update(said, ended=True))
+    words, first, n = t.window(with_tentative=True)
+    t.relabel(first, n, [], words)
+    events = t.render(never)
+    # "3 5" lie under the heard span; "7 7." under "cameras", which it left out.
+    assert " ".join(finals(events)) == "please. It ends in # # 7 7."
+    assert [e["entity"] for e in events if e["type"] == "redaction"] == ["CREDIT_CARD"]
+
+
+def test_hypothesis_labels_stay_bounded_and_do_not_outlive_their_words() -> None:
+    t = Transcript("hash", right_context=1, left_context=4)
+    for i in range(500):
+        t.take(update([w(" word", i)], [w(" 5", i + 1)]))
+        words, first, n = t.window(with_tentative=True)
+        t.relabel(first, n, [WordSpan(n, n + 1, "NUMBER_SEQUENCE", 0.6)], words)
+        t.render(never)
+    assert len(t._heard_labels) <= 3

@@ -52,6 +52,9 @@ _TIME_PREPOSITIONS = {
     "after", "before", "until", "till", "til", "around", "about", "in", "for", "within",
     "by", "past", "than", "over", "under", "every", "since", "only", "just", "like",
 }  # fmt: skip
+# "ending in 4321", "it ends in 3 5 7 7": the last digits of a card, account or
+# phone number, never a time ("in 20 minutes").
+_ENDING = {"ending", "ends", "ended"}
 _PLACE_PREPOSITIONS = {"to", "on", "from", "near", "into", "onto", "toward", "towards", "of"}
 _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 # After a number, besides QUANTITY_WORDS: it is a length ("8 characters", "4 digits").
@@ -151,7 +154,7 @@ def digit_spans(
         score = SCORE_CONTEXT
         if ctx is not None:
             single = run.last - run.first == 1
-            ending_in = run.first >= 2 and toks[run.first - 2].bare in {"ending", "ends", "ended"}
+            ending_in = run.first >= 2 and toks[run.first - 2].bare in _ENDING
             looks_like_time = ctx != Trigger.DOB and not ending_in and (
                 (before in _TIME_PREPOSITIONS | _WEEKDAYS and count <= 4)
                 or (before == "at" and single and count <= 2 and int(run.digits) <= 12)
@@ -480,7 +483,10 @@ def _other_sequence(
         return False  # counting: "one two three four", "5 4 3 2 1"
     if run.first:
         prev = toks[run.first - 1]
-        if prev.bare in _TIME_PREPOSITIONS | _WEEKDAYS | {"at"} and len(digits) <= 4:
+        ending_in = prev.bare in {"in", "with"} and run.first >= 2 and (
+            toks[run.first - 2].bare in _ENDING)
+        if (prev.bare in _TIME_PREPOSITIONS | _WEEKDAYS | {"at"} and len(digits) <= 4
+                and not ending_in):
             return False  # "at 10 45", "Tuesday 1030"
         if prev.bare in _PLACE_PREPOSITIONS:
             return False  # "moved to 6015 Sunset...", "up to 4500": a house number, an amount
