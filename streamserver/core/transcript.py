@@ -136,8 +136,8 @@ class Transcript:
                 self._heard_labels.append((heard[0].start, max(w.end for w in heard), label))
         del self._heard_labels[:-_MAX_HEARD_LABELS]
         for i in range(max(first, self._final_upto), first + n_committed):
-            if i not in self._labels and (label := self._heard_label(i)) is not None:
-                self._labels[i] = label
+            if i not in self._labels and (heard_label := self._heard_label(i)) is not None:
+                self._labels[i] = heard_label
 
     def _heard_label(self, i: int) -> Label | None:
         """The surest label heard over most of committed word ``i``'s time."""
