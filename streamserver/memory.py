@@ -27,7 +27,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,67 @@ def _mallctl_write_u64(name: str, value: int) -> bool:
 
 def _mallctl_void(name: str) -> bool:
     return _mallctl is not None and _mallctl(name.encode(), None, None, None, 0) == 0
+
+
+def _mallctl_read_ssize(name: str) -> int | None:
+    value = ctypes.c_ssize_t(0)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    if _mallctl is None or _mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size),
+                                    None, 0) != 0:
+        return None
+    return int(value.value)
+
+
+def _mallctl_write_ssize(name: str, value: int) -> bool:
+    new = ctypes.c_ssize_t(value)
+    return _mallctl is not None and _mallctl(name.encode(), None, None, ctypes.byref(new),
+                                             ctypes.sizeof(new)) == 0
+
+
+def _arena_count() -> int:
+    value = ctypes.c_uint(0)
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    if _mallctl is None or _mallctl(b"arenas.narenas", ctypes.byref(value),
+                                    ctypes.byref(size), None, 0) != 0:
+        return 0
+    return int(value.value)
+
+
+def _set_decay(dirty_ms: int, muzzy_ms: int) -> None:
+    """jemalloc's decay for arenas made from now on and for every existing one (an
+    arena not created yet, such as the one for large blocks, refuses: it takes the
+    default when it is)."""
+    _mallctl_write_ssize("arenas.dirty_decay_ms", dirty_ms)
+    _mallctl_write_ssize("arenas.muzzy_decay_ms", muzzy_ms)
+    for i in range(_arena_count()):
+        _mallctl_write_ssize(f"arena.{i}.dirty_decay_ms", dirty_ms)
+        _mallctl_write_ssize(f"arena.{i}.muzzy_decay_ms", muzzy_ms)
+
+
+@contextmanager
+def freeing_at_once() -> Iterator[None]:
+    """Under jemalloc, pages freed inside the block go back to the kernel at once.
+
+    For loading models. CTranslate2 4.8 packs Whisper's weights for MKL at load
+    (``CT2_PACKED_GEMM``, on by default: a fifth less CPU per audio second here):
+    it allocates ~0.75 GB it mostly never writes, and frees the unpacked weights
+    and its scratch as it goes. With decay off (:data:`JEMALLOC_CONF`) those freed
+    pages are still resident when the packed buffers reuse them, so ~95 MB of
+    buffer nobody writes stayed in RSS for the process's life, where glibc's fresh
+    mappings cost nothing (benchmarks/load_memory.py). Decay back to what it was
+    afterwards. A no-op on glibc.
+    """
+    if not jemalloc_active():
+        yield
+        return
+    dirty = _mallctl_read_ssize("arenas.dirty_decay_ms")
+    muzzy = _mallctl_read_ssize("arenas.muzzy_decay_ms")
+    _set_decay(0, 0)
+    try:
+        yield
+    finally:
+        if dirty is not None and muzzy is not None:
+            _set_decay(dirty, muzzy)
 
 
 def jemalloc_environment(environ: Mapping[str, str]) -> dict[str, str] | None:

@@ -188,6 +188,71 @@ def test_jemalloc_keeps_freed_pages_until_the_purge_returns_them() -> None:
     assert result["interval"] == memory.JEMALLOC_PURGE_INTERVAL_S
 
 
+_LOAD_PROBE = r"""
+import ctypes, json
+from streamserver import memory
+assert memory.jemalloc_active()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+MB = 1 << 20
+
+def load_like():
+    # What loading a packed model does: scratch written and freed, then big
+    # buffers allocated of which only a little is ever written.
+    scratch = [libc.malloc(16 * MB) for _ in range(12)]
+    for p in scratch:
+        ctypes.memset(p, 1, 16 * MB)
+    for p in scratch:
+        libc.free(p)
+    return [libc.malloc(16 * MB) for _ in range(12)]
+
+base = memory.rss_bytes()
+kept = load_like()  # decay off: the new buffers reuse the resident freed pages
+outside = memory.rss_bytes() - base
+memory.trim()
+outside_trimmed = memory.rss_bytes() - base
+base = memory.rss_bytes()
+with memory.freeing_at_once():
+    kept += load_like()
+inside = memory.rss_bytes() - base
+print(json.dumps({"outside": outside, "outside_trimmed": outside_trimmed, "inside": inside,
+                  "decay": [memory._mallctl_read_ssize("arenas.dirty_decay_ms"),
+                            memory._mallctl_read_ssize("arena.0.dirty_decay_ms"),
+                            memory._mallctl_read_ssize("arena.0.muzzy_decay_ms")]}))
+"""
+
+
+def test_memory_freed_while_loading_is_not_kept_under_the_buffers_that_follow() -> None:
+    """CTranslate2 4.8 packs Whisper's weights at load: it frees scratch and then
+    allocates big buffers it mostly never writes. With jemalloc's decay off the
+    buffers land on the freed, still resident pages, and no purge can return them
+    (they are allocated): ~95 MB for the process's life. Inside ``freeing_at_once``
+    freed pages go back at once; decay is restored after it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = memory.jemalloc_environment(os.environ)
+    assert env is not None
+    done = subprocess.run([sys.executable, "-c", _LOAD_PROBE], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["outside"] > 150 << 20, result  # the unwritten buffers are resident
+    assert result["outside_trimmed"] > 150 << 20, result  # and a purge cannot help
+    assert result["inside"] < 40 << 20, result
+    assert result["decay"] == [-1, -1, -1], result  # JEMALLOC_CONF's, restored
+
+
+def test_freeing_at_once_is_a_no_op_on_glibc() -> None:
+    assert not memory.jemalloc_active()
+    with memory.freeing_at_once():
+        pass
+
+
 def test_allocator_setting_is_validated() -> None:
     assert ServerConfig().allocator == "auto"
     for name in ("auto", "jemalloc", "glibc"):

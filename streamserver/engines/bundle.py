@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import memory
 from ..config import AsrConfig, SessionConfig
 from ..core.asr import AsrJob
 from ..core.session import DetectJob, Job, Session
@@ -42,13 +43,14 @@ class Engines:
 
             asr_cfg = replace(asr_cfg, cpu_threads=max(1, (os.cpu_count() or 1) // workers))
         t0 = time.perf_counter()
-        asr = WhisperEngine(asr_cfg, num_workers=workers)
-        vad = SileroVadModel()
-        # Every entity, every score: each session applies its own policy
-        # (entities, score_threshold) to the shared detector's output.
-        detector = PresidioPiiDetector(score_threshold=0.0)
-        asr.warm_up()
-        detector.warm_up()
+        with memory.freeing_at_once():  # what loading frees is not kept resident
+            asr = WhisperEngine(asr_cfg, num_workers=workers)
+            vad = SileroVadModel()
+            # Every entity, every score: each session applies its own policy
+            # (entities, score_threshold) to the shared detector's output.
+            detector = PresidioPiiDetector(score_threshold=0.0)
+            asr.warm_up()
+            detector.warm_up()
         log.info("models loaded", extra={"load_s": round(time.perf_counter() - t0, 2)})
         return cls(asr, vad, detector, asr_cfg, VadConfig())
 
