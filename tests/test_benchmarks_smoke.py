@@ -242,6 +242,16 @@ def test_asr_memory_benchmark_runs(tmp_path: Path) -> None:
     assert out.with_suffix(".png").stat().st_size > 0
 
 
+def test_load_memory_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "load_memory.json"
+    run_benchmark("load_memory.py", "--variants", "default,keep", "--out", str(out))
+    result = json.loads(out.read_text())
+    rows = {row["key"]: row for row in result["variants"]}
+    assert set(rows) == {"default", "keep"}
+    assert rows["default"]["freeing_at_once"] and not rows["keep"]["freeing_at_once"]
+    assert all(100 < row["rss_mb"] < row["mapped_mb"] for row in rows.values())
+
+
 def test_heap_census_benchmark_runs(tmp_path: Path) -> None:
     clips = tmp_path / "data" / "pii_dev"
     clips.mkdir(parents=True)
