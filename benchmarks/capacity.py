@@ -502,11 +502,16 @@ async def run_level(url: str, pid: int, n: int, program: np.ndarray | list[np.nd
                             audio_s)
     speech = sum(r["stats"].get("speech_ms", 0) for r in results)
     deadline = sum(r["stats"].get("deadline_masked_ms", 0) for r in results)
+    held = sum(r["stats"].get("deadline_held_digits_ms", 0) for r in results)
     jitter = np.array([j for r in results for j in r["jitter"]]) * 1000
     lags = np.array([g for r in results for g in r["lags"]])
     return {
         "sessions": n,
         "deadline_masked_share": round(deadline / speech, 4) if speech else None,
+        # Of it: digits still being said at their deadline, held masked on purpose
+        # (use_hypothesis_evidence); the rest is speech whose pass came late.
+        "deadline_held_digits_share": round(held / speech, 4) if speech else None,
+        "deadline_late_share": round((deadline - held) / speech, 4) if speech else None,
         "jitter_ms_p50": round(float(np.percentile(jitter, 50)), 1) if jitter.size else None,
         "jitter_ms_p99": round(float(np.percentile(jitter, 99)), 1) if jitter.size else None,
         "jitter_ms_max": round(float(jitter.max()), 1) if jitter.size else None,

@@ -56,6 +56,10 @@ class Metrics:
         self.deadline_masked = Counter(
             "streamserver_deadline_masked_seconds",
             "Speech masked because its decision missed the release deadline", registry=r)
+        self.deadline_held_digits = Counter(
+            "streamserver_deadline_held_digits_seconds",
+            "Of that, digits still being said (heard, not yet committed): held on purpose",
+            registry=r)
         self.unexplained_speech = Counter(
             "streamserver_unexplained_speech_seconds",
             "Speech the VAD heard and no recognised word covers", registry=r)
@@ -133,6 +137,7 @@ class Metrics:
         self.speech.inc(float(stats.get("speech_ms", 0)) / 1000)
         self.masked.inc(float(stats.get("masked_ms", 0)) / 1000)
         self.deadline_masked.inc(float(stats.get("deadline_masked_ms", 0)) / 1000)
+        self.deadline_held_digits.inc(float(stats.get("deadline_held_digits_ms", 0)) / 1000)
         self.unexplained_speech.inc(float(stats.get("unexplained_speech_ms", 0)) / 1000)
         self.unexplained_masked.inc(float(stats.get("unexplained_masked_ms", 0)) / 1000)
         self.requests_heard.inc(float(stats.get("requests_heard", 0)))

@@ -92,6 +92,10 @@ class SessionStats:
     speech_ms: float = 0.0
     masked_ms: float = 0.0
     deadline_masked_ms: float = 0.0
+    # Of deadline_masked_ms: digits the latest pass heard at its end and had not
+    # committed (a number still being said), held masked on purpose; the rest is
+    # speech whose pass came too late.
+    deadline_held_digits_ms: float = 0.0
     # Speech the VAD heard and no word covers (Whisper dropped or missed it); masked
     # where a question armed the answer, or everywhere with mask_unexplained.
     unexplained_speech_ms: float = 0.0
@@ -563,6 +567,7 @@ class Session:
         self.stats.speech_ms += counts.speech * ms
         self.stats.masked_ms += counts.masked * ms
         self.stats.deadline_masked_ms += counts.undecided * ms
+        self.stats.deadline_held_digits_ms += counts.held_digits * ms
         self.stats.unexplained_speech_ms += counts.unexplained * ms
         self.stats.unexplained_masked_ms += counts.unexplained_masked * ms
         # Bounded output frames (200 ms), whatever the size of the release.
@@ -625,6 +630,7 @@ class Session:
         all_decided = self._all_decided_after_finish()
         speech = np.zeros(n, dtype=bool)
         undecided = np.zeros(n, dtype=bool)
+        held_digits = np.zeros(n, dtype=bool)
         unexplained = np.zeros(n, dtype=bool)
         unexplained_masked = np.zeros(n, dtype=bool)
         lane_masks: list[np.ndarray] = []
@@ -636,20 +642,24 @@ class Session:
                 late[: max(0, min(n, lane.decided - a0))] = False
             else:
                 late &= idx >= lane.decided
+            held = np.zeros(n, dtype=bool)
             if lane.unsure_values:
                 # A digit the latest pass heard but has not committed ("my number is
                 # A3 -0", the number still being said) is not decided either: the
                 # audio is never less masked than the partial transcript shows it.
-                late |= heard_lane & ~planned & at_client(
+                held = heard_lane & ~planned & ~late & at_client(
                     ranges_to_mask(lane.unsure_values, a0, a1 - a0))
+                late |= held
             if all_decided or not lane.entities:  # nothing to redact: nothing is late
                 late[:] = False
+                held[:] = False
             worded = lane.heard.ranges(a0, a1) + lane.heard_tentative
             wordless = heard_lane & ~late & ~at_client(ranges_to_mask(worded, a0, a1 - a0))
             masked_wordless = at_client(self._unexplained_policy(lane, a0, a1)) & wordless
             self._report_unexplained(lane, start, masked_wordless)
             speech |= heard_lane
             undecided |= late
+            held_digits |= held
             unexplained |= wordless
             unexplained_masked |= masked_wordless & ~planned
             lane_mask = planned | late if self.cfg.on_deadline == "mask" else planned
@@ -661,7 +671,8 @@ class Session:
             mask = any_masked = np.logical_or.reduce(lane_masks)
         return mask, _BlockCounts(
             speech=int(speech.sum()), masked=int(any_masked.sum()),
-            undecided=int(undecided.sum()), unexplained=int(unexplained.sum()),
+            undecided=int(undecided.sum()), held_digits=int((held_digits & undecided).sum()),
+            unexplained=int(unexplained.sum()),
             unexplained_masked=int(unexplained_masked.sum()))
 
     def _unexplained_policy(self, lane: _Lane, a0: int, a1: int) -> np.ndarray:
@@ -808,6 +819,7 @@ class _BlockCounts:
     speech: int = 0
     masked: int = 0
     undecided: int = 0
+    held_digits: int = 0  # of undecided: digits still being said
     unexplained: int = 0
     unexplained_masked: int = 0
 

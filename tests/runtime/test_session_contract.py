@@ -199,8 +199,12 @@ def test_an_unlabelled_digit_still_being_said_is_held_to_the_partial(
     assert names_only[region].any()  # no digit is part of a name: the policy wants none
     if heard[0] == " apple":
         assert held[region].any() and session.stats.deadline_masked_ms == 0
+        assert session.stats.deadline_held_digits_ms == 0
     elif heard[0] == " 45 dollars":
         assert held[region].any()  # (while no pass had heard "dollars" yet, it was held)
     else:
         assert not held[region].any()
         assert session.stats.deadline_masked_ms > 500  # counted as undecided speech
+        # ... and as held on purpose: every pass came in time (asap).
+        assert session.stats.deadline_held_digits_ms > 500
+        assert session.stats.deadline_held_digits_ms <= session.stats.deadline_masked_ms
