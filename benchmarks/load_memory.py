@@ -12,11 +12,12 @@ the server therefore loads its models inside ``memory.freeing_at_once``. Whether
 the pages are reused depends on the heap's layout, so this measures the real
 server: a process loading only the models shows no difference.
 
-Each variant starts ``streamserver serve`` on a loopback port, waits for
-``/readyz``, lets the 2 s purge run twice, and reads the process's RSS, anonymous
-RSS and mapped size. Variants: jemalloc with ``freeing_at_once`` (the default) and
-without it (patched out by a ``sitecustomize`` on the server's path: the load as
-before the change), packing off, and glibc. Writes JSON.
+Each variant starts ``streamserver serve`` on a loopback port (capacity.py's
+``start_server``), waits for ``/readyz``, lets the 2 s purge run twice, and reads
+the process's RSS, anonymous RSS and mapped size. Variants: jemalloc with
+``freeing_at_once`` (the default) and without it (patched out by a
+``sitecustomize`` on the server's path: the load as before the change), packing
+off, and glibc. Writes JSON.
 """
 
 from __future__ import annotations
@@ -26,17 +27,15 @@ import json
 import os
 import platform
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from capacity import ROOT, free_port, server_allocator, start_server
 
 # Put on the server's path for the "decay off while loading" variant.
 _KEEP_FREED = """
@@ -56,51 +55,23 @@ VARIANTS = {
 
 
 def run_variant(allocator: str, packed: str, load: str) -> dict[str, Any]:
-    env = {"CT2_PACKED_GEMM": packed}
+    env = {"CT2_PACKED_GEMM": packed, "STREAMSERVER_ALLOCATOR": allocator}
     with tempfile.TemporaryDirectory() as tmp:
         if load == "keep":
             Path(tmp, "sitecustomize.py").write_text(_KEEP_FREED)
             env["PYTHONPATH"] = os.pathsep.join([tmp, str(ROOT)])
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamserver.cli", "--log-level", "warning", "serve",
-             "--host", "127.0.0.1", "--port", str(free_port()), "--allocator", allocator],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
-            env={**os.environ, **env})
-        port = None
+        proc = start_server(free_port(), 2, 8, Path(tmp) / "server.log", env=env)
         try:
-            port = wait_ready(proc)
             time.sleep(5)  # two purges (JEMALLOC_PURGE_INTERVAL_S)
             status = Path(f"/proc/{proc.pid}/status").read_text()
-            maps = Path(f"/proc/{proc.pid}/maps").read_text()
+            in_use = server_allocator(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    if ("jemalloc" in maps) != (allocator == "jemalloc"):
-        raise SystemExit(f"{allocator} was asked for and not in use (port {port})")
+    if in_use != allocator:
+        raise SystemExit(f"{allocator} was asked for, {in_use} is in use")
     return {k: int(re.search(k + r":\s+(\d+)", status).group(1)) // 1024  # type: ignore[union-attr]
             for k in ("VmRSS", "RssAnon", "VmSize")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(proc: subprocess.Popen[bytes]) -> int:
-    """The port the server listens on, once ``/readyz`` says ready."""
-    port = int(proc.args[proc.args.index("--port") + 1])  # type: ignore[union-attr,index]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return port
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("the server did not become ready")
 
 
 def main() -> None:
