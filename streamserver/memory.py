@@ -152,8 +152,9 @@ def jemalloc_active() -> bool:
     return _mallctl is not None
 
 
-def _mallctl_read_size(name: str) -> int | None:
-    value = ctypes.c_size_t(0)
+def _mallctl_read(name: str, ctype: Any = ctypes.c_size_t) -> int | None:
+    """A jemalloc setting or statistic of C type ``ctype`` (None if unreadable)."""
+    value = ctype(0)
     size = ctypes.c_size_t(ctypes.sizeof(value))
     if _mallctl is None or _mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size),
                                     None, 0) != 0:
@@ -161,8 +162,8 @@ def _mallctl_read_size(name: str) -> int | None:
     return int(value.value)
 
 
-def _mallctl_write_u64(name: str, value: int) -> bool:
-    new = ctypes.c_uint64(value)
+def _mallctl_write(name: str, value: int, ctype: Any = ctypes.c_uint64) -> bool:
+    new = ctype(value)
     return _mallctl is not None and _mallctl(name.encode(), None, None, ctypes.byref(new),
                                              ctypes.sizeof(new)) == 0
 
@@ -171,39 +172,15 @@ def _mallctl_void(name: str) -> bool:
     return _mallctl is not None and _mallctl(name.encode(), None, None, None, 0) == 0
 
 
-def _mallctl_read_ssize(name: str) -> int | None:
-    value = ctypes.c_ssize_t(0)
-    size = ctypes.c_size_t(ctypes.sizeof(value))
-    if _mallctl is None or _mallctl(name.encode(), ctypes.byref(value), ctypes.byref(size),
-                                    None, 0) != 0:
-        return None
-    return int(value.value)
-
-
-def _mallctl_write_ssize(name: str, value: int) -> bool:
-    new = ctypes.c_ssize_t(value)
-    return _mallctl is not None and _mallctl(name.encode(), None, None, ctypes.byref(new),
-                                             ctypes.sizeof(new)) == 0
-
-
-def _arena_count() -> int:
-    value = ctypes.c_uint(0)
-    size = ctypes.c_size_t(ctypes.sizeof(value))
-    if _mallctl is None or _mallctl(b"arenas.narenas", ctypes.byref(value),
-                                    ctypes.byref(size), None, 0) != 0:
-        return 0
-    return int(value.value)
-
-
 def _set_decay(dirty_ms: int, muzzy_ms: int) -> None:
     """jemalloc's decay for arenas made from now on and for every existing one (an
     arena not created yet, such as the one for large blocks, refuses: it takes the
     default when it is)."""
-    _mallctl_write_ssize("arenas.dirty_decay_ms", dirty_ms)
-    _mallctl_write_ssize("arenas.muzzy_decay_ms", muzzy_ms)
-    for i in range(_arena_count()):
-        _mallctl_write_ssize(f"arena.{i}.dirty_decay_ms", dirty_ms)
-        _mallctl_write_ssize(f"arena.{i}.muzzy_decay_ms", muzzy_ms)
+    prefixes = ["arenas", *(f"arena.{i}" for i in range(
+        _mallctl_read("arenas.narenas", ctypes.c_uint) or 0))]
+    for prefix in prefixes:
+        _mallctl_write(f"{prefix}.dirty_decay_ms", dirty_ms, ctypes.c_ssize_t)
+        _mallctl_write(f"{prefix}.muzzy_decay_ms", muzzy_ms, ctypes.c_ssize_t)
 
 
 @contextmanager
@@ -222,8 +199,8 @@ def freeing_at_once() -> Iterator[None]:
     if not jemalloc_active():
         yield
         return
-    dirty = _mallctl_read_ssize("arenas.dirty_decay_ms")
-    muzzy = _mallctl_read_ssize("arenas.muzzy_decay_ms")
+    dirty = _mallctl_read("arenas.dirty_decay_ms", ctypes.c_ssize_t)
+    muzzy = _mallctl_read("arenas.muzzy_decay_ms", ctypes.c_ssize_t)
     _set_decay(0, 0)
     try:
         yield
@@ -262,9 +239,9 @@ def heap_stats() -> dict[str, int]:
     memory outside malloc (thread stacks, runtimes' own mappings).
     """
     if jemalloc_active():
-        _mallctl_write_u64("epoch", 1)  # jemalloc's statistics are a snapshot per epoch
-        allocated = _mallctl_read_size("stats.allocated")
-        resident = _mallctl_read_size("stats.resident")
+        _mallctl_write("epoch", 1)  # jemalloc's statistics are a snapshot per epoch
+        allocated = _mallctl_read("stats.allocated")
+        resident = _mallctl_read("stats.resident")
         if allocated is None or resident is None:
             return {}
         return {"in_use": allocated, "free": max(0, resident - allocated)}

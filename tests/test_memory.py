@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
@@ -166,7 +167,9 @@ print(json.dumps({"held": held, "peak": peak, "kept_rss": kept_rss, "settled": m
 """
 
 
-def test_jemalloc_keeps_freed_pages_until_the_purge_returns_them() -> None:
+def _run_under_jemalloc(probe: str) -> dict[str, Any]:
+    """Run ``probe`` in a Python with jemalloc preloaded as the server gets it; its
+    JSON output."""
     import json
     import os
     import subprocess
@@ -174,10 +177,15 @@ def test_jemalloc_keeps_freed_pages_until_the_purge_returns_them() -> None:
 
     env = memory.jemalloc_environment(os.environ)
     assert env is not None
-    done = subprocess.run([sys.executable, "-c", _JEMALLOC_PROBE], env=env,
+    done = subprocess.run([sys.executable, "-c", probe], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_jemalloc_keeps_freed_pages_until_the_purge_returns_them() -> None:
+    result = _run_under_jemalloc(_JEMALLOC_PROBE)
     assert result["kept"] == 200
     assert result["held"] > 200 << 20  # mallctl stats see the worker's blocks
     assert result["after"]["in_use"] < result["held"] - (150 << 20)
@@ -218,9 +226,9 @@ with memory.freeing_at_once():
     kept += load_like()
 inside = memory.rss_bytes() - base
 print(json.dumps({"outside": outside, "outside_trimmed": outside_trimmed, "inside": inside,
-                  "decay": [memory._mallctl_read_ssize("arenas.dirty_decay_ms"),
-                            memory._mallctl_read_ssize("arena.0.dirty_decay_ms"),
-                            memory._mallctl_read_ssize("arena.0.muzzy_decay_ms")]}))
+                  "decay": [memory._mallctl_read(name, ctypes.c_ssize_t) for name in (
+                      "arenas.dirty_decay_ms", "arena.0.dirty_decay_ms",
+                      "arena.0.muzzy_decay_ms")]}))
 """
 
 
@@ -230,17 +238,7 @@ def test_memory_freed_while_loading_is_not_kept_under_the_buffers_that_follow() 
     buffers land on the freed, still resident pages, and no purge can return them
     (they are allocated): ~95 MB for the process's life. Inside ``freeing_at_once``
     freed pages go back at once; decay is restored after it."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = memory.jemalloc_environment(os.environ)
-    assert env is not None
-    done = subprocess.run([sys.executable, "-c", _LOAD_PROBE], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = _run_under_jemalloc(_LOAD_PROBE)
     assert result["outside"] > 150 << 20, result  # the unwritten buffers are resident
     assert result["outside_trimmed"] > 150 << 20, result  # and a purge cannot help
     assert result["inside"] < 40 << 20, result

@@ -671,7 +671,7 @@ class Session:
             mask = any_masked = np.logical_or.reduce(lane_masks)
         return mask, _BlockCounts(
             speech=int(speech.sum()), masked=int(any_masked.sum()),
-            undecided=int(undecided.sum()), held_digits=int((held_digits & undecided).sum()),
+            undecided=int(undecided.sum()), held_digits=int(held_digits.sum()),
             unexplained=int(unexplained.sum()),
             unexplained_masked=int(unexplained_masked.sum()))
 

@@ -318,12 +318,13 @@ class Transcript:
         return self.tentative[0].start if self.tentative else None
 
     def _trim(self) -> None:
+        # A hypothesis label over final words only can label nothing any more (read
+        # before the trim: with no left context the last final word goes too).
+        final_end = self._words[self._final_upto - 1 - self._base].end
+        self._heard_labels = [h for h in self._heard_labels if h[1] > final_end]
         keep_from = self._final_upto - self.left_context
         drop = keep_from - self._base
         if drop > 64:
             del self._words[:drop]
             self._labels = {k: v for k, v in self._labels.items() if k >= keep_from}
             self._base = keep_from
-        # A hypothesis label over final words only can label nothing any more.
-        final_end = self._words[self._final_upto - 1 - self._base].end
-        self._heard_labels = [h for h in self._heard_labels if h[1] > final_end]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streamserver.core.asr import AsrUpdate
 from streamserver.core.transcript import Transcript, substitute
 from streamserver.core.types import Word, WordSpan
@@ -246,8 +248,10 @@ def test_words_committed_where_a_hypothesis_was_labelled_keep_its_label() -> Non
     assert [e["entity"] for e in events if e["type"] == "redaction"] == ["CREDIT_CARD"]
 
 
-def test_hypothesis_labels_stay_bounded_and_do_not_outlive_their_words() -> None:
-    t = Transcript("hash", right_context=1, left_context=4)
+@pytest.mark.parametrize("left_context", [0, 4])
+def test_hypothesis_labels_stay_bounded_and_do_not_outlive_their_words(
+        left_context: int) -> None:
+    t = Transcript("hash", right_context=1, left_context=left_context)
     for i in range(500):
         t.take(update([w(" word", i)], [w(" 5", i + 1)]))
         words, first, n = t.window(with_tentative=True)

@@ -154,7 +154,7 @@ def digit_spans(
         score = SCORE_CONTEXT
         if ctx is not None:
             single = run.last - run.first == 1
-            ending_in = run.first >= 2 and toks[run.first - 2].bare in _ENDING
+            ending_in = _after_ending(toks, run.first)
             looks_like_time = ctx != Trigger.DOB and not ending_in and (
                 (before in _TIME_PREPOSITIONS | _WEEKDAYS and count <= 4)
                 or (before == "at" and single and count <= 2 and int(run.digits) <= 12)
@@ -447,6 +447,12 @@ def has_health_context(toks: Sequence[Token]) -> bool:
     return False
 
 
+def _after_ending(toks: Sequence[Token], first: int) -> bool:
+    """Whether the run at ``first`` follows "ending / ends / ended" and one word
+    ("ending in 4321"): the last digits of something, no time."""
+    return first >= 2 and toks[first - 2].bare in _ENDING
+
+
 def _other_sequence(
     toks: Sequence[Token],
     nums: Sequence[NumberWord | None],
@@ -483,8 +489,7 @@ def _other_sequence(
         return False  # counting: "one two three four", "5 4 3 2 1"
     if run.first:
         prev = toks[run.first - 1]
-        ending_in = prev.bare in {"in", "with"} and run.first >= 2 and (
-            toks[run.first - 2].bare in _ENDING)
+        ending_in = prev.bare in {"in", "with"} and _after_ending(toks, run.first)
         if (prev.bare in _TIME_PREPOSITIONS | _WEEKDAYS | {"at"} and len(digits) <= 4
                 and not ending_in):
             return False  # "at 10 45", "Tuesday 1030"
